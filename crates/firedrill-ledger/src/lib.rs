@@ -1,0 +1,20 @@
+//! The ledger of every operation, the fault timeline, the audit set, and the
+//! pure analysis that turns them into RPO and RTO figures, as defined in
+//! DESIGN.md's measurement semantics.
+//!
+//! Nothing here does I/O or reads a clock: a saved run can be re-analysed
+//! and re-rendered without the store.
+
+mod analysis;
+pub mod codec;
+pub mod events;
+mod types;
+
+pub use analysis::{aggregate, analyze, check, Percentiles};
+pub use types::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger file is corrupt: {0}")]
+    Corrupt(String),
+}

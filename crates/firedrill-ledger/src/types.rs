@@ -1,0 +1,231 @@
+//! Data the engine records and the analysis reads. All times are
+//! microseconds since drill start on the one observer clock (firedrill's
+//! monotonic clock); never a store's clock.
+
+use serde::{Deserialize, Serialize};
+
+/// Microseconds since drill start, observer clock.
+pub type Micros = u64;
+
+/// What the client learned about one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Outcome {
+    /// The store acknowledged the write.
+    Ok = 0,
+    /// The store definitely rejected it (or it was never sent).
+    Fail = 1,
+    /// Timeout, reset or lost connection: it may or may not have happened.
+    Unknown = 2,
+}
+
+/// One ledger entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Unique, dense from 1 across the trial.
+    pub seq: u64,
+    pub t_invoke: Micros,
+    pub t_done: Micros,
+    pub outcome: Outcome,
+}
+
+/// When one fault step took effect and when it was healed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// Index of the step in the spec's schedule.
+    pub step: usize,
+    /// `kill`, `stop`, `pause`, `resume`, `cut_replication`, …
+    pub action: String,
+    /// The node it hit (a role resolved to a name).
+    pub node: String,
+    /// This is the disaster step: its start is t_fault.
+    pub disaster: bool,
+    /// Injection started.
+    pub t_start: Micros,
+    /// Injection call returned: the fault is in effect. None if it failed.
+    pub t_done: Option<Micros>,
+    pub heal_start: Option<Micros>,
+    pub heal_done: Option<Micros>,
+    /// Why injection or heal failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One replication-lag sample, taken about every 100 ms before the fault.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LagSample {
+    pub t: Micros,
+    /// Index into `Timeline::nodes`.
+    pub node: u16,
+    /// Data-loss window if this node were promoted now.
+    pub lag_us: Micros,
+}
+
+/// Everything about a trial besides the ledger and the audit set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Node names, for `LagSample::node`.
+    pub nodes: Vec<String>,
+    /// End of warmup: the schedule's `at` offsets count from here.
+    pub measure_start: Micros,
+    /// When the workload stopped issuing operations.
+    pub workload_end: Micros,
+    pub faults: Vec<FaultRecord>,
+    /// The store or firedrill noticed the failure (promote issued, leader
+    /// change seen, …).
+    pub detected: Option<Micros>,
+    /// Recovery action (promote / command) start and end.
+    pub recovery_start: Option<Micros>,
+    pub recovery_done: Option<Micros>,
+    /// The node the recovery made authoritative, if known.
+    pub promoted: Option<String>,
+    pub lag_samples: Vec<LagSample>,
+}
+
+/// SLO parameters for the RTO, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    pub bucket_us: Micros,
+    pub success_ratio: f64,
+    pub p99_us: Option<Micros>,
+    pub stable_for_us: Micros,
+    pub recovery_timeout_us: Micros,
+}
+
+impl Default for Slo {
+    fn default() -> Self {
+        Slo {
+            bucket_us: 100_000,
+            success_ratio: 0.99,
+            p99_us: None,
+            stable_for_us: 5_000_000,
+            recovery_timeout_us: 60_000_000,
+        }
+    }
+}
+
+/// Objectives to check a trial against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Objectives {
+    pub rpo_us: Option<Micros>,
+    pub rto_us: Option<Micros>,
+}
+
+/// The ids found in the recovered authoritative store. Kept sorted, with
+/// repeats, so duplicates stay visible.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditSet {
+    ids: Vec<u64>,
+}
+
+impl AuditSet {
+    pub fn new(mut ids: Vec<u64>) -> Self {
+        ids.sort_unstable();
+        AuditSet { ids }
+    }
+    /// Sorted ids, repeats included.
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+// ------------------------------------------------------------ results
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RpoFigures {
+    /// max(0, t_fault_done − min(t_done of lost)), seconds; 0 when nothing
+    /// acknowledged was lost.
+    pub achieved_s: f64,
+    /// Replication lag of the node to be promoted just before the fault.
+    pub predicted_s: Option<f64>,
+    /// Acknowledged writes missing from the recovered store.
+    pub lost: u64,
+    /// Lost writes acknowledged after t_fault_done.
+    pub zombie_lost: u64,
+    pub unknown_survived: u64,
+    pub unknown_lost: u64,
+    /// Writes the store rejected that are present anyway (should be 0).
+    pub fail_survived: u64,
+    /// Ids present more than once.
+    pub duplicates: u64,
+    /// Ids present that were never written (corruption).
+    pub phantoms: u64,
+    /// First and last lost acknowledgement, seconds relative to t_fault.
+    pub loss_span_s: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    /// First failed/unknown op, relative to t_fault (negative if the outage
+    /// began before the disaster).
+    pub impact_s: Option<f64>,
+    pub detected_s: Option<f64>,
+    /// First acknowledged write invoked after the fault took effect.
+    pub first_write_s: Option<f64>,
+    pub recovered_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RtoFigures {
+    /// t_recovered − t_incident; None when the service never recovered
+    /// within recovery_timeout.
+    pub achieved_s: Option<f64>,
+    /// Start of the incident, relative to t_fault (≤ 0).
+    pub incident_s: Option<f64>,
+    pub phases: Phases,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounts {
+    pub ok: u64,
+    pub fail: u64,
+    pub unknown: u64,
+}
+
+/// One SLO bucket, for timelines in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Bucket start, seconds relative to t_fault (or to measure_start when
+    /// there is no fault).
+    pub start_s: f64,
+    pub ok: u32,
+    pub fail: u32,
+    pub unknown: u32,
+    pub healthy: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// Observer time of the disaster's start and effect (µs since start).
+    pub t_fault_us: Option<Micros>,
+    pub t_fault_done_us: Option<Micros>,
+    pub rpo: RpoFigures,
+    pub rto: RtoFigures,
+    pub ops: OpCounts,
+    /// Buckets from the first fault step to the end of the workload.
+    pub buckets: Vec<Bucket>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+/// The check of one trial against the objectives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveCheck {
+    /// None when no rpo objective was given.
+    pub rpo_met: Option<bool>,
+    pub rto_met: Option<bool>,
+    /// Human reasons for each violation.
+    pub reasons: Vec<String>,
+}

@@ -1,0 +1,382 @@
+//! Processes firedrill started, and only those.
+//!
+//! Safety rule: firedrill signals a process only through a [`ProcHandle`]
+//! recorded when the process was started (or read from a pid file the user
+//! pointed at). A handle carries the pid *and* the kernel's start time of
+//! that pid, so a recycled pid is never signalled. Nothing matches
+//! processes by name.
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::{Gid, Pid, Uid, User};
+use serde::{Deserialize, Serialize};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("process {pid} is not the one firedrill recorded (it exited, or its pid was reused)")]
+    NotOurs { pid: i32 },
+    #[error("cannot signal process {pid}: {source}")]
+    Signal { pid: i32, source: nix::Error },
+    #[error("cannot read pid file {path}: {msg}")]
+    PidFile { path: String, msg: String },
+    #[error("unprivileged user {user:?}: {msg}")]
+    User { user: String, msg: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A process firedrill may signal: pid plus the start time the kernel gave
+/// it (field 22 of /proc/PID/stat, in clock ticks since boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcHandle {
+    pub pid: i32,
+    pub start_time: u64,
+    /// The process leads its own process group (firedrill started it with
+    /// one), so the group signal reaches its whole tree at once.
+    pub group_leader: bool,
+}
+
+/// Fields of /proc/PID/stat that matter here.
+struct Stat {
+    state: char,
+    ppid: i32,
+    pgrp: i32,
+    start_time: u64,
+}
+
+fn read_stat(pid: i32) -> Option<Stat> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and ')': fields start after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); field N is f[N-3].
+    Some(Stat {
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        start_time: f.get(19)?.parse().ok()?,
+    })
+}
+
+impl ProcHandle {
+    /// Records a process just started by firedrill.
+    pub fn of_child(pid: i32, group_leader: bool) -> Result<Self, ProcError> {
+        let st = read_stat(pid).ok_or(ProcError::NotOurs { pid })?;
+        Ok(ProcHandle {
+            pid,
+            start_time: st.start_time,
+            group_leader: group_leader && st.pgrp == pid,
+        })
+    }
+
+    /// Reads the first line of a pid file (PostgreSQL's postmaster.pid
+    /// starts with the pid). Used for endpoints the user declared.
+    pub fn from_pid_file(path: &Path) -> Result<Self, ProcError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ProcError::PidFile {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let pid: i32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .filter(|p| *p > 1)
+            .ok_or_else(|| ProcError::PidFile {
+                path: path.display().to_string(),
+                msg: "first line is not a pid".into(),
+            })?;
+        let st = read_stat(pid).ok_or(ProcError::NotOurs { pid })?;
+        Ok(ProcHandle {
+            pid,
+            start_time: st.start_time,
+            group_leader: st.pgrp == pid,
+        })
+    }
+
+    /// The process is running (not exited, not a zombie) and is still the
+    /// one recorded.
+    pub fn is_alive(&self) -> bool {
+        match read_stat(self.pid) {
+            Some(st) => st.start_time == self.start_time && st.state != 'Z' && st.state != 'X',
+            None => false,
+        }
+    }
+
+    /// The process is stopped (SIGSTOP).
+    pub fn is_stopped(&self) -> bool {
+        matches!(read_stat(self.pid), Some(st) if st.start_time == self.start_time && st.state == 'T')
+    }
+
+    fn check(&self) -> Result<(), ProcError> {
+        if self.is_alive() {
+            Ok(())
+        } else {
+            Err(ProcError::NotOurs { pid: self.pid })
+        }
+    }
+
+    /// Signals the process only.
+    pub fn signal(&self, sig: Signal) -> Result<(), ProcError> {
+        self.check()?;
+        kill(Pid::from_raw(self.pid), sig).map_err(|source| ProcError::Signal {
+            pid: self.pid,
+            source,
+        })
+    }
+
+    /// Signals the whole process tree at once: the process group when the
+    /// process leads one, else the process and its descendants (found by
+    /// parent pid, starting from the recorded process).
+    pub fn signal_tree(&self, sig: Signal) -> Result<(), ProcError> {
+        self.check()?;
+        if self.group_leader {
+            return killpg(Pid::from_raw(self.pid), sig).map_err(|source| ProcError::Signal {
+                pid: self.pid,
+                source,
+            });
+        }
+        let tree = descendants(self.pid);
+        // Parent first for SIGSTOP/SIGKILL so it cannot fork or restart
+        // children in between; the tree was collected before any signal.
+        kill(Pid::from_raw(self.pid), sig).map_err(|source| ProcError::Signal {
+            pid: self.pid,
+            source,
+        })?;
+        for p in tree {
+            let _ = kill(Pid::from_raw(p), sig);
+        }
+        Ok(())
+    }
+
+    /// Waits until the process has exited; false on timeout.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if !self.is_alive() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !self.is_alive()
+    }
+}
+
+/// All descendants of `root`, by walking /proc parent links.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut all: Vec<(i32, i32)> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                if let Some(st) = read_stat(pid) {
+                    all.push((pid, st.ppid));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &all {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// The user servers run as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// When firedrill runs as root, servers must not: pick `wanted`, else
+    /// `postgres` if it exists, else create a `firedrill` system user.
+    /// Returns None when firedrill is not root (servers run as us).
+    pub fn resolve(wanted: Option<&str>) -> Result<Option<RunAs>, ProcError> {
+        if !Uid::effective().is_root() {
+            return Ok(None);
+        }
+        let pick = |name: &str| -> Option<RunAs> {
+            User::from_name(name).ok().flatten().map(|u| RunAs {
+                user: name.to_string(),
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+            })
+        };
+        if let Some(w) = wanted {
+            return pick(w).map(Some).ok_or_else(|| ProcError::User {
+                user: w.into(),
+                msg: "no such user".into(),
+            });
+        }
+        if let Some(r) = pick("postgres") {
+            return Ok(Some(r));
+        }
+        if let Some(r) = pick("firedrill") {
+            return Ok(Some(r));
+        }
+        let st = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "firedrill"])
+            .status()
+            .map_err(|e| ProcError::User {
+                user: "firedrill".into(),
+                msg: format!("useradd: {e}"),
+            })?;
+        if !st.success() {
+            return Err(ProcError::User {
+                user: "firedrill".into(),
+                msg: format!("useradd exited with {st}"),
+            });
+        }
+        pick("firedrill").map(Some).ok_or_else(|| ProcError::User {
+            user: "firedrill".into(),
+            msg: "created but not found".into(),
+        })
+    }
+
+    pub fn uid(&self) -> Uid {
+        Uid::from_raw(self.uid)
+    }
+    pub fn gid(&self) -> Gid {
+        Gid::from_raw(self.gid)
+    }
+
+    /// Gives `path` (recursively) to this user.
+    pub fn chown_tree(&self, path: &Path) -> Result<(), ProcError> {
+        let io = |e: std::io::Error| ProcError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).map_err(io)?;
+        if path.is_dir() {
+            for e in std::fs::read_dir(path).map_err(io)? {
+                let e = e.map_err(io)?;
+                self.chown_tree(&e.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies `run_as` to a command: it runs as that user with its groups.
+pub fn as_user(cmd: &mut Command, run_as: Option<&RunAs>) {
+    if let Some(r) = run_as {
+        cmd.uid(r.uid).gid(r.gid);
+        cmd.env("USER", &r.user).env("LOGNAME", &r.user);
+        // HOME of root is not readable by the server user; psqlrc & co. must not matter.
+        cmd.env("HOME", "/tmp");
+    }
+}
+
+/// Starts a long-lived server in its own process group, detached from our
+/// stdio, with output appended to `log`. The returned handle is what every
+/// later signal goes through. A thread reaps the child so that it never
+/// lingers as a zombie in a long-lived firedrill process.
+pub fn spawn_server(
+    program: &Path,
+    args: &[&str],
+    run_as: Option<&RunAs>,
+    log: &Path,
+) -> Result<ProcHandle, ProcError> {
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| ProcError::Io {
+            path: log.display().to_string(),
+            source: e,
+        })?;
+    if let Some(r) = run_as {
+        let _ = std::os::unix::fs::chown(log, Some(r.uid), Some(r.gid));
+    }
+    let err = logf.try_clone().map_err(|e| ProcError::Io {
+        path: log.display().to_string(),
+        source: e,
+    })?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(logf)
+        .stderr(err)
+        .process_group(0);
+    as_user(&mut cmd, run_as);
+    let mut child = cmd.spawn().map_err(|source| ProcError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    let pid = child.id() as i32;
+    let handle = ProcHandle::of_child(pid, true);
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    handle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper() -> ProcHandle {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let h = spawn_server(Path::new("/bin/sh"), &["-c", "sleep 30 & sleep 30; wait"], None, &log).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        h
+    }
+
+    #[test]
+    fn tree_kill_reaches_children() {
+        let h = sleeper();
+        assert!(h.is_alive());
+        assert!(h.group_leader);
+        let kids = descendants(h.pid);
+        assert!(!kids.is_empty());
+        h.signal_tree(Signal::SIGKILL).unwrap();
+        assert!(h.wait_exit(Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(100));
+        for k in kids {
+            assert!(read_stat(k).is_none_or(|s| s.state == 'Z' || s.pgrp != h.pid));
+        }
+    }
+
+    #[test]
+    fn stop_and_continue() {
+        let h = sleeper();
+        h.signal_tree(Signal::SIGSTOP).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(h.is_stopped());
+        h.signal_tree(Signal::SIGCONT).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!h.is_stopped());
+        h.signal_tree(Signal::SIGKILL).unwrap();
+    }
+
+    #[test]
+    fn reused_pid_is_refused() {
+        let h = sleeper();
+        let fake = ProcHandle {
+            start_time: h.start_time + 1,
+            ..h
+        };
+        assert!(!fake.is_alive());
+        assert!(matches!(fake.signal(Signal::SIGKILL), Err(ProcError::NotOurs { .. })));
+        h.signal_tree(Signal::SIGKILL).unwrap();
+    }
+}

@@ -1,0 +1,135 @@
+//! Lab and drill specs: parse first, validate second, and report every
+//! problem at once with `file:line:column`, before anything touches a store.
+
+mod duration;
+mod types;
+mod validate;
+
+pub use duration::Dur;
+pub use types::*;
+pub use validate::{validate_drill, validate_lab, NodeRole, NodeUniverse, ROLES};
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem found in a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// 1-based; 0 when the problem has no single place in the file.
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// Every problem found in one spec file.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    pub path: PathBuf,
+    pub items: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.items.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if d.line > 0 {
+                write!(f, "{}:{}:{}: {}", self.path.display(), d.line, d.col, d.message)?;
+            } else {
+                write!(f, "{}: {}", self.path.display(), d.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// A parsed spec file with its source, so that later checks can point at
+/// the place in the file they complain about.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    pub path: PathBuf,
+    pub source: String,
+    pub file: SpecFile,
+}
+
+impl LoadedSpec {
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let source = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, source)
+    }
+
+    pub fn parse(path: &Path, source: String) -> Result<Self, SpecError> {
+        match toml::from_str::<SpecFile>(&source) {
+            Ok(file) => Ok(LoadedSpec {
+                path: path.to_path_buf(),
+                source,
+                file,
+            }),
+            Err(e) => {
+                let (line, col) = e
+                    .span()
+                    .map(|s| line_col(&source, s.start))
+                    .unwrap_or((0, 0));
+                let message = e.message().trim().to_string();
+                Err(SpecError::Invalid(Diagnostics {
+                    path: path.to_path_buf(),
+                    items: vec![Diagnostic {
+                        line,
+                        col,
+                        message,
+                    }],
+                }))
+            }
+        }
+    }
+
+    /// A diagnostic pointing at `span` in this file.
+    pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        let (line, col) = if span.start == 0 && span.end == 0 {
+            (0, 0)
+        } else {
+            line_col(&self.source, span.start)
+        };
+        Diagnostic {
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    pub fn fail(&self, items: Vec<Diagnostic>) -> SpecError {
+        SpecError::Invalid(Diagnostics {
+            path: self.path.clone(),
+            items,
+        })
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = source[line_start..offset].chars().count() + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+//! The spec as written: what TOML deserializes into. Unknown keys are errors
+//! everywhere (`deny_unknown_fields`), because a misspelt knob that is
+//! silently ignored produces a drill that measures something else.
+
+use crate::Dur;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// One spec file. It may hold a lab, a drill, or both (the examples do, so
+/// `lab up`, `drill` and `lab down` can all take the same file).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    pub lab: Option<LabSpec>,
+    pub drill: Option<DrillSpec>,
+}
+
+// ---------------------------------------------------------------- lab
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabSpec {
+    /// Lab name: the state lives in `.firedrill/labs/<name>/` unless `dir` says otherwise.
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub kind: LabKind,
+    /// Number of streaming standbys besides the primary. Nodes are named
+    /// n1 (the first primary), n2, n3, …
+    #[serde(default = "one")]
+    pub standbys: u32,
+    #[serde(default)]
+    pub replication: Replication,
+    /// `ANY k (...)`: how many standbys must confirm a commit (sync only).
+    pub sync_quorum: Option<Spanned<u32>>,
+    /// synchronous_commit level used with `replication = "sync"`.
+    #[serde(default)]
+    pub synchronous_commit: SyncCommit,
+    /// Lab directory; default `.firedrill/labs/<name>`.
+    pub dir: Option<PathBuf>,
+    /// Directory of the PostgreSQL binaries; default `PG_BIN`, PATH, then
+    /// `/usr/lib/postgresql/<newest>/bin`.
+    pub bin_dir: Option<PathBuf>,
+    /// Unprivileged user the servers run as when firedrill runs as root.
+    pub user: Option<String>,
+    /// First port to try; by default free loopback ports are picked.
+    pub base_port: Option<u16>,
+    /// Extra postgresql.conf settings for every node.
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LabKind {
+    #[default]
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Replication {
+    #[default]
+    Async,
+    Sync,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncCommit {
+    #[default]
+    On,
+    RemoteWrite,
+    RemoteApply,
+}
+
+impl SyncCommit {
+    pub fn as_guc(self) -> &'static str {
+        match self {
+            SyncCommit::On => "on",
+            SyncCommit::RemoteWrite => "remote_write",
+            SyncCommit::RemoteApply => "remote_apply",
+        }
+    }
+}
+
+impl LabSpec {
+    /// Node names in creation order; the first is the initial primary.
+    pub fn node_names(&self) -> Vec<String> {
+        (1..=self.standbys + 1).map(|i| format!("n{i}")).collect()
+    }
+}
+
+// ---------------------------------------------------------------- drill
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillSpec {
+    pub name: Spanned<String>,
+    /// Free text shown in reports.
+    pub description: Option<String>,
+    /// Default: the lab in the same file.
+    pub target: Option<TargetSpec>,
+    pub workload: WorkloadSpec,
+    #[serde(default)]
+    pub faults: Vec<FaultStep>,
+    #[serde(default)]
+    pub recovery: RecoverySpec,
+    #[serde(default)]
+    pub slo: SloSpec,
+    pub objectives: Option<ObjectivesSpec>,
+    #[serde(default = "one_trial")]
+    pub trials: Spanned<u32>,
+}
+
+fn one_trial() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// Name of a lab started with `firedrill lab up`.
+    pub lab: Option<Spanned<String>>,
+    /// Store kind for explicit endpoints.
+    #[serde(default)]
+    pub kind: LabKind,
+    /// Explicit endpoints: one per node.
+    #[serde(default)]
+    pub nodes: Vec<EndpointSpec>,
+    /// Environment variable holding the password (never the password itself).
+    pub password_env: Option<String>,
+    /// File holding the password.
+    pub password_file: Option<PathBuf>,
+    /// Command that restores the store to healthy between trials (endpoints only).
+    pub reset_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    pub name: Spanned<String>,
+    /// libpq key=value conninfo, without a password.
+    pub conninfo: Spanned<String>,
+    /// Data directory: its postmaster.pid gives the pid for process faults,
+    /// and `pg_ctl -D` is used for `stop`.
+    pub data_dir: Option<PathBuf>,
+    /// A pid file, when the data directory is not readable.
+    pub pid_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadMode {
+    /// Open loop: a fixed arrival rate, whatever the store does.
+    Rate,
+    /// N clients, each issuing its next write as soon as the last one ended.
+    #[default]
+    Closed,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    #[serde(default)]
+    pub mode: WorkloadMode,
+    /// Closed loop: number of clients (connections).
+    pub clients: Option<Spanned<u32>>,
+    /// Open loop: operations per second.
+    pub rate: Option<Spanned<f64>>,
+    /// Open loop: cap on operations in flight (= connections).
+    pub max_in_flight: Option<Spanned<u32>>,
+    #[serde(default = "default_op_timeout")]
+    pub op_timeout: Dur,
+    #[serde(default = "default_warmup")]
+    pub warmup: Dur,
+    pub duration: Spanned<Dur>,
+    /// Bytes of payload per write.
+    #[serde(default = "default_payload")]
+    pub payload_bytes: u32,
+}
+
+fn default_op_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(1))
+}
+fn default_warmup() -> Dur {
+    Dur(std::time::Duration::from_secs(2))
+}
+fn default_payload() -> u32 {
+    64
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultAction {
+    /// SIGKILL of the node's whole process tree at once, as in a machine crash.
+    Kill,
+    /// Fast shutdown.
+    Stop,
+    /// SIGSTOP of the node's process tree; healed by SIGCONT.
+    Pause,
+    /// SIGCONT: ends an earlier pause.
+    Resume,
+    /// The standby stops receiving WAL; healed by restoring primary_conninfo.
+    CutReplication,
+}
+
+impl FaultAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultAction::Kill => "kill",
+            FaultAction::Stop => "stop",
+            FaultAction::Pause => "pause",
+            FaultAction::Resume => "resume",
+            FaultAction::CutReplication => "cut_replication",
+        }
+    }
+    /// Faults that need the node's pid.
+    pub fn is_process_fault(self) -> bool {
+        !matches!(self, FaultAction::CutReplication)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    /// Offset from the end of warmup.
+    pub at: Spanned<Dur>,
+    pub action: Spanned<FaultAction>,
+    /// A node name, or a role: `primary`, `standby`, `sync_standby`.
+    pub node: Spanned<String>,
+    /// Heal automatically after this long (pause, cut_replication).
+    #[serde(rename = "for")]
+    pub for_: Option<Spanned<Dur>>,
+    /// Marks the step whose start is t_fault. Default: the last step.
+    #[serde(default)]
+    pub disaster: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySpec {
+    /// A standby's name, or `most_advanced`.
+    pub promote: Option<Spanned<String>>,
+    /// The user's own failover command, run with `sh -c`.
+    pub command: Option<Spanned<String>>,
+    /// Wait for the store's own failover.
+    #[serde(default)]
+    pub automatic: Option<Spanned<bool>>,
+    /// Wait this long after the disaster before acting (a human or a
+    /// failure detector is rarely instant).
+    #[serde(default)]
+    pub delay: Dur,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    #[serde(default = "default_ratio")]
+    pub success_ratio: Spanned<f64>,
+    pub p99: Option<Dur>,
+    #[serde(default = "default_stable")]
+    pub stable_for: Dur,
+    #[serde(default = "default_bucket")]
+    pub bucket: Spanned<Dur>,
+    #[serde(default = "default_recovery_timeout")]
+    pub recovery_timeout: Dur,
+}
+
+impl Default for SloSpec {
+    fn default() -> Self {
+        SloSpec {
+            success_ratio: default_ratio(),
+            p99: None,
+            stable_for: default_stable(),
+            bucket: default_bucket(),
+            recovery_timeout: default_recovery_timeout(),
+        }
+    }
+}
+
+fn default_ratio() -> Spanned<f64> {
+    Spanned::new(0..0, 0.99)
+}
+fn default_stable() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+fn default_bucket() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur(std::time::Duration::from_millis(100)))
+}
+fn default_recovery_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(60))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectivesSpec {
+    pub rpo: Option<Dur>,
+    pub rto: Option<Dur>,
+}

@@ -1,0 +1,381 @@
+//! Semantic checks that serde cannot do. Every check runs, so the user sees
+//! every problem in one go.
+
+use crate::{Diagnostic, DrillSpec, FaultAction, LabSpec, LoadedSpec, Replication, WorkloadMode};
+use std::collections::HashSet;
+
+/// Roles a fault step may name instead of a node. They are resolved when the
+/// step runs, against the store's roles at that moment.
+pub const ROLES: &[&str] = &["primary", "standby", "sync_standby"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    Primary,
+    Standby,
+    SyncStandby,
+}
+
+impl NodeRole {
+    pub fn parse(s: &str) -> Option<NodeRole> {
+        match s {
+            "primary" => Some(NodeRole::Primary),
+            "standby" => Some(NodeRole::Standby),
+            "sync_standby" => Some(NodeRole::SyncStandby),
+            _ => None,
+        }
+    }
+}
+
+/// The nodes a drill can name.
+#[derive(Debug, Clone, Default)]
+pub struct NodeUniverse {
+    pub names: Vec<String>,
+    /// Synchronous replication is configured, so `sync_standby` means something.
+    pub sync: bool,
+    /// Nodes whose pid firedrill knows (all lab nodes; endpoints with a pid
+    /// file or data dir).
+    pub with_pid: HashSet<String>,
+}
+
+impl NodeUniverse {
+    pub fn from_lab(lab: &LabSpec) -> Self {
+        let names = lab.node_names();
+        NodeUniverse {
+            with_pid: names.iter().cloned().collect(),
+            names,
+            sync: lab.replication == Replication::Sync,
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+pub fn validate_lab(spec: &LoadedSpec) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(lab) = &spec.file.lab else {
+        out.push(spec.at(0..0, "no [lab] table in this file"));
+        return out;
+    };
+    if !valid_name(lab.name.get_ref()) {
+        out.push(spec.at(
+            lab.name.span(),
+            "lab name must be 1-63 letters, digits, '-' or '_'",
+        ));
+    }
+    if lab.standbys == 0 || lab.standbys > 8 {
+        out.push(spec.at(0..0, "lab standbys must be between 1 and 8"));
+    }
+    if let Some(q) = &lab.sync_quorum {
+        if lab.replication != Replication::Sync {
+            out.push(spec.at(q.span(), "sync_quorum needs replication = \"sync\""));
+        } else if *q.get_ref() == 0 || *q.get_ref() > lab.standbys {
+            out.push(spec.at(
+                q.span(),
+                format!(
+                    "sync_quorum must be between 1 and the number of standbys ({})",
+                    lab.standbys
+                ),
+            ));
+        }
+    }
+    for (k, v) in &lab.settings {
+        if matches!(v, toml::Value::Array(_) | toml::Value::Table(_)) {
+            out.push(spec.at(
+                0..0,
+                format!("lab setting {k:?} must be a string, number or boolean"),
+            ));
+        }
+    }
+    out
+}
+
+/// Checks a drill. `universe` is the set of nodes of the target when it is
+/// known from outside the file (a lab that is already up); otherwise it is
+/// taken from the file's own lab or endpoints.
+pub fn validate_drill(spec: &LoadedSpec, universe: Option<&NodeUniverse>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Some(d) = &spec.file.drill else {
+        out.push(spec.at(0..0, "no [drill] table in this file"));
+        return out;
+    };
+    if !valid_name(d.name.get_ref()) {
+        out.push(spec.at(
+            d.name.span(),
+            "drill name must be 1-63 letters, digits, '-' or '_'",
+        ));
+    }
+
+    let own = own_universe(spec, d, &mut out);
+    let universe = universe.cloned().or(own);
+
+    check_workload(spec, d, &mut out);
+    check_faults(spec, d, universe.as_ref(), &mut out);
+    check_recovery(spec, d, universe.as_ref(), &mut out);
+    check_slo(spec, d, &mut out);
+
+    match &d.objectives {
+        None => out.push(spec.at(
+            0..0,
+            "[drill.objectives] is missing: give rpo and/or rto, e.g. rpo = \"5s\", rto = \"1m\"",
+        )),
+        Some(o) if o.rpo.is_none() && o.rto.is_none() => out.push(spec.at(
+            0..0,
+            "[drill.objectives] needs rpo, rto, or both",
+        )),
+        _ => {}
+    }
+
+    let trials = *d.trials.get_ref();
+    if trials == 0 || trials > 100 {
+        out.push(spec.at(d.trials.span(), "trials must be between 1 and 100"));
+    }
+    let endpoints = d.target.as_ref().is_some_and(|t| !t.nodes.is_empty());
+    if trials > 1 && endpoints && d.target.as_ref().and_then(|t| t.reset_command.as_ref()).is_none() {
+        out.push(spec.at(
+            d.trials.span(),
+            "trials > 1 against explicit endpoints needs target.reset_command to restore the store between trials",
+        ));
+    }
+    out
+}
+
+/// The universe the file itself defines: its endpoints, or its own lab when
+/// the target is that lab.
+fn own_universe(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) -> Option<NodeUniverse> {
+    let Some(t) = &d.target else {
+        return match &spec.file.lab {
+            Some(lab) => Some(NodeUniverse::from_lab(lab)),
+            None => {
+                out.push(spec.at(
+                    d.name.span(),
+                    "the drill has no [drill.target] and the file has no [lab]: name a lab (target.lab) or list endpoints (target.nodes)",
+                ));
+                None
+            }
+        };
+    };
+    match (&t.lab, t.nodes.is_empty()) {
+        (Some(l), false) => {
+            out.push(spec.at(l.span(), "target: give either lab or nodes, not both"));
+            None
+        }
+        (Some(l), true) => match &spec.file.lab {
+            Some(lab) if lab.name.get_ref() == l.get_ref() => Some(NodeUniverse::from_lab(lab)),
+            _ => None, // resolved by the caller from the lab's state
+        },
+        (None, true) => {
+            out.push(spec.at(0..0, "[drill.target] needs lab = \"NAME\" or [[drill.target.nodes]]"));
+            None
+        }
+        (None, false) => {
+            if t.password_env.is_some() && t.password_file.is_some() {
+                out.push(spec.at(0..0, "target: give password_env or password_file, not both"));
+            }
+            let mut u = NodeUniverse::default();
+            for n in &t.nodes {
+                let name = n.name.get_ref();
+                if !valid_name(name) {
+                    out.push(spec.at(n.name.span(), "node name must be 1-63 letters, digits, '-' or '_'"));
+                }
+                if ROLES.contains(&name.as_str()) || name == "most_advanced" {
+                    out.push(spec.at(n.name.span(), format!("{name:?} is a role, not a node name")));
+                }
+                if u.names.contains(name) {
+                    out.push(spec.at(n.name.span(), format!("node {name:?} is listed twice")));
+                }
+                let ci = n.conninfo.get_ref();
+                if conninfo_has_password(ci) {
+                    out.push(spec.at(
+                        n.conninfo.span(),
+                        "conninfo must not contain a password: use target.password_env or target.password_file",
+                    ));
+                }
+                if n.data_dir.is_some() || n.pid_file.is_some() {
+                    u.with_pid.insert(name.clone());
+                }
+                u.names.push(name.clone());
+            }
+            Some(u)
+        }
+    }
+}
+
+fn conninfo_has_password(ci: &str) -> bool {
+    let lower = ci.to_ascii_lowercase();
+    lower.split_whitespace().any(|kv| kv.starts_with("password"))
+        || (lower.starts_with("postgres") && lower.contains(':') && lower.contains('@') && {
+            // postgresql://user:secret@host
+            let after = lower.split("://").nth(1).unwrap_or("");
+            after.split('@').next().is_some_and(|userinfo| userinfo.contains(':'))
+        })
+}
+
+fn check_workload(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
+    let w = &d.workload;
+    match w.mode {
+        WorkloadMode::Closed => {
+            if let Some(r) = &w.rate {
+                out.push(spec.at(r.span(), "rate is for mode = \"rate\"; closed mode runs as fast as the store allows"));
+            }
+            if let Some(m) = &w.max_in_flight {
+                out.push(spec.at(m.span(), "max_in_flight is for mode = \"rate\"; closed mode has `clients`"));
+            }
+            if let Some(c) = &w.clients {
+                if *c.get_ref() == 0 || *c.get_ref() > 1000 {
+                    out.push(spec.at(c.span(), "clients must be between 1 and 1000"));
+                }
+            }
+        }
+        WorkloadMode::Rate => {
+            if let Some(c) = &w.clients {
+                out.push(spec.at(c.span(), "clients is for mode = \"closed\"; rate mode has max_in_flight"));
+            }
+            match &w.rate {
+                None => out.push(spec.at(0..0, "mode = \"rate\" needs rate (operations per second)")),
+                Some(r) if !(*r.get_ref() > 0.0 && *r.get_ref() <= 1_000_000.0) => {
+                    out.push(spec.at(r.span(), "rate must be between 0 and 1000000 operations per second"))
+                }
+                _ => {}
+            }
+            if let Some(m) = &w.max_in_flight {
+                if *m.get_ref() == 0 || *m.get_ref() > 1000 {
+                    out.push(spec.at(m.span(), "max_in_flight must be between 1 and 1000"));
+                }
+            }
+        }
+    }
+    if w.duration.get_ref().is_zero() {
+        out.push(spec.at(w.duration.span(), "duration must be more than 0"));
+    }
+    if w.op_timeout.is_zero() {
+        out.push(spec.at(0..0, "workload.op_timeout must be more than 0"));
+    }
+    if w.payload_bytes > 1 << 20 {
+        out.push(spec.at(0..0, "workload.payload_bytes must be at most 1048576"));
+    }
+}
+
+fn node_ok(u: Option<&NodeUniverse>, name: &str) -> Result<(), String> {
+    let Some(u) = u else { return Ok(()) };
+    if name == "sync_standby" && !u.sync {
+        return Err("sync_standby needs a target with replication = \"sync\"".into());
+    }
+    if ROLES.contains(&name) || u.names.iter().any(|n| n == name) {
+        return Ok(());
+    }
+    Err(format!(
+        "no node named {name:?}; the nodes are {} (or a role: {})",
+        u.names.join(", "),
+        ROLES.join(", ")
+    ))
+}
+
+fn check_faults(spec: &LoadedSpec, d: &DrillSpec, u: Option<&NodeUniverse>, out: &mut Vec<Diagnostic>) {
+    let duration = *d.workload.duration.get_ref();
+    let mut disasters = 0;
+    let mut paused: HashSet<&str> = HashSet::new();
+    let mut steps: Vec<_> = d.faults.iter().collect();
+    steps.sort_by_key(|s| *s.at.get_ref());
+    for s in steps {
+        let action = *s.action.get_ref();
+        let node = s.node.get_ref().as_str();
+        if *s.at.get_ref() > duration {
+            out.push(spec.at(s.at.span(), format!("at = {} is after the end of the workload (duration {})", s.at.get_ref(), duration)));
+        }
+        if let Err(m) = node_ok(u, node) {
+            out.push(spec.at(s.node.span(), m));
+        }
+        if action.is_process_fault() {
+            if let Some(u) = u {
+                if u.names.iter().any(|n| n == node) && !u.with_pid.contains(node) {
+                    out.push(spec.at(
+                        s.node.span(),
+                        format!("{} needs the pid of {node:?}: give data_dir or pid_file for that endpoint", action.as_str()),
+                    ));
+                }
+            }
+        }
+        if action == FaultAction::CutReplication && node == "primary" {
+            out.push(spec.at(s.node.span(), "cut_replication applies to a standby: it stops the standby receiving WAL"));
+        }
+        if let Some(f) = &s.for_ {
+            if !matches!(action, FaultAction::Pause | FaultAction::CutReplication) {
+                out.push(spec.at(f.span(), format!("`for` applies to pause and cut_replication, not {}", action.as_str())));
+            } else if f.get_ref().is_zero() {
+                out.push(spec.at(f.span(), "`for` must be more than 0"));
+            }
+        }
+        match action {
+            FaultAction::Pause => {
+                paused.insert(node);
+            }
+            FaultAction::Resume => {
+                if !paused.remove(node) {
+                    out.push(spec.at(s.node.span(), format!("resume of {node:?} with no earlier pause of {node:?}")));
+                }
+                if s.disaster.as_ref().is_some_and(|d| *d.get_ref()) {
+                    out.push(spec.at(s.action.span(), "a resume heals; it cannot be the disaster"));
+                }
+            }
+            _ => {}
+        }
+        if s.disaster.as_ref().is_some_and(|d| *d.get_ref()) {
+            disasters += 1;
+            if disasters > 1 {
+                out.push(spec.at(s.disaster.as_ref().map(|d| d.span()).unwrap_or(0..0), "only one step can be the disaster"));
+            }
+        }
+    }
+    if !d.faults.is_empty() && d.faults.iter().all(|s| *s.action.get_ref() == FaultAction::Resume) {
+        out.push(spec.at(0..0, "the schedule has no fault, only resumes"));
+    }
+}
+
+fn check_recovery(spec: &LoadedSpec, d: &DrillSpec, u: Option<&NodeUniverse>, out: &mut Vec<Diagnostic>) {
+    let r = &d.recovery;
+    let automatic = r.automatic.as_ref().is_some_and(|a| *a.get_ref());
+    let n = r.promote.is_some() as u8 + r.command.is_some() as u8 + automatic as u8;
+    if n > 1 {
+        out.push(spec.at(0..0, "[drill.recovery]: give one of promote, command or automatic"));
+    }
+    if let Some(p) = &r.promote {
+        let name = p.get_ref();
+        if name != "most_advanced" {
+            if ROLES.contains(&name.as_str()) {
+                out.push(spec.at(p.span(), "promote takes a node name or \"most_advanced\", not a role"));
+            } else if let Some(u) = u {
+                if !u.names.iter().any(|n| n == name) {
+                    out.push(spec.at(p.span(), format!("no node named {name:?}; the nodes are {}", u.names.join(", "))));
+                }
+            }
+        }
+    }
+    if let Some(c) = &r.command {
+        if c.get_ref().trim().is_empty() {
+            out.push(spec.at(c.span(), "recovery command is empty"));
+        }
+    }
+}
+
+fn check_slo(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
+    let s = &d.slo;
+    let r = *s.success_ratio.get_ref();
+    if !(r > 0.0 && r <= 1.0) {
+        out.push(spec.at(s.success_ratio.span(), "success_ratio must be in (0, 1]"));
+    }
+    let b = *s.bucket.get_ref();
+    if b.0 < std::time::Duration::from_millis(1) {
+        out.push(spec.at(s.bucket.span(), "bucket must be at least 1ms"));
+    } else if b > s.stable_for && !s.stable_for.is_zero() {
+        out.push(spec.at(s.bucket.span(), "bucket must not be longer than stable_for"));
+    }
+    if s.recovery_timeout.is_zero() {
+        out.push(spec.at(0..0, "slo.recovery_timeout must be more than 0"));
+    }
+}
