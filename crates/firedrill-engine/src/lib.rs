@@ -1,14 +1,91 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The drill runner. It drives the workload, runs the fault schedule and
+//! the recovery, audits the store, and emits [`DrillEvent`]s; outputs are
+//! consumers of that stream. Faults heal on every path: success, error,
+//! panic, Ctrl-C and timeout, and a detached watchdog heals them if
+//! firedrill itself dies.
+
+mod plan;
+mod trial;
+
+pub use plan::*;
+pub use trial::{heal_entry, TrialFiles};
+
+use firedrill_ledger::events::DrillEvent;
+use firedrill_ledger::Verdict;
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store was not in a state to drill (exit 3).
+    #[error("preflight failed: {0}")]
+    Preflight(String),
+    /// A fault could not be injected (exit 3).
+    #[error("fault could not be injected: {0}")]
+    Fault(String),
+    /// Ctrl-C, SIGTERM or the safety timeout (exit 3).
+    #[error("drill aborted: {0}")]
+    Aborted(String),
+    /// A bug (exit 4).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl EngineError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Internal(_) => 4,
+            _ => 3,
+        }
     }
+}
+
+/// What the engine needs from whoever owns the store: the nodes, and a way
+/// to bring the store back to healthy between trials.
+pub trait Environment: Send {
+    /// Makes the store healthy for trial `trial` (1-based) and returns its
+    /// nodes, the initial primary first. A lab is rebuilt when it is not
+    /// healthy or after trial 1; explicit endpoints run their reset command.
+    fn prepare(
+        &mut self,
+        trial: u32,
+        log: &mut dyn FnMut(String),
+    ) -> Result<Vec<NodeSpec>, EngineError>;
+}
+
+/// Runs every trial of the plan and returns the overall verdict. Events go
+/// to `tx`; the caller's reporters consume them.
+pub async fn run(
+    plan: &Plan,
+    env: &mut dyn Environment,
+    tx: UnboundedSender<DrillEvent>,
+) -> Result<Verdict, EngineError> {
+    let wall = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let _ = tx.send(DrillEvent::DrillStarted {
+        drill: plan.drill.clone(),
+        trials: plan.trials,
+        wall_clock: wall,
+        target: plan.target.clone(),
+    });
+    let mut verdicts = Vec::new();
+    for trial in 1..=plan.trials {
+        let mut logs = Vec::new();
+        let nodes = env.prepare(trial, &mut |m| logs.push(m))?;
+        for m in logs {
+            let _ = tx.send(DrillEvent::Warning {
+                trial: Some(trial),
+                message: m,
+            });
+        }
+        let v = trial::run_guarded(plan, trial, nodes, tx.clone()).await?;
+        verdicts.push(v);
+    }
+    let verdict = if verdicts.contains(&Verdict::Fail) {
+        Verdict::Fail
+    } else if verdicts.contains(&Verdict::Inconclusive) {
+        Verdict::Inconclusive
+    } else {
+        Verdict::Pass
+    };
+    let _ = tx.send(DrillEvent::DrillFinished { verdict });
+    Ok(verdict)
 }

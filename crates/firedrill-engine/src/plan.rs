@@ -1,0 +1,194 @@
+//! The plan: a validated spec turned into runtime values. Config types are
+//! not runtime types: by the time a Plan exists, every check has passed.
+
+use firedrill_ledger::{Objectives, Slo};
+use firedrill_proc::ProcHandle;
+use firedrill_spec::{DrillSpec, FaultAction, NodeRole, WorkloadMode};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where firedrill finds a node's process, for process faults.
+#[derive(Debug, Clone)]
+pub enum ProcSource {
+    None,
+    /// Recorded when firedrill started it (labs).
+    Handle(ProcHandle),
+    /// A pid file the user pointed at (read at injection time).
+    PidFile(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: String,
+    /// libpq conninfo without password.
+    pub conninfo: String,
+    pub proc: ProcSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeRef {
+    Name(String),
+    Role(NodeRole),
+}
+
+impl std::fmt::Display for NodeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeRef::Name(n) => f.write_str(n),
+            NodeRef::Role(NodeRole::Primary) => f.write_str("primary"),
+            NodeRef::Role(NodeRole::Standby) => f.write_str("standby"),
+            NodeRef::Role(NodeRole::SyncStandby) => f.write_str("sync_standby"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StepPlan {
+    /// Index in the spec's schedule.
+    pub index: usize,
+    /// Offset from the end of warmup.
+    pub at: Duration,
+    pub action: FaultAction,
+    pub node: NodeRef,
+    pub for_: Option<Duration>,
+    pub disaster: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecoveryPlan {
+    None,
+    Promote(String),
+    MostAdvanced,
+    Command(String),
+    Automatic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    Closed { clients: u32 },
+    Rate { rate: f64, max_in_flight: u32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkloadPlan {
+    pub mode: Mode,
+    pub op_timeout: Duration,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub payload_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub drill: String,
+    pub description: Option<String>,
+    /// Human description of the target, e.g. `lab pg-async (n1, n2)`.
+    pub target: String,
+    pub password: Option<String>,
+    pub workload: WorkloadPlan,
+    pub steps: Vec<StepPlan>,
+    pub recovery: RecoveryPlan,
+    pub recovery_delay: Duration,
+    pub slo: Slo,
+    pub objectives: Objectives,
+    pub trials: u32,
+    pub run_dir: PathBuf,
+    /// The drill runs against explicit endpoints, not a lab: clean up its
+    /// rows after the audit.
+    pub cleanup_rows: bool,
+}
+
+impl Plan {
+    /// Builds the runtime plan from a spec that has passed validation.
+    pub fn build(d: &DrillSpec, target: String, password: Option<String>, run_dir: PathBuf, cleanup_rows: bool) -> Plan {
+        let w = &d.workload;
+        let mode = match w.mode {
+            WorkloadMode::Closed => Mode::Closed {
+                clients: w.clients.as_ref().map(|c| *c.get_ref()).unwrap_or(4),
+            },
+            WorkloadMode::Rate => Mode::Rate {
+                rate: w.rate.as_ref().map(|r| *r.get_ref()).unwrap_or(100.0),
+                max_in_flight: w.max_in_flight.as_ref().map(|m| *m.get_ref()).unwrap_or(64),
+            },
+        };
+        let mut steps: Vec<StepPlan> = d
+            .faults
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let node = s.node.get_ref();
+                StepPlan {
+                    index: i,
+                    at: s.at.get_ref().0,
+                    action: *s.action.get_ref(),
+                    node: NodeRole::parse(node).map(NodeRef::Role).unwrap_or_else(|| NodeRef::Name(node.clone())),
+                    for_: s.for_.as_ref().map(|f| f.get_ref().0),
+                    disaster: s.disaster.as_ref().is_some_and(|d| *d.get_ref()),
+                }
+            })
+            .collect();
+        steps.sort_by_key(|s| (s.at, s.index));
+        if !steps.iter().any(|s| s.disaster) {
+            if let Some(last) = steps.iter_mut().rev().find(|s| s.action != FaultAction::Resume) {
+                last.disaster = true;
+            }
+        }
+        let r = &d.recovery;
+        let recovery = if let Some(p) = &r.promote {
+            if p.get_ref() == "most_advanced" {
+                RecoveryPlan::MostAdvanced
+            } else {
+                RecoveryPlan::Promote(p.get_ref().clone())
+            }
+        } else if let Some(c) = &r.command {
+            RecoveryPlan::Command(c.get_ref().clone())
+        } else if r.automatic.as_ref().is_some_and(|a| *a.get_ref()) {
+            RecoveryPlan::Automatic
+        } else {
+            RecoveryPlan::None
+        };
+        let s = &d.slo;
+        let us = |d: Duration| d.as_micros() as u64;
+        Plan {
+            drill: d.name.get_ref().clone(),
+            description: d.description.clone(),
+            target,
+            password,
+            workload: WorkloadPlan {
+                mode,
+                op_timeout: w.op_timeout.0,
+                warmup: w.warmup.0,
+                duration: w.duration.get_ref().0,
+                payload_bytes: w.payload_bytes as usize,
+            },
+            steps,
+            recovery,
+            recovery_delay: r.delay.0,
+            slo: Slo {
+                bucket_us: us(s.bucket.get_ref().0),
+                success_ratio: *s.success_ratio.get_ref(),
+                p99_us: s.p99.map(|p| us(p.0)),
+                stable_for_us: us(s.stable_for.0),
+                recovery_timeout_us: us(s.recovery_timeout.0),
+            },
+            objectives: Objectives {
+                rpo_us: d.objectives.as_ref().and_then(|o| o.rpo).map(|v| us(v.0)),
+                rto_us: d.objectives.as_ref().and_then(|o| o.rto).map(|v| us(v.0)),
+            },
+            trials: *d.trials.get_ref(),
+            run_dir,
+            cleanup_rows,
+        }
+    }
+
+    /// Longest a trial can run, for watchdog TTLs and the safety timeout.
+    pub fn max_trial_time(&self) -> Duration {
+        let w = &self.workload;
+        w.warmup
+            + w.duration
+            + Duration::from_micros(self.slo.recovery_timeout_us + self.slo.stable_for_us)
+            + self.recovery_delay
+            + w.op_timeout * 2
+            + Duration::from_secs(30)
+    }
+}

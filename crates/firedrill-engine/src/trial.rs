@@ -1,0 +1,884 @@
+//! One trial: workload, schedule, recovery, audit, analysis.
+
+use crate::plan::{Mode, NodeRef, NodeSpec, Plan, ProcSource, RecoveryPlan, StepPlan};
+use crate::EngineError;
+use firedrill_faults::{apply_process_fault, HealAction, HealEntry, HealJournal, ProcessAction};
+use firedrill_ledger::events::DrillEvent;
+use firedrill_ledger::{analyze, check, AuditSet, FaultRecord, LagSample, Micros, Op, Outcome, Timeline, Verdict};
+use firedrill_proc::ProcHandle;
+use firedrill_spec::{FaultAction, NodeRole};
+use firedrill_targets::postgres::{multi_host, parse_node, Heartbeat, HeartbeatReader, PgNode, PgTarget, WorkloadClient};
+use firedrill_targets::LiveRole;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+const ROLE_TIMEOUT: Duration = Duration::from_millis(1000);
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(50);
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// A heal that is owed.
+struct Owed {
+    id: String,
+    /// Index into the timeline's fault records.
+    record: usize,
+    action: HealAction,
+}
+
+struct Shared {
+    t0: Instant,
+    trial: u32,
+    tx: UnboundedSender<DrillEvent>,
+    target: PgTarget,
+    nodes: Vec<NodeSpec>,
+    ledger: Mutex<Vec<Op>>,
+    ok: AtomicU64,
+    fail: AtomicU64,
+    unknown: AtomicU64,
+    next_seq: AtomicU64,
+    stop: AtomicBool,
+    /// Lag sampling runs until the disaster starts.
+    sampling: AtomicBool,
+    timeline: Mutex<Timeline>,
+    owed: Mutex<Vec<Owed>>,
+    journal: HealJournal,
+    /// (heartbeat value, observer time its update was acknowledged).
+    heartbeats: Mutex<Vec<(i64, Micros)>>,
+    watchdog_ttl: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not stop heals from running.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn now(&self) -> Micros {
+        self.t0.elapsed().as_micros() as Micros
+    }
+    fn emit(&self, ev: DrillEvent) {
+        let _ = self.tx.send(ev);
+    }
+    fn phase(&self, p: &str) {
+        self.emit(DrillEvent::Phase {
+            trial: self.trial,
+            t_us: self.now(),
+            phase: p.into(),
+        });
+    }
+    fn warn(&self, m: String) {
+        self.emit(DrillEvent::Warning {
+            trial: Some(self.trial),
+            message: m,
+        });
+    }
+    fn record(&self, op: Op) {
+        match op.outcome {
+            Outcome::Ok => &self.ok,
+            Outcome::Fail => &self.fail,
+            Outcome::Unknown => &self.unknown,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        lock(&self.ledger).push(op);
+    }
+}
+
+/// Files a trial leaves in the run directory, so `firedrill report` can
+/// re-analyse without the store.
+pub struct TrialFiles;
+
+impl TrialFiles {
+    pub fn dir(run_dir: &Path, trial: u32) -> PathBuf {
+        run_dir.join(format!("trial-{trial}"))
+    }
+
+    fn save(run_dir: &Path, trial: u32, ops: &[Op], audit: &AuditSet, tl: &Timeline) -> std::io::Result<()> {
+        let d = Self::dir(run_dir, trial);
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join("ledger.bin"), firedrill_ledger::codec::encode(ops))?;
+        std::fs::write(d.join("audit.bin"), firedrill_ledger::codec::encode_ids(audit.ids()))?;
+        let tl = serde_json::to_vec_pretty(tl).map_err(std::io::Error::other)?;
+        std::fs::write(d.join("timeline.json"), tl)
+    }
+}
+
+/// Runs one trial with every exit path covered: the trial runs in its own
+/// task, and whatever ends it (its own error, a panic, Ctrl-C, SIGTERM, the
+/// safety timeout), the faults it left are healed before this returns.
+pub async fn run_guarded(
+    plan: &Plan,
+    trial: u32,
+    nodes: Vec<NodeSpec>,
+    tx: UnboundedSender<DrillEvent>,
+) -> Result<Verdict, EngineError> {
+    let pg_nodes = nodes
+        .iter()
+        .map(|n| parse_node(&n.name, &n.conninfo, plan.password.as_deref()))
+        .collect::<Result<Vec<PgNode>, _>>()
+        .map_err(|e| EngineError::Preflight(e.to_string()))?;
+    let run_id = format!(
+        "{}-{}-t{trial}",
+        plan.drill,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let journal = HealJournal::open(&plan.run_dir.join("heal")).map_err(|e| EngineError::Preflight(e.to_string()))?;
+    let sh = Arc::new(Shared {
+        t0: Instant::now(),
+        trial,
+        tx,
+        target: PgTarget { nodes: pg_nodes, run_id },
+        nodes,
+        ledger: Mutex::new(Vec::with_capacity(1 << 16)),
+        ok: AtomicU64::new(0),
+        fail: AtomicU64::new(0),
+        unknown: AtomicU64::new(0),
+        next_seq: AtomicU64::new(1),
+        stop: AtomicBool::new(false),
+        sampling: AtomicBool::new(true),
+        timeline: Mutex::new(Timeline::default()),
+        owed: Mutex::new(Vec::new()),
+        journal,
+        heartbeats: Mutex::new(Vec::new()),
+        watchdog_ttl: plan.max_trial_time() + Duration::from_secs(60),
+    });
+    sh.emit(DrillEvent::TrialStarted { trial });
+
+    let mut task = tokio::spawn(run_trial(plan.clone(), sh.clone()));
+    let limit = plan.max_trial_time() + Duration::from_secs(60);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    let result = tokio::select! {
+        r = &mut task => match r {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(EngineError::Internal(format!("the trial panicked: {e}"))),
+            Err(e) => Err(EngineError::Internal(e.to_string())),
+        },
+        _ = tokio::signal::ctrl_c() => { task.abort(); Err(EngineError::Aborted("interrupted (Ctrl-C)".into())) }
+        _ = term.recv() => { task.abort(); Err(EngineError::Aborted("terminated (SIGTERM)".into())) }
+        _ = tokio::time::sleep(limit) => { task.abort(); Err(EngineError::Aborted(format!("safety timeout: the trial ran longer than {limit:?}"))) }
+    };
+    if result.is_err() {
+        sh.stop.store(true, Ordering::SeqCst);
+        heal_all(&sh).await;
+    }
+    result
+}
+
+async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> {
+    // ---- preflight: roles, schema, standbys caught up
+    let roles = sh.target.roles(Duration::from_secs(3)).await;
+    let primaries: Vec<&String> = roles.iter().filter(|(_, r)| *r == LiveRole::Primary).map(|(n, _)| n).collect();
+    if primaries.len() != 1 {
+        let desc: Vec<String> = roles.iter().map(|(n, r)| format!("{n}: {r:?}")).collect();
+        return Err(EngineError::Preflight(format!(
+            "expected exactly one primary, found {} ({})",
+            primaries.len(),
+            desc.join(", ")
+        )));
+    }
+    let primary = primaries[0].clone();
+    sh.target.setup(&primary).await.map_err(|e| EngineError::Preflight(e.to_string()))?;
+    let standbys: Vec<String> = roles.iter().filter(|(_, r)| *r == LiveRole::Standby).map(|(n, _)| n.clone()).collect();
+    for s in &standbys {
+        sh.target
+            .wait_replicated(s, Duration::from_secs(15))
+            .await
+            .map_err(|e| EngineError::Preflight(e.to_string()))?;
+    }
+    {
+        let mut tl = lock(&sh.timeline);
+        tl.nodes = sh.target.nodes.iter().map(|n| n.name.clone()).collect();
+    }
+
+    // ---- workload
+    let mut order: Vec<&PgNode> = Vec::new();
+    order.extend(sh.target.nodes.iter().filter(|n| n.name == primary));
+    order.extend(sh.target.nodes.iter().filter(|n| n.name != primary));
+    let w = &plan.workload;
+    let client_cfg = multi_host(&order, w.op_timeout, "firedrill-workload");
+    let hb_cfg = multi_host(&order, Duration::from_secs(1), "firedrill-heartbeat");
+
+    sh.phase("warmup");
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    match w.mode {
+        Mode::Closed { clients } => {
+            for i in 0..clients {
+                let mut c = WorkloadClient::new(client_cfg.clone(), sh.target.run_id.clone(), w.payload_bytes, i as u64 + 1);
+                let sh2 = sh.clone();
+                let op_timeout = w.op_timeout;
+                workers.push(tokio::spawn(async move {
+                    while !sh2.stop.load(Ordering::Relaxed) {
+                        let seq = sh2.next_seq.fetch_add(1, Ordering::Relaxed);
+                        let t_invoke = sh2.now();
+                        let outcome = c.write(seq, Instant::now() + op_timeout).await;
+                        sh2.record(Op { seq, t_invoke, t_done: sh2.now(), outcome });
+                    }
+                }));
+            }
+        }
+        Mode::Rate { rate, max_in_flight } => {
+            workers.extend(spawn_rate(&sh, client_cfg.clone(), rate, max_in_flight, w.op_timeout, w.payload_bytes));
+        }
+    }
+    let aux = vec![
+        spawn_heartbeat(&sh, hb_cfg),
+        spawn_progress(&sh, plan.trials),
+    ];
+    let samplers: Vec<JoinHandle<()>> = standbys
+        .iter()
+        .filter_map(|s| sh.target.node(s).ok().cloned())
+        .map(|n| spawn_sampler(&sh, n))
+        .collect();
+
+    let warmup_end = sh.t0 + w.warmup;
+    tokio::time::sleep_until(warmup_end).await;
+    lock(&sh.timeline).measure_start = w.warmup.as_micros() as Micros;
+    sh.phase("steady");
+
+    // ---- schedule (its own task, so steps after the disaster and the
+    // recovery run while this task watches for the end of the trial)
+    let sched = {
+        let sh = sh.clone();
+        let plan = plan.clone();
+        tokio::spawn(async move { run_schedule(&plan, &sh, warmup_end).await })
+    };
+    let mut sched = Some(sched);
+    let mut recovery: Option<JoinHandle<()>> = None;
+
+    // ---- wait for the end: duration passed, schedule done, and either the
+    // SLO met again for stable_for, or recovery_timeout passed.
+    let min_end = warmup_end + w.duration;
+    let mut last_check = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(h) = &sched {
+            if h.is_finished() {
+                let Some(h) = sched.take() else { continue };
+                match h.await {
+                    Ok(Ok(rec)) => recovery = rec,
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => return Err(EngineError::Internal(format!("schedule task: {e}"))),
+                }
+            }
+        }
+        if Instant::now() < min_end || sched.is_some() {
+            continue;
+        }
+        let tl = lock(&sh.timeline).clone();
+        let Some(t_fault) = disaster(&tl).map(|r| r.t_start) else {
+            break; // no fault at all: a baseline run
+        };
+        let now = sh.now();
+        let hard_end = t_fault + plan.slo.recovery_timeout_us + plan.slo.stable_for_us + w.op_timeout.as_micros() as Micros;
+        if now >= hard_end {
+            break;
+        }
+        if last_check.elapsed() >= Duration::from_millis(250) {
+            last_check = Instant::now();
+            let ops = lock(&sh.ledger).clone();
+            let mut tl = tl;
+            tl.workload_end = now.saturating_sub(w.op_timeout.as_micros() as Micros);
+            let a = analyze(&ops, &tl, &AuditSet::default(), &plan.slo);
+            let settled = tl.workload_end >= tl.faults.iter().map(|f| f.t_done.unwrap_or(f.t_start)).max().unwrap_or(0) + plan.slo.stable_for_us;
+            if a.rto.achieved_s.is_some() && settled {
+                break;
+            }
+        }
+    }
+
+    // ---- stop the workload; in-flight ops finish within op_timeout
+    sh.phase("audit");
+    let workload_end = sh.now();
+    sh.stop.store(true, Ordering::SeqCst);
+    sh.sampling.store(false, Ordering::SeqCst);
+    for h in workers {
+        let _ = h.await;
+    }
+    for h in aux.into_iter().chain(samplers) {
+        h.abort();
+    }
+    if let Some(r) = recovery {
+        if !r.is_finished() {
+            sh.warn("the recovery action was still running at the end of the trial; it was abandoned".into());
+            r.abort();
+        }
+    }
+    heal_all(&sh).await;
+
+    // ---- audit
+    let mut tl = lock(&sh.timeline).clone();
+    tl.workload_end = workload_end;
+    let (audit_node, note) = pick_audit_node(&sh, &tl).await?;
+    if let Some(n) = note {
+        sh.warn(n);
+    }
+    let ids = sh.target.audit(&audit_node).await.map_err(|e| EngineError::Preflight(format!("audit failed: {e}")))?;
+    sh.emit(DrillEvent::Audit {
+        trial: sh.trial,
+        node: audit_node.clone(),
+        rows: ids.len() as u64,
+    });
+    if plan.cleanup_rows {
+        if let Err(e) = sh.target.cleanup(&audit_node).await {
+            sh.warn(format!("could not remove this run's rows: {e}"));
+        }
+    }
+    let audit = AuditSet::new(ids);
+    let ops = std::mem::take(&mut *lock(&sh.ledger));
+    let analysis = analyze(&ops, &tl, &audit, &plan.slo);
+    let (chk, verdict) = check(&analysis, &plan.objectives);
+    if let Err(e) = TrialFiles::save(&plan.run_dir, sh.trial, &ops, &audit, &tl) {
+        sh.warn(format!("could not save the trial's ledger: {e}"));
+    }
+    sh.phase("done");
+    sh.emit(DrillEvent::TrialFinished {
+        trial: sh.trial,
+        analysis: Box::new(analysis),
+        check: chk,
+        verdict,
+    });
+    Ok(verdict)
+}
+
+fn disaster(tl: &Timeline) -> Option<&FaultRecord> {
+    tl.faults
+        .iter()
+        .find(|f| f.disaster)
+        .or_else(|| tl.faults.iter().filter(|f| f.action != "resume").max_by_key(|f| f.t_start))
+}
+
+/// Open loop: operations are due at a fixed rate whatever the store does;
+/// `max_in_flight` clients take them. An operation that finds every client
+/// busy is skipped (and warned about): the store could not keep up.
+fn spawn_rate(
+    sh: &Arc<Shared>,
+    cfg: tokio_postgres::Config,
+    rate: f64,
+    max_in_flight: u32,
+    op_timeout: Duration,
+    payload: usize,
+) -> Vec<JoinHandle<()>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<(u64, Micros)>(max_in_flight as usize);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut out = Vec::new();
+    for i in 0..max_in_flight {
+        let rx = rx.clone();
+        let sh2 = sh.clone();
+        let mut c = WorkloadClient::new(cfg.clone(), sh.target.run_id.clone(), payload, i as u64 + 1);
+        out.push(tokio::spawn(async move {
+            loop {
+                let job = { rx.lock().await.recv().await };
+                let Some((seq, t_invoke)) = job else { break };
+                let outcome = c.write(seq, Instant::now() + op_timeout).await;
+                sh2.record(Op { seq, t_invoke, t_done: sh2.now(), outcome });
+            }
+        }));
+    }
+    let sh2 = sh.clone();
+    out.push(tokio::spawn(async move {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let start = Instant::now();
+        let mut k: u64 = 0;
+        let mut skipped: u64 = 0;
+        while !sh2.stop.load(Ordering::Relaxed) {
+            let due = start + interval.mul_f64(k as f64);
+            tokio::time::sleep_until(due).await;
+            k += 1;
+            let t_invoke = (due - sh2.t0).as_micros() as Micros;
+            let seq = sh2.next_seq.fetch_add(1, Ordering::Relaxed);
+            if tx.try_send((seq, t_invoke)).is_err() {
+                // Not sent: record as failed so the bucket shows the outage.
+                skipped += 1;
+                sh2.record(Op { seq, t_invoke, t_done: t_invoke, outcome: Outcome::Fail });
+            }
+        }
+        if skipped > 0 {
+            sh2.warn(format!("{skipped} operations found all {max_in_flight} clients busy and were counted as failed (max_in_flight)"));
+        }
+    }));
+    out
+}
+
+fn spawn_heartbeat(sh: &Arc<Shared>, cfg: tokio_postgres::Config) -> JoinHandle<()> {
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        let mut hb = Heartbeat::new(cfg, sh.target.run_id.clone());
+        let mut n: i64 = 0;
+        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while sh.sampling.load(Ordering::Relaxed) {
+            tick.tick().await;
+            n += 1;
+            if hb.beat(n, Duration::from_secs(1)).await {
+                lock(&sh.heartbeats).push((n, sh.now()));
+            }
+        }
+    })
+}
+
+/// Lag if this standby were promoted now: 0 when it has the latest
+/// acknowledged heartbeat, else the time since the first heartbeat it
+/// lacks was acknowledged (everything acknowledged after that may be lost).
+fn lag_from(heartbeats: &[(i64, Micros)], seen: i64, now: Micros) -> Micros {
+    match heartbeats.iter().find(|(n, t)| *n > seen && *t <= now) {
+        Some((_, t)) => now - t,
+        None => 0,
+    }
+}
+
+fn spawn_sampler(sh: &Arc<Shared>, node: PgNode) -> JoinHandle<()> {
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        let idx = sh.target.nodes.iter().position(|n| n.name == node.name).unwrap_or(0) as u16;
+        let name = node.name.clone();
+        let mut r = HeartbeatReader::new(node, sh.target.run_id.clone());
+        let mut tick = tokio::time::interval(SAMPLE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut k = 0u64;
+        while sh.sampling.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let Some(seen) = r.read(Duration::from_millis(500)).await else { continue };
+            let t = sh.now();
+            if !sh.sampling.load(Ordering::Relaxed) {
+                break;
+            }
+            let lag = lag_from(&lock(&sh.heartbeats), seen, t);
+            lock(&sh.timeline).lag_samples.push(LagSample { t, node: idx, lag_us: lag });
+            k += 1;
+            if k % 5 == 0 {
+                sh.emit(DrillEvent::LagSample { trial: sh.trial, t_us: t, node: name.clone(), lag_us: lag });
+            }
+        }
+    })
+}
+
+fn spawn_progress(sh: &Arc<Shared>, _trials: u32) -> JoinHandle<()> {
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        let mut last = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let ok = sh.ok.load(Ordering::Relaxed);
+            let fail = sh.fail.load(Ordering::Relaxed);
+            let unknown = sh.unknown.load(Ordering::Relaxed);
+            let total = ok + fail + unknown;
+            sh.emit(DrillEvent::Progress {
+                trial: sh.trial,
+                t_us: sh.now(),
+                ops_per_s: (total - last) as f64,
+                ok,
+                fail,
+                unknown,
+            });
+            last = total;
+        }
+    })
+}
+
+/// Runs the fault steps at their offsets. Returns the recovery task, if
+/// the disaster started one.
+async fn run_schedule(plan: &Plan, sh: &Arc<Shared>, warmup_end: Instant) -> Result<Option<JoinHandle<()>>, EngineError> {
+    let mut recovery = None;
+    for step in &plan.steps {
+        tokio::time::sleep_until(warmup_end + step.at).await;
+        if step.disaster {
+            sh.sampling.store(false, Ordering::SeqCst);
+            sh.phase("fault");
+        }
+        let node = resolve(sh, &step.node).await?;
+        inject(plan, sh, step, &node).await?;
+        if step.disaster {
+            sh.phase("recovering");
+            let sh2 = sh.clone();
+            let plan2 = plan.clone();
+            let hit = node.clone();
+            recovery = Some(tokio::spawn(async move { recover(&plan2, &sh2, &hit).await }));
+        }
+    }
+    Ok(recovery)
+}
+
+/// Resolves a role to a node name at the moment the step runs.
+async fn resolve(sh: &Shared, r: &NodeRef) -> Result<String, EngineError> {
+    let role = match r {
+        NodeRef::Name(n) => return Ok(n.clone()),
+        NodeRef::Role(role) => *role,
+    };
+    let roles = sh.target.roles(ROLE_TIMEOUT).await;
+    let find = |want: LiveRole| roles.iter().find(|(_, r)| *r == want).map(|(n, _)| n.clone());
+    match role {
+        NodeRole::Primary => find(LiveRole::Primary).ok_or_else(|| EngineError::Fault("no node is primary right now".into())),
+        NodeRole::Standby => find(LiveRole::Standby).ok_or_else(|| EngineError::Fault("no node is a standby right now".into())),
+        NodeRole::SyncStandby => {
+            let p = find(LiveRole::Primary).ok_or_else(|| EngineError::Fault("no node is primary right now".into()))?;
+            let s = sh.target.sync_standbys(&p).await.map_err(|e| EngineError::Fault(e.to_string()))?;
+            s.into_iter().next().ok_or_else(|| EngineError::Fault("the primary has no synchronous standby right now".into()))
+        }
+    }
+}
+
+fn proc_of(sh: &Shared, node: &str) -> Result<ProcHandle, EngineError> {
+    let n = sh
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .ok_or_else(|| EngineError::Fault(format!("no node named {node}")))?;
+    match &n.proc {
+        ProcSource::Handle(h) => Ok(*h),
+        ProcSource::PidFile(p) => ProcHandle::from_pid_file(p).map_err(|e| EngineError::Fault(e.to_string())),
+        ProcSource::None => Err(EngineError::Fault(format!("no pid known for {node}"))),
+    }
+}
+
+async fn inject(plan: &Plan, sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), EngineError> {
+    let t_start = sh.now();
+    let idx = {
+        let mut tl = lock(&sh.timeline);
+        tl.faults.push(FaultRecord {
+            step: step.index,
+            action: step.action.as_str().into(),
+            node: node.into(),
+            disaster: step.disaster,
+            t_start,
+            t_done: None,
+            heal_start: None,
+            heal_done: None,
+            error: None,
+        });
+        tl.faults.len() - 1
+    };
+    let heal_id = format!("t{}-s{}", sh.trial, step.index);
+    let res: Result<(), String> = async {
+        match step.action {
+            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause => {
+                let h = proc_of(sh, node).map_err(|e| e.to_string())?;
+                let action = match step.action {
+                    FaultAction::Kill => ProcessAction::Kill,
+                    FaultAction::Stop => ProcessAction::Stop,
+                    _ => ProcessAction::Pause,
+                };
+                if action == ProcessAction::Pause {
+                    owe(sh, &heal_id, idx, step.for_, HealAction::Continue { node: node.into(), proc: h })?;
+                }
+                tokio::task::spawn_blocking(move || apply_process_fault(&h, action))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
+            FaultAction::Resume => {
+                let h = proc_of(sh, node).map_err(|e| e.to_string())?;
+                // A resume is the heal of the pause it ends.
+                let owed: Vec<String> = lock(&sh.owed)
+                    .iter()
+                    .filter(|o| matches!(&o.action, HealAction::Continue { node: n, .. } if n == node))
+                    .map(|o| o.id.clone())
+                    .collect();
+                for id in owed {
+                    heal_one(sh, &id).await;
+                }
+                tokio::task::spawn_blocking(move || apply_process_fault(&h, ProcessAction::Resume))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
+            FaultAction::CutReplication => {
+                let saved = sh.target.primary_conninfo(node).await.map_err(|e| e.to_string())?;
+                let conninfo = sh.nodes.iter().find(|n| n.name == node).map(|n| n.conninfo.clone()).unwrap_or_default();
+                owe(
+                    sh,
+                    &heal_id,
+                    idx,
+                    step.for_,
+                    HealAction::RestorePrimaryConninfo { node: node.into(), conninfo, primary_conninfo: saved },
+                )?;
+                sh.target.cut_replication(node).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+    .await;
+    let t_done = sh.now();
+    let error = res.as_ref().err().cloned();
+    {
+        let mut tl = lock(&sh.timeline);
+        tl.faults[idx].t_done = error.is_none().then_some(t_done);
+        tl.faults[idx].error = error.clone();
+    }
+    sh.emit(DrillEvent::FaultInjected {
+        trial: sh.trial,
+        step: step.index,
+        action: step.action.as_str().into(),
+        node: node.into(),
+        t_start,
+        t_done: error.is_none().then_some(t_done),
+        error: error.clone(),
+    });
+    if let Some(e) = error {
+        return Err(EngineError::Fault(format!("step {} ({} {node}): {e}", step.index + 1, step.action.as_str())));
+    }
+    if let Some(d) = step.for_ {
+        let sh2 = sh.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            heal_one(&sh2, &heal_id).await;
+        });
+    }
+    let _ = plan;
+    Ok(())
+}
+
+/// Journals a heal before its fault is injected, and starts the watchdog
+/// that carries it out if firedrill dies first.
+fn owe(sh: &Shared, id: &str, record: usize, for_: Option<Duration>, action: HealAction) -> Result<(), String> {
+    let ttl = for_.map(|f| f + Duration::from_secs(5)).unwrap_or(sh.watchdog_ttl);
+    sh.journal.record(id, ttl.as_secs().max(1), action.clone()).map_err(|e| e.to_string())?;
+    spawn_watchdog(sh.journal.dir(), id);
+    lock(&sh.owed).push(Owed { id: id.into(), record, action });
+    Ok(())
+}
+
+fn spawn_watchdog(dir: &Path, id: &str) {
+    let Ok(exe) = std::env::current_exe() else { return };
+    // Only the firedrill binary has the watchdog; tests running the engine
+    // in-process heal through the guarded paths alone.
+    if exe.file_name().and_then(|n| n.to_str()) != Some("firedrill") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new(exe)
+        .arg("__heal")
+        .arg(dir)
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Ok(mut c) = child {
+        std::thread::spawn(move || {
+            let _ = c.wait();
+        });
+    }
+}
+
+/// Carries out one journaled heal (a journal entry read back by the
+/// watchdog, or an owed heal in the engine). Idempotent.
+pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(), String> {
+    match &entry.action {
+        HealAction::Continue { proc, .. } => {
+            let h = *proc;
+            tokio::task::spawn_blocking(move || apply_process_fault(&h, ProcessAction::Resume))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+        HealAction::RestorePrimaryConninfo { node, conninfo, primary_conninfo } => {
+            let n = parse_node(node, conninfo, password).map_err(|e| e.to_string())?;
+            let t = PgTarget { nodes: vec![n], run_id: String::new() };
+            t.restore_replication(node, primary_conninfo).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn heal_one(sh: &Shared, id: &str) {
+    let owed = {
+        let mut o = lock(&sh.owed);
+        let Some(i) = o.iter().position(|x| x.id == id) else { return };
+        o.remove(i)
+    };
+    let heal_start = sh.now();
+    let entry = HealEntry { id: owed.id.clone(), expires_at: 0, action: owed.action.clone() };
+    let pw = sh.target.nodes.first().and_then(|n| n.config.get_password()).map(|p| String::from_utf8_lossy(p).into_owned());
+    let mut res = heal_entry(&entry, pw.as_deref()).await;
+    if res.is_err() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        res = heal_entry(&entry, pw.as_deref()).await;
+    }
+    let heal_done = sh.now();
+    let (step, action, node) = {
+        let mut tl = lock(&sh.timeline);
+        let f = &mut tl.faults[owed.record];
+        f.heal_start = Some(heal_start);
+        f.heal_done = Some(heal_done);
+        if let Err(e) = &res {
+            f.error = Some(format!("heal failed: {e}"));
+        }
+        (f.step, f.action.clone(), f.node.clone())
+    };
+    match &res {
+        Ok(()) => sh.journal.remove(id),
+        Err(e) => sh.warn(format!("heal of step {} ({action} {node}) failed: {e}; the watchdog will retry at its TTL", step + 1)),
+    }
+    sh.emit(DrillEvent::FaultHealed {
+        trial: sh.trial,
+        step,
+        action,
+        node,
+        t_start: heal_start,
+        t_done: heal_done,
+        error: res.err(),
+    });
+}
+
+async fn heal_all(sh: &Shared) {
+    let ids: Vec<String> = lock(&sh.owed).iter().map(|o| o.id.clone()).collect();
+    for id in ids {
+        heal_one(sh, &id).await;
+    }
+}
+
+async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
+    if plan.recovery == RecoveryPlan::None {
+        return;
+    }
+    tokio::time::sleep(plan.recovery_delay).await;
+    let t_start = sh.now();
+    let (action, node, res): (&str, Option<String>, Result<(), String>) = match &plan.recovery {
+        RecoveryPlan::None => return,
+        RecoveryPlan::Promote(n) => {
+            lock(&sh.timeline).detected = Some(t_start);
+            ("promote", Some(n.clone()), sh.target.promote(n).await.map_err(|e| e.to_string()))
+        }
+        RecoveryPlan::MostAdvanced => {
+            lock(&sh.timeline).detected = Some(t_start);
+            let mut best: Option<(u64, String)> = None;
+            for n in sh.target.nodes.iter().filter(|n| n.name != hit) {
+                if sh.target.role(&n.name, ROLE_TIMEOUT).await != LiveRole::Standby {
+                    continue;
+                }
+                if let Some(lsn) = sh.target.received_lsn(&n.name).await {
+                    if best.as_ref().is_none_or(|(b, _)| lsn > *b) {
+                        best = Some((lsn, n.name.clone()));
+                    }
+                }
+            }
+            match best {
+                Some((_, n)) => ("promote", Some(n.clone()), sh.target.promote(&n).await.map_err(|e| e.to_string())),
+                None => ("promote", None, Err("no reachable standby to promote".into())),
+            }
+        }
+        RecoveryPlan::Command(cmd) => {
+            lock(&sh.timeline).detected = Some(t_start);
+            let cmd = cmd.clone();
+            let nodes: Vec<String> = sh.nodes.iter().map(|n| format!("{}={}", n.name, n.conninfo)).collect();
+            let hit = hit.to_string();
+            let out = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(&cmd)
+                .env("FIREDRILL_FAILED_NODE", &hit)
+                .env("FIREDRILL_NODES", nodes.join("\n"))
+                .output()
+                .await;
+            let res = match out {
+                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) => Err(format!("recovery command exited with {}: {}", o.status, String::from_utf8_lossy(&o.stderr).trim())),
+                Err(e) => Err(format!("recovery command could not start: {e}")),
+            };
+            ("command", None, res)
+        }
+        RecoveryPlan::Automatic => {
+            let end = Instant::now() + Duration::from_micros(plan.slo.recovery_timeout_us);
+            let mut found = None;
+            while Instant::now() < end && !sh.stop.load(Ordering::Relaxed) {
+                let roles = sh.target.roles(ROLE_TIMEOUT).await;
+                if let Some((n, _)) = roles.iter().find(|(n, r)| *r == LiveRole::Primary && n != hit) {
+                    found = Some(n.clone());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            match found {
+                Some(n) => {
+                    let t = sh.now();
+                    lock(&sh.timeline).detected = Some(t);
+                    sh.emit(DrillEvent::Detected { trial: sh.trial, t_us: t, how: format!("{n} became primary") });
+                    ("automatic", Some(n), Ok(()))
+                }
+                None => ("automatic", None, Err("no other node became primary within recovery_timeout".into())),
+            }
+        }
+    };
+    let t_done = sh.now();
+    {
+        let mut tl = lock(&sh.timeline);
+        tl.recovery_start = Some(t_start);
+        tl.recovery_done = Some(t_done);
+        if res.is_ok() {
+            tl.promoted = node.clone();
+        }
+    }
+    if plan.recovery != RecoveryPlan::Automatic {
+        sh.emit(DrillEvent::Detected { trial: sh.trial, t_us: t_start, how: format!("{action} issued by firedrill") });
+    }
+    sh.emit(DrillEvent::Recovery { trial: sh.trial, action: action.into(), node, t_start, t_done, error: res.err() });
+}
+
+/// The recovered authoritative store: the node the recovery promoted, else
+/// the one primary, else (nothing recovered) the most advanced standby,
+/// whose data is what a later failover would keep.
+async fn pick_audit_node(sh: &Shared, tl: &Timeline) -> Result<(String, Option<String>), EngineError> {
+    if let Some(p) = &tl.promoted {
+        return Ok((p.clone(), None));
+    }
+    let hit = disaster(tl).map(|f| f.node.clone());
+    let roles = sh.target.roles(Duration::from_secs(3)).await;
+    let primaries: Vec<&String> = roles.iter().filter(|(_, r)| *r == LiveRole::Primary).map(|(n, _)| n).collect();
+    if primaries.len() == 1 {
+        return Ok((primaries[0].clone(), None));
+    }
+    if primaries.len() > 1 {
+        let pick = primaries.iter().find(|n| Some(**n) != hit.as_ref()).unwrap_or(&primaries[0]);
+        return Ok((
+            (*pick).clone(),
+            Some(format!(
+                "{} nodes accept writes (split brain: {}); audited {pick}",
+                primaries.len(),
+                primaries.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        ));
+    }
+    let mut best: Option<(u64, String)> = None;
+    for (n, r) in &roles {
+        if *r == LiveRole::Standby {
+            if let Some(l) = sh.target.received_lsn(n).await {
+                if best.as_ref().is_none_or(|(b, _)| l > *b) {
+                    best = Some((l, n.clone()));
+                }
+            }
+        }
+    }
+    match best {
+        Some((_, n)) => Ok((
+            n.clone(),
+            Some(format!("no node accepts writes: audited standby {n} (read-only), the data a later failover would keep")),
+        )),
+        None => Err(EngineError::Preflight("no node is reachable for the audit".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag_from;
+
+    #[test]
+    fn lag_is_zero_when_caught_up() {
+        let hb = vec![(1, 100), (2, 200), (3, 300)];
+        assert_eq!(lag_from(&hb, 3, 350), 0);
+    }
+
+    #[test]
+    fn lag_counts_from_first_missing_ack() {
+        let hb = vec![(1, 100), (2, 200), (3, 300)];
+        assert_eq!(lag_from(&hb, 1, 1_000), 800);
+        // A heartbeat acknowledged after the sample does not count yet.
+        assert_eq!(lag_from(&hb, 2, 250), 0);
+    }
+}
