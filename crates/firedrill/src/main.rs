@@ -1,3 +1,146 @@
-fn main() {
-    println!("Hello, world!");
+//! The firedrill binary: command line and wiring only.
+
+mod drill;
+mod heal;
+mod lab;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// firedrill measures what your replicated stores really lose (RPO) and how
+/// long they really stay down (RTO) when something breaks, on the real
+/// servers, under load.
+#[derive(Parser)]
+#[command(name = "firedrill", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start, inspect and remove real local clusters to drill.
+    #[command(subcommand)]
+    Lab(LabCmd),
+    /// Run a drill: drive writes, inject the faults, recover, audit every
+    /// acknowledged write, and report the achieved RPO and RTO against the
+    /// objectives.
+    ///
+    /// Exit codes: 0 every objective met, 1 an objective violated, 2 invalid
+    /// input, 3 aborted or inconclusive, 4 internal error.
+    Drill {
+        /// Drill spec (TOML). It may also hold the [lab] the drill targets.
+        file: PathBuf,
+        /// Run directory for run.json, events.jsonl and the ledgers
+        /// (default: runs/<UTC time>-<drill name>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Re-render the summary of a finished drill from its run directory,
+    /// without touching the store. Exits with the drill's verdict code.
+    Report {
+        /// A run directory written by `firedrill drill`.
+        run_dir: PathBuf,
+        /// Print run.json instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Watchdog that heals a journaled fault if firedrill died (internal).
+    #[command(name = "__heal", hide = true)]
+    Heal { journal: PathBuf, id: String },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Start a lab from the [lab] table of FILE: a primary and its streaming
+    /// standbys on free loopback ports, run as an unprivileged user.
+    Up {
+        file: PathBuf,
+        /// Remove an existing lab of that name first (otherwise `up` refuses).
+        #[arg(long)]
+        reset: bool,
+        /// Lab directory (default: the spec's `dir`, else .firedrill/labs/<name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Stop every server of a lab and remove its directory, whatever a drill
+    /// did to it (killed, paused or promoted nodes).
+    Down {
+        /// Lab name, lab directory, or the spec file that defines it.
+        lab: String,
+    },
+    /// Show each node's role, pid, port, replication state and lag.
+    Status {
+        /// Lab name, lab directory, or the spec file that defines it.
+        lab: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Errors carry the exit code DESIGN.md gives them.
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn input(m: impl Into<String>) -> Self {
+        Failure { code: 2, message: m.into() }
+    }
+    pub fn aborted(m: impl Into<String>) -> Self {
+        Failure { code: 3, message: m.into() }
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Failure { code: 4, message: m.into() }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::internal(format!("{e:#}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    let res = rt.block_on(async {
+        match cli.cmd {
+            Cmd::Lab(LabCmd::Up { file, reset, dir }) => lab::up(&file, reset, dir.as_deref()).await,
+            Cmd::Lab(LabCmd::Down { lab: l }) => lab::down(&l),
+            Cmd::Lab(LabCmd::Status { lab: l, json }) => lab::status(&l, json).await,
+            Cmd::Drill { file, out } => drill::run(&file, out).await,
+            Cmd::Report { run_dir, json } => drill::report(&run_dir, json),
+            Cmd::Heal { journal, id } => heal::watchdog(&journal, &id).await,
+        }
+    });
+    match res {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
 }

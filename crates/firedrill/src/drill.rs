@@ -1,0 +1,281 @@
+//! `firedrill drill` and `firedrill report`.
+
+use crate::lab::load_spec;
+use crate::Failure;
+use firedrill_engine::{EngineError, Environment, NodeSpec, Plan, ProcSource};
+use firedrill_lab::LabState;
+use firedrill_ledger::events::DrillEvent;
+use firedrill_ledger::Verdict;
+use firedrill_report::{exit_code, render_summary, EventsJsonl, Fanout, ObjectivesRecord, Progress, Reporter, RunCollector, RunMeta, RunRecord};
+use firedrill_spec::{validate_drill, LoadedSpec, NodeUniverse, TargetSpec};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// A lab target: rebuilt to healthy when a previous drill left it changed,
+/// and between trials.
+struct LabEnv {
+    state: LabState,
+}
+
+/// Marks a lab a drill has touched, so the next drill rebuilds it first.
+const DRILLED_MARK: &str = "drilled";
+
+impl LabEnv {
+    fn nodes(&self) -> Vec<NodeSpec> {
+        self.state
+            .nodes
+            .iter()
+            .map(|n| NodeSpec {
+                name: n.name.clone(),
+                conninfo: n.conninfo.clone(),
+                proc: n.proc.map(ProcSource::Handle).unwrap_or(ProcSource::None),
+            })
+            .collect()
+    }
+}
+
+impl Environment for LabEnv {
+    fn prepare(&mut self, trial: u32, log: &mut dyn FnMut(String)) -> Result<Vec<NodeSpec>, EngineError> {
+        let dead: Vec<&str> = self
+            .state
+            .nodes
+            .iter()
+            .filter(|n| !n.proc.is_some_and(|p| p.is_alive()))
+            .map(|n| n.name.as_str())
+            .collect();
+        let drilled = self.state.dir.join(DRILLED_MARK).exists();
+        if trial > 1 || drilled || !dead.is_empty() {
+            let why = if trial > 1 {
+                format!("resetting lab {} to healthy for trial {trial}", self.state.name)
+            } else if !dead.is_empty() {
+                format!("lab {} is not healthy ({} down): rebuilding it", self.state.name, dead.join(", "))
+            } else {
+                format!("lab {} was changed by an earlier drill: rebuilding it", self.state.name)
+            };
+            log(why);
+            self.state = firedrill_lab::reset(&self.state, &mut |_| {})
+                .map_err(|e| EngineError::Preflight(format!("lab reset failed: {e}")))?;
+        }
+        std::fs::write(self.state.dir.join(DRILLED_MARK), b"")
+            .map_err(|e| EngineError::Preflight(format!("lab dir: {e}")))?;
+        Ok(self.nodes())
+    }
+}
+
+/// Explicit endpoints: the user's own store.
+struct EndpointEnv {
+    nodes: Vec<NodeSpec>,
+    reset_command: Option<String>,
+}
+
+impl Environment for EndpointEnv {
+    fn prepare(&mut self, trial: u32, log: &mut dyn FnMut(String)) -> Result<Vec<NodeSpec>, EngineError> {
+        if trial > 1 {
+            if let Some(cmd) = &self.reset_command {
+                log(format!("running target.reset_command before trial {trial}"));
+                let st = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .status()
+                    .map_err(|e| EngineError::Preflight(format!("reset_command: {e}")))?;
+                if !st.success() {
+                    return Err(EngineError::Preflight(format!("reset_command exited with {st}")));
+                }
+            }
+        }
+        Ok(self.nodes.clone())
+    }
+}
+
+enum Target {
+    Lab(LabState),
+    Endpoints(TargetSpec),
+}
+
+/// Finds the target and checks the whole spec against it, before anything
+/// touches a store.
+fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
+    let d = spec.file.drill.as_ref().ok_or_else(|| Failure::input(format!("{}: no [drill] table", spec.path.display())))?;
+    let endpoints = d.target.as_ref().filter(|t| !t.nodes.is_empty());
+    let lab_name = d
+        .target
+        .as_ref()
+        .and_then(|t| t.lab.as_ref().map(|l| l.get_ref().clone()))
+        .or_else(|| spec.file.lab.as_ref().map(|l| l.name.get_ref().clone()));
+    let mut state = None;
+    let mut universe = None;
+    if endpoints.is_none() {
+        if let Some(name) = &lab_name {
+            let dir = match spec.file.lab.as_ref().filter(|l| l.name.get_ref() == name) {
+                Some(l) => l.dir.clone().unwrap_or_else(|| firedrill_lab::default_dir(name)),
+                None => firedrill_lab::default_dir(name),
+            };
+            if let Ok(s) = LabState::load(&dir) {
+                let mut u = NodeUniverse::from_lab(&s.spec);
+                u.names = s.nodes.iter().map(|n| n.name.clone()).collect();
+                universe = Some(u);
+                state = Some(s);
+            }
+        }
+    }
+    let errs = validate_drill(spec, universe.as_ref());
+    if !errs.is_empty() {
+        return Err(Failure::input(spec.fail(errs).to_string()));
+    }
+    if let Some(t) = endpoints {
+        return Ok(Target::Endpoints(t.clone()));
+    }
+    match (state, lab_name) {
+        (Some(s), _) => Ok(Target::Lab(s)),
+        (None, Some(name)) => Err(Failure::aborted(format!(
+            "lab {name} is not up: start it with `firedrill lab up {}`",
+            spec.path.display()
+        ))),
+        (None, None) => Err(Failure::input("the drill names no target")),
+    }
+}
+
+fn password(t: Option<&TargetSpec>) -> Result<Option<String>, Failure> {
+    let Some(t) = t else { return Ok(None) };
+    if let Some(var) = &t.password_env {
+        return std::env::var(var)
+            .map(Some)
+            .map_err(|_| Failure::input(format!("target.password_env: environment variable {var} is not set")));
+    }
+    if let Some(f) = &t.password_file {
+        let s = std::fs::read_to_string(f).map_err(|e| Failure::input(format!("target.password_file {}: {e}", f.display())))?;
+        return Ok(Some(s.trim_end_matches(['\n', '\r']).to_string()));
+    }
+    Ok(None)
+}
+
+fn default_run_dir(drill: &str) -> PathBuf {
+    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = ts.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    PathBuf::from("runs").join(format!("{compact}-{drill}"))
+}
+
+pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
+    let spec = load_spec(file)?;
+    let target = resolve(&spec)?;
+    let d = spec.file.drill.as_ref().ok_or_else(|| Failure::input("no [drill] table"))?;
+    let pw = password(d.target.as_ref())?;
+    let run_dir = out.unwrap_or_else(|| default_run_dir(d.name.get_ref()));
+    if run_dir.join("run.json").exists() {
+        return Err(Failure::input(format!("{} already holds a run; choose another --out", run_dir.display())));
+    }
+    std::fs::create_dir_all(&run_dir).map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
+
+    let (mut env, desc, cleanup): (Box<dyn Environment>, String, bool) = match target {
+        Target::Lab(s) => {
+            let desc = format!(
+                "lab {} ({}, {})",
+                s.name,
+                s.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
+                match s.spec.replication {
+                    firedrill_spec::Replication::Async => "async",
+                    firedrill_spec::Replication::Sync => "sync",
+                }
+            );
+            (Box::new(LabEnv { state: s }), desc, false)
+        }
+        Target::Endpoints(t) => {
+            let nodes: Vec<NodeSpec> = t
+                .nodes
+                .iter()
+                .map(|n| NodeSpec {
+                    name: n.name.get_ref().clone(),
+                    conninfo: n.conninfo.get_ref().clone(),
+                    proc: match (&n.pid_file, &n.data_dir) {
+                        (Some(p), _) => ProcSource::PidFile(p.clone()),
+                        (None, Some(d)) => ProcSource::PidFile(d.join("postmaster.pid")),
+                        (None, None) => ProcSource::None,
+                    },
+                })
+                .collect();
+            let desc = format!("endpoints ({})", nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "));
+            (Box::new(EndpointEnv { nodes, reset_command: t.reset_command.clone() }), desc, true)
+        }
+    };
+    let plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
+
+    let meta = RunMeta {
+        drill: plan.drill.clone(),
+        description: plan.description.clone(),
+        objectives: ObjectivesRecord {
+            rpo_s: plan.objectives.rpo_us.map(|v| v as f64 / 1e6),
+            rto_s: plan.objectives.rto_us.map(|v| v as f64 / 1e6),
+        },
+        firedrill_version: env!("CARGO_PKG_VERSION").into(),
+        server_version: None,
+        spec: serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
+    };
+    let mut collector = RunCollector::new(run_dir.clone(), meta);
+    if let Some(v) = server_version(&plan, env.as_mut()).await {
+        collector.set_server_version(v);
+    }
+    let mut fan = Fanout::new(vec![
+        Box::new(EventsJsonl::create(&run_dir).map_err(|e| Failure::aborted(e.to_string()))?),
+        Box::new(collector),
+        Box::new(Progress::new()),
+    ]);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DrillEvent>();
+    let consumer = tokio::spawn(async move {
+        let quiet = !std::io::stderr().is_terminal();
+        while let Some(ev) = rx.recv().await {
+            if let DrillEvent::Warning { message, .. } = &ev {
+                // Warnings matter in CI logs too.
+                if quiet {
+                    eprintln!("warning: {message}");
+                }
+            }
+            if let Err(e) = fan.event(&ev) {
+                eprintln!("warning: reporter: {e}");
+            }
+        }
+        let _ = fan.finish();
+    });
+    let res = firedrill_engine::run(&plan, env.as_mut(), tx.clone()).await;
+    if let Err(e) = &res {
+        // run.json is still written, marked inconclusive, with what was measured.
+        let _ = tx.send(DrillEvent::Warning { trial: None, message: e.to_string() });
+        let _ = tx.send(DrillEvent::DrillFinished { verdict: Verdict::Inconclusive });
+    }
+    drop(tx);
+    let _ = consumer.await;
+
+    match res {
+        Ok(v) => {
+            let rec = RunRecord::load(&run_dir).map_err(|e| Failure::internal(e.to_string()))?;
+            println!("{}", render_summary(&rec));
+            println!("run directory: {}", run_dir.display());
+            Ok(exit_code(v) as u8)
+        }
+        Err(e) => {
+            if let Ok(rec) = RunRecord::load(&run_dir) {
+                if !rec.trials.is_empty() {
+                    println!("{}", render_summary(&rec));
+                }
+            }
+            println!("run directory: {}", run_dir.display());
+            Err(Failure { code: e.exit_code() as u8, message: e.to_string() })
+        }
+    }
+}
+
+/// The server's version for run.json, asked of the first reachable node.
+async fn server_version(plan: &Plan, env: &mut dyn Environment) -> Option<String> {
+    let _ = env;
+    let _ = plan;
+    None
+}
+
+pub fn report(run_dir: &Path, json: bool) -> Result<u8, Failure> {
+    let rec = RunRecord::load(run_dir).map_err(|e| Failure::input(e.to_string()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rec).map_err(|e| Failure::internal(e.to_string()))?);
+    } else {
+        println!("{}", render_summary(&rec));
+    }
+    Ok(exit_code(rec.verdict) as u8)
+}

@@ -1,0 +1,103 @@
+//! `firedrill lab up|down|status`.
+
+use crate::Failure;
+use firedrill_lab::LabState;
+use firedrill_spec::{validate_lab, LoadedSpec, SpecError};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Loads and validates a spec file; any problem is exit 2 with
+/// file:line:column.
+pub fn load_spec(file: &Path) -> Result<LoadedSpec, Failure> {
+    LoadedSpec::load(file).map_err(|e| match e {
+        SpecError::Read { .. } => Failure::input(e.to_string()),
+        SpecError::Invalid(_) => Failure::input(e.to_string()),
+    })
+}
+
+pub async fn up(file: &Path, reset: bool, dir: Option<&Path>) -> Result<u8, Failure> {
+    let spec = load_spec(file)?;
+    let errs = validate_lab(&spec);
+    if !errs.is_empty() {
+        return Err(Failure::input(spec.fail(errs).to_string()));
+    }
+    let Some(lab) = spec.file.lab.as_ref() else {
+        return Err(Failure::input(format!("{}: no [lab] table", file.display())));
+    };
+    let tty = std::io::stderr().is_terminal();
+    let name = lab.name.get_ref().clone();
+    let lab2 = lab.clone();
+    let dir2 = dir.map(Path::to_path_buf);
+    let state = tokio::task::spawn_blocking(move || {
+        firedrill_lab::up(&lab2, dir2.as_deref(), reset, &mut |m| {
+            if tty {
+                eprintln!("lab {name}: {m}");
+            }
+        })
+    })
+    .await
+    .map_err(|e| Failure::internal(e.to_string()))?
+    .map_err(|e| Failure::aborted(e.to_string()))?;
+    let st = firedrill_lab::status(&state).await;
+    println!("{}", firedrill_lab::render_status(&state, &st));
+    println!("lab {} is up in {}", state.name, state.dir.display());
+    Ok(0)
+}
+
+/// A lab named on the command line: its name, its directory, or a spec
+/// file with a [lab] table.
+pub fn resolve_dir(arg: &str) -> Result<PathBuf, Failure> {
+    let p = Path::new(arg);
+    if p.is_file() {
+        let spec = load_spec(p)?;
+        let Some(lab) = spec.file.lab.as_ref() else {
+            return Err(Failure::input(format!("{arg}: no [lab] table")));
+        };
+        return Ok(match &lab.dir {
+            Some(d) => d.clone(),
+            None => firedrill_lab::default_dir(lab.name.get_ref()),
+        });
+    }
+    if p.is_dir() {
+        return Ok(p.to_path_buf());
+    }
+    if arg.contains('/') || arg.ends_with(".toml") {
+        return Err(Failure::input(format!("{arg}: no such file or lab directory")));
+    }
+    Ok(firedrill_lab::default_dir(arg))
+}
+
+pub fn down(arg: &str) -> Result<u8, Failure> {
+    let dir = resolve_dir(arg)?;
+    if !dir.join("state.json").is_file() {
+        println!("no lab at {}; nothing to stop", dir.display());
+        return Ok(0);
+    }
+    let state = LabState::load(&dir).map_err(|e| Failure::aborted(e.to_string()))?;
+    firedrill_lab::down(&state).map_err(|e| Failure::aborted(e.to_string()))?;
+    println!("lab {} is down; {} removed", state.name, dir.display());
+    Ok(0)
+}
+
+pub async fn status(arg: &str, json: bool) -> Result<u8, Failure> {
+    let dir = resolve_dir(arg)?;
+    let state = LabState::load(&dir).map_err(|e| {
+        Failure::aborted(format!("{e} (is the lab up? `firedrill lab up FILE`)"))
+    })?;
+    let st = firedrill_lab::status(&state).await;
+    if json {
+        let v: Vec<serde_json::Value> = st
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name, "pid": s.pid, "alive": s.alive, "port": s.port, "role": s.role,
+                    "replication": s.replication, "lag_bytes": s.lag_bytes, "lag_s": s.lag_s, "timeline": s.timeline,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Failure::internal(e.to_string()))?);
+    } else {
+        println!("{}", firedrill_lab::render_status(&state, &st));
+    }
+    Ok(0)
+}
