@@ -9,6 +9,10 @@ use std::path::PathBuf;
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
 
+mod jsonl;
+
+pub use jsonl::{EventsJsonl, EVENTS_FILE};
+
 /// Everything that can go wrong while writing or reading a run's files.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
