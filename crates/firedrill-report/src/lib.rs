@@ -10,8 +10,13 @@ use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
 
 mod jsonl;
+mod record;
 
 pub use jsonl::{EventsJsonl, EVENTS_FILE};
+pub use record::{
+    DetectedEntry, FaultEntry, ObjectivesRecord, PhasePercentiles, RecoveryEntry, RunCollector,
+    RunMeta, RunRecord, Summary, TrialRecord, RUN_FILE, SCHEMA_VERSION,
+};
 
 /// Everything that can go wrong while writing or reading a run's files.
 #[derive(Debug, thiserror::Error)]
