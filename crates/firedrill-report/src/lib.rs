@@ -11,12 +11,14 @@ use firedrill_ledger::Verdict;
 
 mod jsonl;
 mod record;
+mod render;
 
 pub use jsonl::{EventsJsonl, EVENTS_FILE};
 pub use record::{
     DetectedEntry, FaultEntry, ObjectivesRecord, PhasePercentiles, RecoveryEntry, RunCollector,
     RunMeta, RunRecord, Summary, TrialRecord, RUN_FILE, SCHEMA_VERSION,
 };
+pub use render::{render_summary, MAX_WIDTH};
 
 /// Everything that can go wrong while writing or reading a run's files.
 #[derive(Debug, thiserror::Error)]
