@@ -10,10 +10,12 @@ use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
 
 mod jsonl;
+mod progress;
 mod record;
 mod render;
 
 pub use jsonl::{EventsJsonl, EVENTS_FILE};
+pub use progress::Progress;
 pub use record::{
     DetectedEntry, FaultEntry, ObjectivesRecord, PhasePercentiles, RecoveryEntry, RunCollector,
     RunMeta, RunRecord, Summary, TrialRecord, RUN_FILE, SCHEMA_VERSION,
@@ -144,6 +146,15 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    #[test]
+    fn every_reporter_fits_in_a_fanout() {
+        fn send<T: Reporter + Send + 'static>() {}
+        send::<EventsJsonl>();
+        send::<RunCollector>();
+        send::<Progress>();
+        send::<Fanout>();
     }
 
     #[test]
