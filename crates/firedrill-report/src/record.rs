@@ -274,6 +274,8 @@ pub struct RunCollector {
     record: RunRecord,
     pending: BTreeMap<u32, PendingTrial>,
     started: bool,
+    /// `DrillFinished` arrived: the verdict is the engine's, not ours.
+    finished: bool,
     written: bool,
 }
 
@@ -284,6 +286,7 @@ impl RunCollector {
             record: RunRecord::new(meta),
             pending: BTreeMap::new(),
             started: false,
+            finished: false,
             written: false,
         }
     }
@@ -474,6 +477,7 @@ impl Reporter for RunCollector {
                 verdict,
             } => self.finish_trial(*trial, analysis, check, *verdict),
             DrillEvent::DrillFinished { verdict } => {
+                self.finished = true;
                 self.record.verdict = *verdict;
                 self.write()?;
             }
@@ -486,15 +490,19 @@ impl Reporter for RunCollector {
     }
 
     /// A drill that ends without `DrillFinished` was aborted: still leave a
-    /// readable `run.json`, marked inconclusive (exit code 3).
+    /// readable `run.json`, marked inconclusive (exit code 3). A write that
+    /// failed on `DrillFinished` is retried once here, verdict unchanged.
     fn finish(&mut self) -> Result<(), ReportError> {
-        if self.started && !self.written {
+        if !self.started || self.written {
+            return Ok(());
+        }
+        if !self.finished {
+            self.finished = true;
             self.record.verdict = Verdict::Inconclusive;
             self.record
                 .warnings
                 .push("the drill ended before it finished; the run is incomplete".into());
-            self.write()?;
         }
-        Ok(())
+        self.write()
     }
 }

@@ -441,6 +441,28 @@ fn aborted_drill_leaves_an_inconclusive_run_json() {
 }
 
 #[test]
+fn a_failed_write_keeps_the_engines_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("gone");
+    let mut c = RunCollector::new(&gone, RunMeta::default());
+    let evs = events(
+        "x",
+        &[async_loss(1, 2.0, 1.9, 5, Some(1.0))],
+        &objectives(1.0, 30.0).1,
+    );
+    let (last, rest) = evs.split_last().unwrap();
+    for ev in rest {
+        c.event(ev).unwrap();
+    }
+    assert!(c.event(last).is_err());
+    std::fs::create_dir(&gone).unwrap();
+    c.finish().unwrap();
+    let run = RunRecord::load(&gone).unwrap();
+    assert_eq!(run.verdict, Verdict::Fail);
+    assert!(run.warnings.is_empty());
+}
+
+#[test]
 fn load_refuses_unknown_schema_versions() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("run.json"), r#"{"schema_version": 2}"#).unwrap();
