@@ -7,6 +7,7 @@ use firedrill_lab::LabState;
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
 use firedrill_report::{exit_code, render_summary, EventsJsonl, Fanout, ObjectivesRecord, Progress, Reporter, RunCollector, RunMeta, RunRecord};
+use firedrill_targets::postgres::{parse_node, PgTarget};
 use firedrill_spec::{validate_drill, LoadedSpec, NodeUniverse, TargetSpec};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -166,6 +167,10 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     }
     std::fs::create_dir_all(&run_dir).map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
 
+    let version_nodes: Vec<(String, String)> = match &target {
+        Target::Lab(s) => s.nodes.iter().map(|n| (n.name.clone(), n.conninfo.clone())).collect(),
+        Target::Endpoints(t) => t.nodes.iter().map(|n| (n.name.get_ref().clone(), n.conninfo.get_ref().clone())).collect(),
+    };
     let (mut env, desc, cleanup): (Box<dyn Environment>, String, bool) = match target {
         Target::Lab(s) => {
             let desc = format!(
@@ -211,7 +216,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
         spec: serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
     };
     let mut collector = RunCollector::new(run_dir.clone(), meta);
-    if let Some(v) = server_version(&plan, env.as_mut()).await {
+    if let Some(v) = server_version(&plan, &version_nodes).await {
         collector.set_server_version(v);
     }
     let mut fan = Fanout::new(vec![
@@ -263,10 +268,15 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     }
 }
 
-/// The server's version for run.json, asked of the first reachable node.
-async fn server_version(plan: &Plan, env: &mut dyn Environment) -> Option<String> {
-    let _ = env;
-    let _ = plan;
+/// The server's version for run.json, asked of the first node that answers.
+async fn server_version(plan: &Plan, nodes: &[(String, String)]) -> Option<String> {
+    for (name, conninfo) in nodes {
+        let Ok(n) = parse_node(name, conninfo, plan.password.as_deref()) else { continue };
+        let t = PgTarget { nodes: vec![n], run_id: String::new() };
+        if let Ok(v) = t.server_version(name).await {
+            return Some(v);
+        }
+    }
     None
 }
 

@@ -1,0 +1,100 @@
+//! Bad input: exit 2, a message with file:line:column, and nothing started.
+
+mod common;
+use common::*;
+
+const GOOD: &str = r#"[lab]
+name = "bad-input"
+dir = "@DIR@"
+standbys = 1
+
+[drill]
+name = "bad-input"
+
+[drill.workload]
+clients = 2
+duration = "5s"
+
+[[drill.faults]]
+at = "1s"
+action = "kill"
+node = "primary"
+
+[drill.objectives]
+rpo = "1s"
+"#;
+
+fn check(text: &str, expect_loc: &str, expect_msg: &str) {
+    let tmp = tempdir();
+    let spec = tmp.path().join("spec.toml");
+    std::fs::write(&spec, text.replace("@DIR@", &tmp.path().join("lab").display().to_string())).unwrap();
+    let run = tmp.path().join("run");
+    for args in [
+        vec!["drill", spec.to_str().unwrap(), "--out", run.to_str().unwrap()],
+        vec!["lab", "up", spec.to_str().unwrap()],
+    ] {
+        let out = firedrill(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if args[0] == "lab" && !expect_msg.contains("node") && !expect_msg.contains("duration") {
+            // lab up only reads [lab]; still, a parse error anywhere is fatal.
+        }
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("{}:{expect_loc}", spec.display())), "{args:?}: expected {expect_loc} in: {err}");
+        assert!(err.contains(expect_msg), "{args:?}: expected {expect_msg:?} in: {err}");
+        assert!(!tmp.path().join("lab").exists(), "nothing may be started");
+        assert!(!run.exists(), "no run directory for invalid input");
+        if args[0] == "lab" && expect_msg.contains("no node") {
+            break;
+        }
+    }
+}
+
+#[test]
+fn unknown_key() {
+    check(&GOOD.replace("clients = 2", "clients = 2\nclinets = 3"), "11:1:", "unknown field `clinets`");
+}
+
+#[test]
+fn bad_duration() {
+    check(&GOOD.replace("duration = \"5s\"", "duration = \"5 seconds-ish\""), "11:12:", "bad duration");
+}
+
+#[test]
+fn node_that_does_not_exist() {
+    let tmp = tempdir();
+    let spec = tmp.path().join("spec.toml");
+    let text = GOOD.replace("node = \"primary\"", "node = \"n7\"").replace("@DIR@", &tmp.path().join("lab").display().to_string());
+    std::fs::write(&spec, text).unwrap();
+    let out = firedrill(&["drill", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:16:8: no node named \"n7\"", spec.display())), "{err}");
+    assert!(!tmp.path().join("lab").exists());
+}
+
+#[test]
+fn missing_file() {
+    let out = firedrill(&["drill", "/nonexistent/drill.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/nonexistent/drill.toml"), "{err}");
+    let out = firedrill(&["lab", "up", "/nonexistent/lab.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_cli_usage_is_exit_2() {
+    let out = firedrill(&["drill"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = firedrill(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_explains_each_command() {
+    for args in [vec!["--help"], vec!["drill", "--help"], vec!["lab", "up", "--help"], vec!["lab", "down", "--help"], vec!["lab", "status", "--help"], vec!["report", "--help"]] {
+        let out = firedrill(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stdout.len() > 100, "{args:?} help is too thin");
+    }
+}

@@ -1,0 +1,157 @@
+//! Shared test harness: real PostgreSQL labs in temporary directories,
+//! driven through the real `firedrill` binary.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_firedrill");
+
+/// Drills measure timings: one at a time, so they do not compete for the
+/// two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// True when PostgreSQL server binaries are installed. Under CI=true a
+/// missing server fails the test instead of skipping it.
+pub fn pg_available() -> bool {
+    let found = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.flatten().any(|e| e.path().join("bin/postgres").exists()))
+        .unwrap_or(false)
+        || std::env::var_os("PG_BIN").is_some();
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("PostgreSQL server binaries are missing (CI=true: this is a failure, not a skip)");
+        }
+        eprintln!("skipping: PostgreSQL server binaries not installed");
+    }
+    found
+}
+
+/// A temporary directory the unprivileged server user can traverse.
+pub fn tempdir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new().prefix("firedrill-test-").tempdir_in("/tmp").expect("tempdir");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d
+}
+
+pub fn firedrill(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env_remove("FIREDRILL_LOG").output().expect("run firedrill")
+}
+
+/// A lab that is brought down when the test ends, whatever happens.
+pub struct Lab {
+    pub tmp: tempfile::TempDir,
+    pub spec: PathBuf,
+}
+
+impl Lab {
+    /// Writes `spec_text` (with `@DIR@` replaced by the lab directory) and
+    /// runs `firedrill lab up`.
+    pub fn up(spec_text: &str) -> Lab {
+        let tmp = tempdir();
+        let spec = tmp.path().join("drill.toml");
+        let text = spec_text.replace("@DIR@", &tmp.path().join("lab").display().to_string());
+        std::fs::write(&spec, text).expect("write spec");
+        let lab = Lab { tmp, spec };
+        let out = firedrill(&["lab", "up", lab.spec_str()]);
+        assert!(
+            out.status.success(),
+            "lab up failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    pub fn spec_str(&self) -> &str {
+        self.spec.to_str().expect("utf-8 path")
+    }
+
+    pub fn lab_dir(&self) -> PathBuf {
+        self.tmp.path().join("lab")
+    }
+
+    pub fn run_dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Runs the drill; returns the exit code, run.json, and the output.
+    pub fn drill(&self, run: &str) -> Drill {
+        let out_dir = self.run_dir(run);
+        let out = firedrill(&["drill", self.spec_str(), "--out", out_dir.to_str().expect("utf-8")]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!("--- drill stdout\n{stdout}\n--- drill stderr\n{stderr}");
+        let run_json = std::fs::read_to_string(out_dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        Drill {
+            code: out.status.code().unwrap_or(-1),
+            run: run_json,
+            stdout,
+            stderr,
+            dir: out_dir,
+        }
+    }
+
+    pub fn state(&self) -> Value {
+        let t = std::fs::read_to_string(self.lab_dir().join("state.json")).expect("state.json");
+        serde_json::from_str(&t).expect("state json")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = firedrill(&["lab", "down", self.spec_str()]);
+        if !out.status.success() {
+            eprintln!("lab down failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+pub struct Drill {
+    pub code: i32,
+    pub run: Value,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: PathBuf,
+}
+
+impl Drill {
+    pub fn trial(&self, i: usize) -> &Value {
+        &self.run["trials"][i]
+    }
+    pub fn f64(&self, i: usize, path: &str) -> Option<f64> {
+        let mut v = self.trial(i);
+        for k in path.split('.') {
+            v = &v[k];
+        }
+        v.as_f64()
+    }
+    pub fn u64(&self, i: usize, path: &str) -> u64 {
+        let mut v = self.trial(i);
+        for k in path.split('.') {
+            v = &v[k];
+        }
+        v.as_u64().unwrap_or_else(|| panic!("{path} missing in trial {i}: {}", self.trial(i)))
+    }
+}
+
+/// Reads /proc/PID/stat's state letter, if the process exists.
+pub fn proc_state(pid: i64) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.chars().next()
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

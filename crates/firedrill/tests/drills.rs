@@ -1,0 +1,227 @@
+//! The ground-truth drills of DESIGN.md, against real PostgreSQL servers.
+
+mod common;
+use common::*;
+
+fn lab(name: &str, replication: &str) -> String {
+    format!(
+        r#"
+[lab]
+name = "{name}"
+dir = "@DIR@"
+standbys = 1
+replication = "{replication}"
+"#
+    )
+}
+
+/// The replication cut drill: the standby stops receiving WAL at +1 s,
+/// writes go on for D = 2 s, then the primary is killed and n2 promoted.
+fn cut_then_kill(name: &str, replication: &str, rpo: &str) -> String {
+    lab(name, replication)
+        + &format!(
+            r#"
+[drill]
+name = "{name}"
+[drill.workload]
+mode = "closed"
+clients = 4
+op_timeout = "1s"
+warmup = "1s"
+duration = "6s"
+[[drill.faults]]
+at = "1s"
+action = "cut_replication"
+node = "n2"
+[[drill.faults]]
+at = "3s"
+action = "kill"
+node = "primary"
+[drill.recovery]
+promote = "n2"
+[drill.slo]
+stable_for = "2s"
+recovery_timeout = "20s"
+[drill.objectives]
+rpo = "{rpo}"
+rto = "30s"
+"#
+        )
+}
+
+#[test]
+fn async_replication_cut_loses_the_window() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let lab = Lab::up(&cut_then_kill("cut-async", "async", "5s"));
+    let d = lab.drill("run");
+    assert_eq!(d.code, 0, "objective rpo 5s should pass: {}", d.stderr);
+    let lost = d.u64(0, "rpo.lost");
+    let achieved = d.f64(0, "rpo.achieved_s").expect("achieved");
+    let predicted = d.f64(0, "rpo.predicted_s").expect("predicted");
+    assert!(lost > 0, "an async standby cut for 2 s must lose writes");
+    assert!((achieved - 2.0).abs() <= 0.3, "achieved RPO {achieved} not within 2.0 ± 0.3");
+    assert!((predicted - achieved).abs() <= 0.5, "predicted {predicted} vs achieved {achieved}");
+    assert_eq!(d.u64(0, "rpo.zombie_lost"), 0);
+    assert_eq!(d.u64(0, "rpo.phantoms"), 0);
+    assert_eq!(d.u64(0, "rpo.duplicates"), 0);
+    assert!(d.f64(0, "rto.achieved_s").is_some(), "n2 was promoted: the service recovered");
+    assert_eq!(d.run["verdict"], "pass");
+    // The saved run re-renders without the store.
+    let r = firedrill(&["report", d.dir.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("pass") || String::from_utf8_lossy(&r.stdout).contains("PASS"));
+    assert!(d.dir.join("events.jsonl").exists());
+}
+
+#[test]
+fn sync_replication_cut_loses_nothing_and_stalls_writes() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let lab = Lab::up(&cut_then_kill("cut-sync", "sync", "0s"));
+    let d = lab.drill("run");
+    assert_eq!(d.code, 0, "rpo 0 must be met with sync replication: {}", d.stderr);
+    assert_eq!(d.u64(0, "rpo.lost"), 0);
+    assert_eq!(d.u64(0, "rpo.zombie_lost"), 0);
+    let rto = d.f64(0, "rto.achieved_s").expect("the promoted standby accepts writes: RTO is measured");
+    // Writes stall from the cut, 2 s before the crash: the incident starts there.
+    let incident = d.f64(0, "rto.incident_s").expect("incident");
+    assert!(incident <= -1.5, "outage should begin at the cut, got {incident}");
+    assert!(rto >= 2.0, "RTO counts the stall before the crash, got {rto}");
+    let stalled_ok: u64 = d.trial(0)["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .filter(|b| {
+            let s = b["start_s"].as_f64().unwrap_or(0.0);
+            (-1.8..=-0.2).contains(&s)
+        })
+        .map(|b| b["ok"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(stalled_ok, 0, "no write may be acknowledged while the sync standby is cut");
+    assert!(d.stdout.contains("outage began"), "the summary must show the stall:\n{}", d.stdout);
+}
+
+#[test]
+fn standby_killed_costs_nothing() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let spec = lab("standby-kill", "async")
+        + r#"
+[drill]
+name = "standby-kill"
+trials = 2
+[drill.workload]
+clients = 4
+warmup = "1s"
+duration = "4s"
+[[drill.faults]]
+at = "1s"
+action = "kill"
+node = "standby"
+[drill.slo]
+stable_for = "2s"
+recovery_timeout = "10s"
+[drill.objectives]
+rpo = "0s"
+rto = "1s"
+"#;
+    let lab = Lab::up(&spec);
+    let d = lab.drill("run");
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    for t in 0..2 {
+        assert_eq!(d.u64(t, "rpo.lost"), 0);
+        assert_eq!(d.f64(t, "rto.achieved_s"), Some(0.0), "trial {t}: writes never stopped");
+        assert!(d.u64(t, "ops.ok") > 100);
+    }
+    // The lab was rebuilt between trials: both trials found a standby to kill.
+    assert_eq!(d.run["trials"].as_array().map(|a| a.len()), Some(2));
+    assert!(d.stdout.contains("p50"), "cross-trial table expected:\n{}", d.stdout);
+}
+
+#[test]
+fn no_recovery_fails_the_rto() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let spec = lab("no-recovery", "async")
+        + r#"
+[drill]
+name = "no-recovery"
+[drill.workload]
+clients = 2
+warmup = "1s"
+duration = "3s"
+[[drill.faults]]
+at = "1s"
+action = "kill"
+node = "primary"
+[drill.slo]
+stable_for = "1s"
+recovery_timeout = "5s"
+[drill.objectives]
+rpo = "5s"
+rto = "1m"
+"#;
+    let lab = Lab::up(&spec);
+    let d = lab.drill("run");
+    assert_eq!(d.code, 1, "a service that never recovers violates its RTO");
+    assert_eq!(d.run["verdict"], "fail");
+    assert!(d.trial(0)["rto"]["achieved_s"].is_null(), "rto must be null: {}", d.trial(0)["rto"]);
+}
+
+#[test]
+fn pausing_the_standby_loses_nothing() {
+    // DESIGN.md: a SIGSTOPped standby keeps what is in its socket buffers
+    // and replays it on promotion. A low open-loop rate keeps the backlog
+    // within the buffers.
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let spec = lab("pause", "async")
+        + r#"
+[drill]
+name = "pause"
+[drill.workload]
+mode = "rate"
+rate = 50
+max_in_flight = 8
+warmup = "1s"
+duration = "6s"
+[[drill.faults]]
+at = "1s"
+action = "pause"
+node = "n2"
+[[drill.faults]]
+at = "3s"
+action = "kill"
+node = "primary"
+disaster = true
+[[drill.faults]]
+at = "3500ms"
+action = "resume"
+node = "n2"
+[drill.recovery]
+promote = "n2"
+delay = "1s"
+[drill.slo]
+stable_for = "2s"
+recovery_timeout = "20s"
+[drill.objectives]
+rpo = "0s"
+rto = "30s"
+"#;
+    let lab = Lab::up(&spec);
+    let d = lab.drill("run");
+    assert_eq!(d.u64(0, "rpo.lost"), 0, "buffered WAL is replayed on promotion");
+    assert!(d.u64(0, "ops.ok") > 100);
+    assert_eq!(d.code, 0, "{}", d.stderr);
+}

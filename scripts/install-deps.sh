@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what firedrill needs on a fresh Debian or Ubuntu machine: the
+# PostgreSQL server packages (the labs and tests run the real servers) and a
+# Rust toolchain if none is present. Safe to run again: it only installs
+# what is missing.
+set -euo pipefail
+
+need=()
+pg_ok=false
+for d in /usr/lib/postgresql/*/bin; do
+  if [ -x "$d/postgres" ] && [ -x "$d/pg_basebackup" ] && [ -x "$d/pgbench" ]; then pg_ok=true; fi
+done
+$pg_ok || need+=(postgresql postgresql-contrib)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: installing ${need[*]}" >&2
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: no cargo found; installing Debian's rust toolchain" >&2
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends cargo rustc
+fi
