@@ -485,3 +485,44 @@ fn p99_bound_counts_only_when_set() {
     assert_eq!(run(2, &slo).rto.achieved_s, Some(s(1000)));
     assert!(run(100, &SLO).buckets.iter().all(|b| b.healthy));
 }
+
+/// A healthy stretch shorter than stable_for does not count as recovery:
+/// the run restarts after the relapse.
+#[test]
+fn relapse_restarts_the_stable_run() {
+    let ops = ops_every_10us(0, 2500, |t| {
+        let bad = (1000..1300).contains(&t) || (1500..1600).contains(&t);
+        (if bad { Outcome::Fail } else { Outcome::Ok }, t + 5)
+    });
+    let tl = timeline(vec![fault("kill", 1000, Some(1010), true)], 2500);
+    let a = analyze(&ops, &tl, &all_ok(&ops), &SLO);
+    assert_eq!(a.rto.achieved_s, Some(s(600)));
+    assert_eq!(a.rto.phases.recovered_s, Some(s(600)));
+}
+
+/// Boundaries of the phase and zombie definitions: an ack exactly at
+/// t_fault_done is not a zombie, a failure ending exactly at the first
+/// step is an impact, one ending before it is not.
+#[test]
+fn boundaries_are_inclusive_as_defined() {
+    let op = |seq, t_invoke, t_done, outcome| Op {
+        seq,
+        t_invoke,
+        t_done,
+        outcome,
+    };
+    let ops = vec![
+        op(1, 400, 499, Outcome::Fail),
+        op(2, 450, 500, Outcome::Unknown),
+        op(3, 510, 520, Outcome::Ok),
+        op(4, 520, 530, Outcome::Ok),
+        op(5, 519, 521, Outcome::Ok),
+    ];
+    let tl = timeline(vec![fault("kill", 500, Some(520), true)], 600);
+    let a = analyze(&ops, &tl, &AuditSet::new(vec![4, 5]), &SLO);
+    assert_eq!((a.rpo.lost, a.rpo.zombie_lost), (1, 0));
+    assert_eq!(a.rpo.achieved_s, 0.0);
+    assert_eq!(a.rto.phases.impact_s, Some(s(-50)));
+    // Op 4 is the first invoked at t_fault_done; op 5 was invoked before.
+    assert_eq!(a.rto.phases.first_write_s, Some(s(30)));
+}
