@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use firedrill_ledger::{analyze, Slo};
 use std::hint::black_box;
+use std::time::Duration;
 
 #[allow(dead_code)]
 #[path = "support/synth.rs"]
@@ -13,7 +14,9 @@ fn bench_analyze(c: &mut Criterion) {
     let d = synth::drill(10_000_000);
     let slo = Slo::default();
     let mut group = c.benchmark_group("analyze");
+    // ~120 ms per iteration: 10 samples in 8 s keeps the whole run < 1 min.
     group.sample_size(10);
+    group.measurement_time(Duration::from_secs(8));
     group.bench_function("10M ops", |b| {
         b.iter(|| analyze(black_box(&d.ops), &d.timeline, &d.audit, &slo))
     });
