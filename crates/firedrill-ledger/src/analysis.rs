@@ -1,4 +1,8 @@
-//! Placeholder for `analyze`: being implemented (see DESIGN.md measurement semantics).
+//! The analysis proper: ledger + timeline + audit set → RPO/RTO figures,
+//! following DESIGN.md's measurement semantics to the letter, because the
+//! figures are what a drill's verdict rests on.
+use crate::rpo::{self, rel};
+use crate::rto;
 use crate::*;
 
 /// p50 / p95 / max across trials.
@@ -9,8 +13,106 @@ pub struct Percentiles {
     pub max: f64,
 }
 
-pub fn analyze(_ops: &[Op], _timeline: &Timeline, _audit: &AuditSet, _slo: &Slo) -> Analysis {
-    todo!()
+/// Analyses one trial. Pure and single-threaded; linear in the ledger
+/// (about three passes), so a 10M-op ledger takes well under a second.
+pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> Analysis {
+    let Some(disaster) = disaster_step(&timeline.faults) else {
+        return analyze_without_fault(ops, timeline, audit, slo);
+    };
+    let t_fault = disaster.t_start;
+    // A failed injection never took effect: its start is the best bound.
+    let t_fault_done = disaster.t_done.unwrap_or(t_fault);
+    let first_step = timeline
+        .faults
+        .iter()
+        .map(|f| f.t_start)
+        .min()
+        .unwrap_or(t_fault);
+
+    let (mut rpo, ops_counts) = rpo::achieved(ops, audit, t_fault, t_fault_done);
+    rpo.predicted_s = rpo::predicted(timeline, t_fault);
+
+    let scan = rto::scan(ops, slo, first_step, timeline.workload_end, t_fault);
+    let (impact, first_write) = rto::impact_and_first_write(ops, first_step, t_fault_done);
+    let mut phases = Phases {
+        impact_s: impact.map(|t| rel(t, t_fault)),
+        detected_s: timeline.detected.map(|t| rel(t, t_fault)),
+        first_write_s: first_write.map(|t| rel(t, t_fault)),
+        recovered_s: None,
+    };
+    let rto = match scan.first_unhealthy {
+        None => RtoFigures {
+            achieved_s: Some(0.0),
+            incident_s: None,
+            phases,
+        },
+        Some(bad) => {
+            let t_incident = t_fault.min(bad);
+            // Recovery after the timeout counts as never: the drill would
+            // have been declared failed by then.
+            let recovered = scan.recovered.filter(|&r| {
+                i128::from(r) - i128::from(t_fault) <= i128::from(slo.recovery_timeout_us)
+            });
+            phases.recovered_s = recovered.map(|r| rel(r, t_fault));
+            RtoFigures {
+                achieved_s: recovered.map(|r| rel(r, t_incident)),
+                incident_s: Some(rel(t_incident, t_fault)),
+                phases,
+            }
+        }
+    };
+    Analysis {
+        t_fault_us: Some(t_fault),
+        t_fault_done_us: Some(t_fault_done),
+        rpo,
+        rto,
+        ops: ops_counts,
+        buckets: scan.buckets,
+    }
+}
+
+/// A trial whose schedule injected nothing (a baseline run): losses are
+/// still counted, against the end of the workload, and there is no
+/// outage to time.
+fn analyze_without_fault(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> Analysis {
+    let end = timeline.workload_end;
+    let (mut rpo, ops_counts) = rpo::achieved(ops, audit, end, end);
+    rpo.predicted_s = rpo::predicted(timeline, end);
+    let scan = rto::scan(
+        ops,
+        slo,
+        timeline.measure_start,
+        end,
+        timeline.measure_start,
+    );
+    Analysis {
+        t_fault_us: None,
+        t_fault_done_us: None,
+        rpo,
+        rto: RtoFigures {
+            achieved_s: Some(0.0),
+            incident_s: None,
+            phases: Phases::default(),
+        },
+        ops: ops_counts,
+        buckets: scan.buckets,
+    }
+}
+
+/// The step marked `disaster` (the first, if several are), else the last
+/// step by start time that is not a heal (`resume`). A schedule of only
+/// heals still has a last step, which is the best guess left.
+fn disaster_step(faults: &[FaultRecord]) -> Option<&FaultRecord> {
+    faults
+        .iter()
+        .find(|f| f.disaster)
+        .or_else(|| {
+            faults
+                .iter()
+                .filter(|f| f.action != "resume")
+                .max_by_key(|f| f.t_start)
+        })
+        .or_else(|| faults.iter().max_by_key(|f| f.t_start))
 }
 
 /// Checks one trial against the objectives: a trial passes when

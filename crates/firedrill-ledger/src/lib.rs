@@ -8,6 +8,8 @@
 mod analysis;
 pub mod codec;
 pub mod events;
+mod rpo;
+mod rto;
 mod types;
 
 pub use analysis::{aggregate, analyze, check, Percentiles};
