@@ -67,7 +67,12 @@ pub(crate) fn scan(
 
     let first_bad = healthy.iter().position(|h| !h);
     let run = slo.stable_for_us.div_ceil(width).max(1);
-    let recovered = first_bad.and_then(|bad| {
+    // Recovery is from the disaster's outage: when a stage-setting step
+    // caused an earlier blip that healed before the disaster, the healthy
+    // run must still come after the first unhealthy bucket at or after the
+    // disaster (`origin`), or it would measure the blip instead.
+    let bad_after_fault = (0..healthy.len()).find(|&i| !healthy[i] && start_of(i) + width > origin);
+    let recovered = bad_after_fault.or(first_bad).and_then(|bad| {
         let mut streak = 0u64;
         for (i, &h) in healthy.iter().enumerate().skip(bad + 1) {
             streak = if h { streak + 1 } else { 0 };

@@ -526,3 +526,37 @@ fn boundaries_are_inclusive_as_defined() {
     // Op 4 is the first invoked at t_fault_done; op 5 was invoked before.
     assert_eq!(a.rto.phases.first_write_s, Some(s(30)));
 }
+
+/// A stage-setting step causes a blip that heals before the disaster; the
+/// RTO must cover the disaster's outage, not just the blip.
+#[test]
+fn blip_before_disaster_does_not_hide_the_real_outage() {
+    use firedrill_ledger::*;
+    let mut ops = Vec::new();
+    let mut seq = 1;
+    // 1 op every 10 ms from 0 to 20 s; failures in [2.0, 2.5) s (blip) and
+    // in [10.0, 13.0) s (the disaster's outage).
+    let mut t = 0u64;
+    while t < 20_000_000 {
+        let bad = (2_000_000..2_500_000).contains(&t) || (10_000_000..13_000_000).contains(&t);
+        ops.push(Op { seq, t_invoke: t, t_done: t + 1_000, outcome: if bad { Outcome::Fail } else { Outcome::Ok } });
+        seq += 1;
+        t += 10_000;
+    }
+    let tl = Timeline {
+        measure_start: 0,
+        workload_end: 20_000_000,
+        faults: vec![
+            FaultRecord { step: 0, action: "cut_replication".into(), node: "n2".into(), disaster: false, t_start: 2_000_000, t_done: Some(2_000_000), heal_start: None, heal_done: None, error: None },
+            FaultRecord { step: 1, action: "kill".into(), node: "n1".into(), disaster: true, t_start: 10_000_000, t_done: Some(10_000_000), heal_start: None, heal_done: None, error: None },
+        ],
+        ..Default::default()
+    };
+    let slo = Slo { stable_for_us: 2_000_000, ..Slo::default() };
+    let audit = AuditSet::new(ops.iter().filter(|o| o.outcome == Outcome::Ok).map(|o| o.seq).collect());
+    let a = analyze(&ops, &tl, &audit, &slo);
+    // Incident starts at the blip (2.0 s, i.e. -8 s); recovery at 13.0 s.
+    assert_eq!(a.rto.incident_s, Some(-8.0));
+    assert_eq!(a.rto.phases.recovered_s, Some(3.0));
+    assert_eq!(a.rto.achieved_s, Some(11.0));
+}
