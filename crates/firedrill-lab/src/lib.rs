@@ -166,10 +166,36 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
+/// Every program the lab runs from the bin dir.
+const TOOLS: [&str; 6] = [
+    "postgres",
+    "pg_ctl",
+    "initdb",
+    "pg_basebackup",
+    "psql",
+    "pg_isready",
+];
+
 fn is_pg_bin(d: &Path) -> bool {
-    ["pg_ctl", "postgres", "initdb"]
+    TOOLS.iter().all(|b| d.join(b).is_file())
+}
+
+/// The full bin dir behind `d`: `d` may hold only symlinks to a few
+/// programs (this machine's /usr/local/bin links pg_ctl, postgres and
+/// initdb but not psql), so follow `postgres` to where it really lives.
+fn resolve_bin(d: &Path) -> Option<PathBuf> {
+    if !["pg_ctl", "postgres", "initdb"]
         .iter()
         .all(|b| d.join(b).is_file())
+    {
+        return None;
+    }
+    let real = std::fs::canonicalize(d.join("postgres"))
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    real.into_iter()
+        .chain(std::iter::once(absolute(d)))
+        .find(|c| is_pg_bin(c))
 }
 
 /// Finds the PostgreSQL server binaries. A directory counts only if
@@ -178,14 +204,13 @@ fn is_pg_bin(d: &Path) -> bool {
 /// would start.
 pub fn find_bin_dir(spec_bin: Option<&Path>) -> Result<PathBuf, LabError> {
     let explicit = |d: PathBuf, from: &str| {
-        if is_pg_bin(&d) {
-            Ok(absolute(&d))
-        } else {
-            Err(LabError::BinDir(format!(
-                "{from} {} has no pg_ctl, postgres and initdb",
-                d.display()
-            )))
-        }
+        resolve_bin(&d).ok_or_else(|| {
+            LabError::BinDir(format!(
+                "{from} {} lacks one of {}",
+                d.display(),
+                TOOLS.join(", ")
+            ))
+        })
     };
     if let Some(d) = spec_bin {
         return explicit(d.to_path_buf(), "bin_dir");
@@ -194,8 +219,8 @@ pub fn find_bin_dir(spec_bin: Option<&Path>) -> Result<PathBuf, LabError> {
         return explicit(PathBuf::from(d), "PG_BIN");
     }
     if let Some(path) = std::env::var_os("PATH") {
-        if let Some(d) = std::env::split_paths(&path).find(|d| is_pg_bin(d)) {
-            return Ok(absolute(&d));
+        if let Some(d) = std::env::split_paths(&path).find_map(|d| resolve_bin(&d)) {
+            return Ok(d);
         }
     }
     let mut versions: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -677,4 +702,63 @@ fn configure_sync(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<()
     )
     .map_err(|e| LabError::Replication(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let spec: LabSpec = toml::from_str(
+            "name = \"rt\"\nstandbys = 2\nreplication = \"sync\"\nsync_quorum = 2\n\
+             [settings]\nwork_mem = \"8MB\"\nfsync = false\nmax_connections = 50\n",
+        )
+        .unwrap();
+        let st = LabState {
+            name: "rt".into(),
+            dir: "/tmp/rt".into(),
+            spec,
+            bin_dir: "/usr/bin".into(),
+            run_as: None,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            nodes: vec![],
+        };
+        let json = serde_json::to_string(&st).unwrap();
+        let back: LabState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.spec.standbys, 2);
+        assert_eq!(
+            back.spec.sync_quorum.as_ref().map(|q| *q.get_ref()),
+            Some(2)
+        );
+        assert_eq!(back.spec.settings, st.spec.settings);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn multi_host() {
+        let n = |port| NodeState {
+            name: "n".into(),
+            initial_role: Role::Standby,
+            host: "127.0.0.1".into(),
+            port,
+            data_dir: "/d".into(),
+            log_file: "/l".into(),
+            proc: None,
+            conninfo: String::new(),
+        };
+        let st = LabState {
+            name: "m".into(),
+            dir: "/tmp/m".into(),
+            spec: toml::from_str("name = \"m\"").unwrap(),
+            bin_dir: "/usr/bin".into(),
+            run_as: None,
+            created_at: String::new(),
+            nodes: vec![n(1), n(2)],
+        };
+        assert_eq!(
+            st.multi_host_conninfo(),
+            "host=127.0.0.1,127.0.0.1 port=1,2 user=postgres dbname=postgres target_session_attrs=read-write"
+        );
+    }
 }

@@ -87,26 +87,23 @@ impl Tools<'_> {
         Ok(out.trim().to_string())
     }
 
-    /// True when the server on `port` accepts connections.
-    pub fn is_ready(&self, port: u16) -> bool {
+    /// Whether the server on `port` accepts connections; else pg_isready's
+    /// own words, for the timeout message.
+    pub fn is_ready(&self, port: u16) -> Result<(), String> {
         let port = port.to_string();
-        self.command("pg_isready")
-            .args([
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-t",
-                "1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+        match self
+            .command("pg_isready")
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-t", "1"])
+            .output()
+        {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(format!(
+                "pg_isready: {} {}",
+                String::from_utf8_lossy(&o.stdout).trim(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => Err(format!("pg_isready: {e}")),
+        }
     }
 }
 
@@ -128,13 +125,14 @@ pub(crate) fn wait_ready(
                 log_tail: log_tail(log, 20),
             });
         }
-        if tools.is_ready(port) {
-            return Ok(());
-        }
+        let why = match tools.is_ready(port) {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
         if Instant::now() >= end {
             return Err(LabError::Timeout {
                 node: node.into(),
-                what: "not accepting connections".into(),
+                what: format!("not accepting connections ({why})"),
                 secs: timeout.as_secs(),
                 log: log.to_path_buf(),
                 log_tail: log_tail(log, 20),
