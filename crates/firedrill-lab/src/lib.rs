@@ -32,6 +32,19 @@ const STATE_FILE: &str = "state.json";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Settings the lab owns: overriding them would break addressing,
+/// replication wiring, or make every standby inherit synchronous waits.
+const LAB_OWNED: [&str; 8] = [
+    "port",
+    "listen_addresses",
+    "unix_socket_directories",
+    "primary_conninfo",
+    "primary_slot_name",
+    "synchronous_standby_names",
+    "synchronous_commit",
+    "hot_standby",
+];
+
 /// What the lab was started as; saved as `<dir>/state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabState {
@@ -608,6 +621,12 @@ fn init_primary(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<
         arch = quote(&archive),
     );
     for (k, v) in &state.spec.settings {
+        if LAB_OWNED.contains(&k.to_ascii_lowercase().as_str()) {
+            return Err(LabError::Setting {
+                key: k.clone(),
+                msg: "is set by the lab itself (per node or by `replication`)".into(),
+            });
+        }
         conf.push_str(&format!("{k} = {}\n", pg::conf_literal(k, v)?));
     }
     pg::append(&n1.data_dir.join("postgresql.conf"), &conf)?;

@@ -217,6 +217,14 @@ async fn sync_lab_only_primary_waits() {
     c.batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
         .await
         .unwrap();
+    // WAL archiving works (archive_command runs as the server user).
+    c.batch_execute("SELECT pg_switch_wal()").await.unwrap();
+    let archive = state.dir.join("archive");
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&archive).unwrap().next().is_none() {
+        assert!(Instant::now() < end, "nothing archived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let st = status(state).await;
     assert_healthy(&st, 1);
     assert_eq!(
@@ -263,6 +271,16 @@ async fn status_after_kill_and_promote() {
         .await
         .unwrap();
 
+    // A paused node answers nothing: status still returns, promptly.
+    drop((c, p));
+    let n2 = state.node("n2").unwrap().proc.unwrap();
+    n2.signal_tree(Signal::SIGSTOP).unwrap();
+    let t0 = Instant::now();
+    let st = status(&state).await;
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(by_name(&st, "n2").role, "unreachable");
+
+    // down resumes the paused tree before stopping it.
     let s = state.clone();
     blocking(move || down(&s)).await.unwrap();
     assert!(!dir.exists());
@@ -308,4 +326,23 @@ fn down_refuses_foreign_dir() {
     let err = up(&spec("name = \"x\"\n"), Some(d), true, &mut quiet()).unwrap_err();
     assert!(matches!(err, LabError::NotALab { .. }), "{err}");
     assert!(d.join("precious").exists());
+}
+
+/// A server that cannot start fails `up` with its log, and leaves no half lab.
+#[test]
+fn failed_start_leaves_nothing() {
+    if !pg_available() {
+        return;
+    }
+    let root = lab_root();
+    let dir = root.path().join("lab");
+    let sp = spec("name = \"broken\"\n[settings]\nshared_buffers = \"lots\"\n");
+    let err = up(&sp, Some(&dir), false, &mut quiet()).unwrap_err();
+    assert!(matches!(err, LabError::Exited { .. }), "{err}");
+    assert!(err.to_string().contains("shared_buffers"), "{err}");
+    assert!(!dir.exists());
+    let sp = spec("name = \"owned\"\n[settings]\nport = 5999\n");
+    let err = up(&sp, Some(&dir), false, &mut quiet()).unwrap_err();
+    assert!(matches!(err, LabError::Setting { .. }), "{err}");
+    assert!(!dir.exists());
 }
