@@ -12,6 +12,8 @@ pub use trial::{heal_entry, TrialFiles};
 
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +68,47 @@ pub async fn run(
         wall_clock: wall,
         target: plan.target.clone(),
     });
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let listener = tokio::spawn(listen_for_interrupts(interrupted.clone()));
+    let res = run_trials(plan, env, &tx, &interrupted).await;
+    listener.abort();
+    let verdict = res?;
+    let _ = tx.send(DrillEvent::DrillFinished { verdict });
+    Ok(verdict)
+}
+
+/// Ctrl-C or SIGTERM between trials (during a lab reset, say) stops the
+/// drill before the next trial; inside a trial the trial's own guard heals
+/// first. A second one quits at once: the heal watchdogs still run.
+async fn listen_for_interrupts(flag: Arc<AtomicBool>) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("interrupted twice: quitting now; pending heals are left to the watchdogs");
+            std::process::exit(130);
+        }
+        eprintln!("interrupted: healing faults and stopping (interrupt again to quit at once)");
+    }
+}
+
+async fn run_trials(
+    plan: &Plan,
+    env: &mut dyn Environment,
+    tx: &UnboundedSender<DrillEvent>,
+    interrupted: &AtomicBool,
+) -> Result<Verdict, EngineError> {
     let mut verdicts = Vec::new();
     for trial in 1..=plan.trials {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(EngineError::Aborted("interrupted".into()));
+        }
         let mut logs = Vec::new();
         let nodes = env.prepare(trial, &mut |m| logs.push(m))?;
         for m in logs {
@@ -76,16 +117,17 @@ pub async fn run(
                 message: m,
             });
         }
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(EngineError::Aborted("interrupted".into()));
+        }
         let v = trial::run_guarded(plan, trial, nodes, tx.clone()).await?;
         verdicts.push(v);
     }
-    let verdict = if verdicts.contains(&Verdict::Fail) {
+    Ok(if verdicts.contains(&Verdict::Fail) {
         Verdict::Fail
     } else if verdicts.contains(&Verdict::Inconclusive) {
         Verdict::Inconclusive
     } else {
         Verdict::Pass
-    };
-    let _ = tx.send(DrillEvent::DrillFinished { verdict });
-    Ok(verdict)
+    })
 }

@@ -100,7 +100,13 @@ pub struct Plan {
 
 impl Plan {
     /// Builds the runtime plan from a spec that has passed validation.
-    pub fn build(d: &DrillSpec, target: String, password: Option<String>, run_dir: PathBuf, cleanup_rows: bool) -> Plan {
+    pub fn build(
+        d: &DrillSpec,
+        target: String,
+        password: Option<String>,
+        run_dir: PathBuf,
+        cleanup_rows: bool,
+    ) -> Plan {
         let w = &d.workload;
         let mode = match w.mode {
             WorkloadMode::Closed => Mode::Closed {
@@ -121,7 +127,9 @@ impl Plan {
                     index: i,
                     at: s.at.get_ref().0,
                     action: *s.action.get_ref(),
-                    node: NodeRole::parse(node).map(NodeRef::Role).unwrap_or_else(|| NodeRef::Name(node.clone())),
+                    node: NodeRole::parse(node)
+                        .map(NodeRef::Role)
+                        .unwrap_or_else(|| NodeRef::Name(node.clone())),
                     for_: s.for_.as_ref().map(|f| f.get_ref().0),
                     disaster: s.disaster.as_ref().is_some_and(|d| *d.get_ref()),
                 }
@@ -129,7 +137,11 @@ impl Plan {
             .collect();
         steps.sort_by_key(|s| (s.at, s.index));
         if !steps.iter().any(|s| s.disaster) {
-            if let Some(last) = steps.iter_mut().rev().find(|s| s.action != FaultAction::Resume) {
+            if let Some(last) = steps
+                .iter_mut()
+                .rev()
+                .find(|s| s.action != FaultAction::Resume)
+            {
                 last.disaster = true;
             }
         }

@@ -4,10 +4,14 @@ use crate::plan::{Mode, NodeRef, NodeSpec, Plan, ProcSource, RecoveryPlan, StepP
 use crate::EngineError;
 use firedrill_faults::{apply_process_fault, HealAction, HealEntry, HealJournal, ProcessAction};
 use firedrill_ledger::events::DrillEvent;
-use firedrill_ledger::{analyze, check, AuditSet, FaultRecord, LagSample, Micros, Op, Outcome, Timeline, Verdict};
+use firedrill_ledger::{
+    analyze, check, AuditSet, FaultRecord, LagSample, Micros, Op, Outcome, Timeline, Verdict,
+};
 use firedrill_proc::ProcHandle;
 use firedrill_spec::{FaultAction, NodeRole};
-use firedrill_targets::postgres::{multi_host, parse_node, Heartbeat, HeartbeatReader, PgNode, PgTarget, WorkloadClient};
+use firedrill_targets::postgres::{
+    multi_host, parse_node, Heartbeat, HeartbeatReader, PgNode, PgTarget, WorkloadClient,
+};
 use firedrill_targets::LiveRole;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,6 +53,8 @@ struct Shared {
     /// (heartbeat value, observer time its update was acknowledged).
     heartbeats: Mutex<Vec<(i64, Micros)>>,
     watchdog_ttl: Duration,
+    /// Every task the trial spawned, so none outlives it on any exit path.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -57,6 +63,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
+    fn spawn<F>(&self, f: F) -> JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let h = tokio::spawn(f);
+        lock(&self.tasks).push(h.abort_handle());
+        h
+    }
+    fn abort_tasks(&self) {
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+    }
     fn now(&self) -> Micros {
         self.t0.elapsed().as_micros() as Micros
     }
@@ -96,11 +116,20 @@ impl TrialFiles {
         run_dir.join(format!("trial-{trial}"))
     }
 
-    fn save(run_dir: &Path, trial: u32, ops: &[Op], audit: &AuditSet, tl: &Timeline) -> std::io::Result<()> {
+    fn save(
+        run_dir: &Path,
+        trial: u32,
+        ops: &[Op],
+        audit: &AuditSet,
+        tl: &Timeline,
+    ) -> std::io::Result<()> {
         let d = Self::dir(run_dir, trial);
         std::fs::create_dir_all(&d)?;
         std::fs::write(d.join("ledger.bin"), firedrill_ledger::codec::encode(ops))?;
-        std::fs::write(d.join("audit.bin"), firedrill_ledger::codec::encode_ids(audit.ids()))?;
+        std::fs::write(
+            d.join("audit.bin"),
+            firedrill_ledger::codec::encode_ids(audit.ids()),
+        )?;
         let tl = serde_json::to_vec_pretty(tl).map_err(std::io::Error::other)?;
         std::fs::write(d.join("timeline.json"), tl)
     }
@@ -128,12 +157,16 @@ pub async fn run_guarded(
             .map(|d| d.as_millis())
             .unwrap_or(0)
     );
-    let journal = HealJournal::open(&plan.run_dir.join("heal")).map_err(|e| EngineError::Preflight(e.to_string()))?;
+    let journal = HealJournal::open(&plan.run_dir.join("heal"))
+        .map_err(|e| EngineError::Preflight(e.to_string()))?;
     let sh = Arc::new(Shared {
         t0: Instant::now(),
         trial,
         tx,
-        target: PgTarget { nodes: pg_nodes, run_id },
+        target: PgTarget {
+            nodes: pg_nodes,
+            run_id,
+        },
         nodes,
         ledger: Mutex::new(Vec::with_capacity(1 << 16)),
         ok: AtomicU64::new(0),
@@ -147,6 +180,7 @@ pub async fn run_guarded(
         journal,
         heartbeats: Mutex::new(Vec::new()),
         watchdog_ttl: plan.max_trial_time() + Duration::from_secs(60),
+        tasks: Mutex::new(Vec::new()),
     });
     sh.emit(DrillEvent::TrialStarted { trial });
 
@@ -164,17 +198,23 @@ pub async fn run_guarded(
         _ = term.recv() => { task.abort(); Err(EngineError::Aborted("terminated (SIGTERM)".into())) }
         _ = tokio::time::sleep(limit) => { task.abort(); Err(EngineError::Aborted(format!("safety timeout: the trial ran longer than {limit:?}"))) }
     };
+    sh.stop.store(true, Ordering::SeqCst);
+    sh.sampling.store(false, Ordering::SeqCst);
     if result.is_err() {
-        sh.stop.store(true, Ordering::SeqCst);
         heal_all(&sh).await;
     }
+    sh.abort_tasks();
     result
 }
 
 async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> {
     // ---- preflight: roles, schema, standbys caught up
     let roles = sh.target.roles(Duration::from_secs(3)).await;
-    let primaries: Vec<&String> = roles.iter().filter(|(_, r)| *r == LiveRole::Primary).map(|(n, _)| n).collect();
+    let primaries: Vec<&String> = roles
+        .iter()
+        .filter(|(_, r)| *r == LiveRole::Primary)
+        .map(|(n, _)| n)
+        .collect();
     if primaries.len() != 1 {
         let desc: Vec<String> = roles.iter().map(|(n, r)| format!("{n}: {r:?}")).collect();
         return Err(EngineError::Preflight(format!(
@@ -184,8 +224,15 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
         )));
     }
     let primary = primaries[0].clone();
-    sh.target.setup(&primary).await.map_err(|e| EngineError::Preflight(e.to_string()))?;
-    let standbys: Vec<String> = roles.iter().filter(|(_, r)| *r == LiveRole::Standby).map(|(n, _)| n.clone()).collect();
+    sh.target
+        .setup(&primary)
+        .await
+        .map_err(|e| EngineError::Preflight(e.to_string()))?;
+    let standbys: Vec<String> = roles
+        .iter()
+        .filter(|(_, r)| *r == LiveRole::Standby)
+        .map(|(n, _)| n.clone())
+        .collect();
     for s in &standbys {
         sh.target
             .wait_replicated(s, Duration::from_secs(15))
@@ -210,21 +257,45 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     match w.mode {
         Mode::Closed { clients } => {
             for i in 0..clients {
-                let mut c = WorkloadClient::new(client_cfg.clone(), sh.target.run_id.clone(), w.payload_bytes, i as u64 + 1);
+                let mut c = WorkloadClient::new(
+                    client_cfg.clone(),
+                    sh.target.run_id.clone(),
+                    w.payload_bytes,
+                    i as u64 + 1,
+                );
                 let sh2 = sh.clone();
                 let op_timeout = w.op_timeout;
-                workers.push(tokio::spawn(async move {
+                workers.push(sh.spawn(async move {
                     while !sh2.stop.load(Ordering::Relaxed) {
+                        c.ready().await;
+                        if sh2.stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                         let seq = sh2.next_seq.fetch_add(1, Ordering::Relaxed);
                         let t_invoke = sh2.now();
                         let outcome = c.write(seq, Instant::now() + op_timeout).await;
-                        sh2.record(Op { seq, t_invoke, t_done: sh2.now(), outcome });
+                        sh2.record(Op {
+                            seq,
+                            t_invoke,
+                            t_done: sh2.now(),
+                            outcome,
+                        });
                     }
                 }));
             }
         }
-        Mode::Rate { rate, max_in_flight } => {
-            workers.extend(spawn_rate(&sh, client_cfg.clone(), rate, max_in_flight, w.op_timeout, w.payload_bytes));
+        Mode::Rate {
+            rate,
+            max_in_flight,
+        } => {
+            workers.extend(spawn_rate(
+                &sh,
+                client_cfg.clone(),
+                rate,
+                max_in_flight,
+                w.op_timeout,
+                w.payload_bytes,
+            ));
         }
     }
     let aux = vec![
@@ -245,9 +316,9 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     // ---- schedule (its own task, so steps after the disaster and the
     // recovery run while this task watches for the end of the trial)
     let sched = {
-        let sh = sh.clone();
+        let task_sh = sh.clone();
         let plan = plan.clone();
-        tokio::spawn(async move { run_schedule(&plan, &sh, warmup_end).await })
+        sh.spawn(async move { run_schedule(&plan, &task_sh, warmup_end).await })
     };
     let mut sched = Some(sched);
     let mut recovery: Option<JoinHandle<()>> = None;
@@ -276,7 +347,10 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
             break; // no fault at all: a baseline run
         };
         let now = sh.now();
-        let hard_end = t_fault + plan.slo.recovery_timeout_us + plan.slo.stable_for_us + w.op_timeout.as_micros() as Micros;
+        let hard_end = t_fault
+            + plan.slo.recovery_timeout_us
+            + plan.slo.stable_for_us
+            + w.op_timeout.as_micros() as Micros;
         if now >= hard_end {
             break;
         }
@@ -286,7 +360,14 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
             let mut tl = tl;
             tl.workload_end = now.saturating_sub(w.op_timeout.as_micros() as Micros);
             let a = analyze(&ops, &tl, &AuditSet::default(), &plan.slo);
-            let settled = tl.workload_end >= tl.faults.iter().map(|f| f.t_done.unwrap_or(f.t_start)).max().unwrap_or(0) + plan.slo.stable_for_us;
+            let settled = tl.workload_end
+                >= tl
+                    .faults
+                    .iter()
+                    .map(|f| f.t_done.unwrap_or(f.t_start))
+                    .max()
+                    .unwrap_or(0)
+                    + plan.slo.stable_for_us;
             if a.rto.achieved_s.is_some() && settled {
                 break;
             }
@@ -306,7 +387,10 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     }
     if let Some(r) = recovery {
         if !r.is_finished() {
-            sh.warn("the recovery action was still running at the end of the trial; it was abandoned".into());
+            sh.warn(
+                "the recovery action was still running at the end of the trial; it was abandoned"
+                    .into(),
+            );
             r.abort();
         }
     }
@@ -319,7 +403,11 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     if let Some(n) = note {
         sh.warn(n);
     }
-    let ids = sh.target.audit(&audit_node).await.map_err(|e| EngineError::Preflight(format!("audit failed: {e}")))?;
+    let ids = sh
+        .target
+        .audit(&audit_node)
+        .await
+        .map_err(|e| EngineError::Preflight(format!("audit failed: {e}")))?;
     sh.emit(DrillEvent::Audit {
         trial: sh.trial,
         node: audit_node.clone(),
@@ -348,10 +436,12 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
 }
 
 fn disaster(tl: &Timeline) -> Option<&FaultRecord> {
-    tl.faults
-        .iter()
-        .find(|f| f.disaster)
-        .or_else(|| tl.faults.iter().filter(|f| f.action != "resume").max_by_key(|f| f.t_start))
+    tl.faults.iter().find(|f| f.disaster).or_else(|| {
+        tl.faults
+            .iter()
+            .filter(|f| f.action != "resume")
+            .max_by_key(|f| f.t_start)
+    })
 }
 
 /// Open loop: operations are due at a fixed rate whatever the store does;
@@ -371,18 +461,25 @@ fn spawn_rate(
     for i in 0..max_in_flight {
         let rx = rx.clone();
         let sh2 = sh.clone();
-        let mut c = WorkloadClient::new(cfg.clone(), sh.target.run_id.clone(), payload, i as u64 + 1);
-        out.push(tokio::spawn(async move {
+        let mut c =
+            WorkloadClient::new(cfg.clone(), sh.target.run_id.clone(), payload, i as u64 + 1);
+        out.push(sh.spawn(async move {
             loop {
+                c.ready().await;
                 let job = { rx.lock().await.recv().await };
                 let Some((seq, t_invoke)) = job else { break };
                 let outcome = c.write(seq, Instant::now() + op_timeout).await;
-                sh2.record(Op { seq, t_invoke, t_done: sh2.now(), outcome });
+                sh2.record(Op {
+                    seq,
+                    t_invoke,
+                    t_done: sh2.now(),
+                    outcome,
+                });
             }
         }));
     }
     let sh2 = sh.clone();
-    out.push(tokio::spawn(async move {
+    out.push(sh.spawn(async move {
         let interval = Duration::from_secs_f64(1.0 / rate);
         let start = Instant::now();
         let mut k: u64 = 0;
@@ -407,8 +504,9 @@ fn spawn_rate(
 }
 
 fn spawn_heartbeat(sh: &Arc<Shared>, cfg: tokio_postgres::Config) -> JoinHandle<()> {
-    let sh = sh.clone();
-    tokio::spawn(async move {
+    let task_sh = sh.clone();
+    sh.spawn(async move {
+        let sh = task_sh;
         let mut hb = Heartbeat::new(cfg, sh.target.run_id.clone());
         let mut n: i64 = 0;
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
@@ -434,9 +532,15 @@ fn lag_from(heartbeats: &[(i64, Micros)], seen: i64, now: Micros) -> Micros {
 }
 
 fn spawn_sampler(sh: &Arc<Shared>, node: PgNode) -> JoinHandle<()> {
-    let sh = sh.clone();
-    tokio::spawn(async move {
-        let idx = sh.target.nodes.iter().position(|n| n.name == node.name).unwrap_or(0) as u16;
+    let task_sh = sh.clone();
+    sh.spawn(async move {
+        let sh = task_sh;
+        let idx = sh
+            .target
+            .nodes
+            .iter()
+            .position(|n| n.name == node.name)
+            .unwrap_or(0) as u16;
         let name = node.name.clone();
         let mut r = HeartbeatReader::new(node, sh.target.run_id.clone());
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
@@ -444,24 +548,36 @@ fn spawn_sampler(sh: &Arc<Shared>, node: PgNode) -> JoinHandle<()> {
         let mut k = 0u64;
         while sh.sampling.load(Ordering::Relaxed) {
             tick.tick().await;
-            let Some(seen) = r.read(Duration::from_millis(500)).await else { continue };
+            let Some(seen) = r.read(Duration::from_millis(500)).await else {
+                continue;
+            };
             let t = sh.now();
             if !sh.sampling.load(Ordering::Relaxed) {
                 break;
             }
             let lag = lag_from(&lock(&sh.heartbeats), seen, t);
-            lock(&sh.timeline).lag_samples.push(LagSample { t, node: idx, lag_us: lag });
+            lock(&sh.timeline).lag_samples.push(LagSample {
+                t,
+                node: idx,
+                lag_us: lag,
+            });
             k += 1;
-            if k % 5 == 0 {
-                sh.emit(DrillEvent::LagSample { trial: sh.trial, t_us: t, node: name.clone(), lag_us: lag });
+            if k.is_multiple_of(5) {
+                sh.emit(DrillEvent::LagSample {
+                    trial: sh.trial,
+                    t_us: t,
+                    node: name.clone(),
+                    lag_us: lag,
+                });
             }
         }
     })
 }
 
 fn spawn_progress(sh: &Arc<Shared>, _trials: u32) -> JoinHandle<()> {
-    let sh = sh.clone();
-    tokio::spawn(async move {
+    let task_sh = sh.clone();
+    sh.spawn(async move {
+        let sh = task_sh;
         let mut last = 0u64;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -486,7 +602,11 @@ fn spawn_progress(sh: &Arc<Shared>, _trials: u32) -> JoinHandle<()> {
 
 /// Runs the fault steps at their offsets. Returns the recovery task, if
 /// the disaster started one.
-async fn run_schedule(plan: &Plan, sh: &Arc<Shared>, warmup_end: Instant) -> Result<Option<JoinHandle<()>>, EngineError> {
+async fn run_schedule(
+    plan: &Plan,
+    sh: &Arc<Shared>,
+    warmup_end: Instant,
+) -> Result<Option<JoinHandle<()>>, EngineError> {
     let mut recovery = None;
     for step in &plan.steps {
         tokio::time::sleep_until(warmup_end + step.at).await;
@@ -495,13 +615,13 @@ async fn run_schedule(plan: &Plan, sh: &Arc<Shared>, warmup_end: Instant) -> Res
             sh.phase("fault");
         }
         let node = resolve(sh, &step.node).await?;
-        inject(plan, sh, step, &node).await?;
+        inject(sh, step, &node).await?;
         if step.disaster {
             sh.phase("recovering");
             let sh2 = sh.clone();
             let plan2 = plan.clone();
             let hit = node.clone();
-            recovery = Some(tokio::spawn(async move { recover(&plan2, &sh2, &hit).await }));
+            recovery = Some(sh.spawn(async move { recover(&plan2, &sh2, &hit).await }));
         }
     }
     Ok(recovery)
@@ -514,14 +634,28 @@ async fn resolve(sh: &Shared, r: &NodeRef) -> Result<String, EngineError> {
         NodeRef::Role(role) => *role,
     };
     let roles = sh.target.roles(ROLE_TIMEOUT).await;
-    let find = |want: LiveRole| roles.iter().find(|(_, r)| *r == want).map(|(n, _)| n.clone());
+    let find = |want: LiveRole| {
+        roles
+            .iter()
+            .find(|(_, r)| *r == want)
+            .map(|(n, _)| n.clone())
+    };
     match role {
-        NodeRole::Primary => find(LiveRole::Primary).ok_or_else(|| EngineError::Fault("no node is primary right now".into())),
-        NodeRole::Standby => find(LiveRole::Standby).ok_or_else(|| EngineError::Fault("no node is a standby right now".into())),
+        NodeRole::Primary => find(LiveRole::Primary)
+            .ok_or_else(|| EngineError::Fault("no node is primary right now".into())),
+        NodeRole::Standby => find(LiveRole::Standby)
+            .ok_or_else(|| EngineError::Fault("no node is a standby right now".into())),
         NodeRole::SyncStandby => {
-            let p = find(LiveRole::Primary).ok_or_else(|| EngineError::Fault("no node is primary right now".into()))?;
-            let s = sh.target.sync_standbys(&p).await.map_err(|e| EngineError::Fault(e.to_string()))?;
-            s.into_iter().next().ok_or_else(|| EngineError::Fault("the primary has no synchronous standby right now".into()))
+            let p = find(LiveRole::Primary)
+                .ok_or_else(|| EngineError::Fault("no node is primary right now".into()))?;
+            let s = sh
+                .target
+                .sync_standbys(&p)
+                .await
+                .map_err(|e| EngineError::Fault(e.to_string()))?;
+            s.into_iter().next().ok_or_else(|| {
+                EngineError::Fault("the primary has no synchronous standby right now".into())
+            })
         }
     }
 }
@@ -534,12 +668,19 @@ fn proc_of(sh: &Shared, node: &str) -> Result<ProcHandle, EngineError> {
         .ok_or_else(|| EngineError::Fault(format!("no node named {node}")))?;
     match &n.proc {
         ProcSource::Handle(h) => Ok(*h),
-        ProcSource::PidFile(p) => ProcHandle::from_pid_file(p).map_err(|e| EngineError::Fault(e.to_string())),
+        ProcSource::PidFile(p) => {
+            ProcHandle::from_pid_file(p).map_err(|e| EngineError::Fault(e.to_string()))
+        }
         ProcSource::None => Err(EngineError::Fault(format!("no pid known for {node}"))),
     }
 }
 
-async fn inject(plan: &Plan, sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), EngineError> {
+async fn inject(
+    plan: &Plan,
+    sh: &Arc<Shared>,
+    step: &StepPlan,
+    node: &str,
+) -> Result<(), EngineError> {
     let t_start = sh.now();
     let idx = {
         let mut tl = lock(&sh.timeline);
@@ -567,7 +708,16 @@ async fn inject(plan: &Plan, sh: &Arc<Shared>, step: &StepPlan, node: &str) -> R
                     _ => ProcessAction::Pause,
                 };
                 if action == ProcessAction::Pause {
-                    owe(sh, &heal_id, idx, step.for_, HealAction::Continue { node: node.into(), proc: h })?;
+                    owe(
+                        sh,
+                        &heal_id,
+                        idx,
+                        step.for_,
+                        HealAction::Continue {
+                            node: node.into(),
+                            proc: h,
+                        },
+                    )?;
                 }
                 tokio::task::spawn_blocking(move || apply_process_fault(&h, action))
                     .await
@@ -579,7 +729,9 @@ async fn inject(plan: &Plan, sh: &Arc<Shared>, step: &StepPlan, node: &str) -> R
                 // A resume is the heal of the pause it ends.
                 let owed: Vec<String> = lock(&sh.owed)
                     .iter()
-                    .filter(|o| matches!(&o.action, HealAction::Continue { node: n, .. } if n == node))
+                    .filter(
+                        |o| matches!(&o.action, HealAction::Continue { node: n, .. } if n == node),
+                    )
                     .map(|o| o.id.clone())
                     .collect();
                 for id in owed {
@@ -591,16 +743,32 @@ async fn inject(plan: &Plan, sh: &Arc<Shared>, step: &StepPlan, node: &str) -> R
                     .map_err(|e| e.to_string())
             }
             FaultAction::CutReplication => {
-                let saved = sh.target.primary_conninfo(node).await.map_err(|e| e.to_string())?;
-                let conninfo = sh.nodes.iter().find(|n| n.name == node).map(|n| n.conninfo.clone()).unwrap_or_default();
+                let saved = sh
+                    .target
+                    .primary_conninfo(node)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let conninfo = sh
+                    .nodes
+                    .iter()
+                    .find(|n| n.name == node)
+                    .map(|n| n.conninfo.clone())
+                    .unwrap_or_default();
                 owe(
                     sh,
                     &heal_id,
                     idx,
                     step.for_,
-                    HealAction::RestorePrimaryConninfo { node: node.into(), conninfo, primary_conninfo: saved },
+                    HealAction::RestorePrimaryConninfo {
+                        node: node.into(),
+                        conninfo,
+                        primary_conninfo: saved,
+                    },
                 )?;
-                sh.target.cut_replication(node).await.map_err(|e| e.to_string())
+                sh.target
+                    .cut_replication(node)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -622,31 +790,50 @@ async fn inject(plan: &Plan, sh: &Arc<Shared>, step: &StepPlan, node: &str) -> R
         error: error.clone(),
     });
     if let Some(e) = error {
-        return Err(EngineError::Fault(format!("step {} ({} {node}): {e}", step.index + 1, step.action.as_str())));
+        return Err(EngineError::Fault(format!(
+            "step {} ({} {node}): {e}",
+            step.index + 1,
+            step.action.as_str()
+        )));
     }
     if let Some(d) = step.for_ {
         let sh2 = sh.clone();
-        tokio::spawn(async move {
+        sh.spawn(async move {
             tokio::time::sleep(d).await;
             heal_one(&sh2, &heal_id).await;
         });
     }
-    let _ = plan;
     Ok(())
 }
 
 /// Journals a heal before its fault is injected, and starts the watchdog
 /// that carries it out if firedrill dies first.
-fn owe(sh: &Shared, id: &str, record: usize, for_: Option<Duration>, action: HealAction) -> Result<(), String> {
-    let ttl = for_.map(|f| f + Duration::from_secs(5)).unwrap_or(sh.watchdog_ttl);
-    sh.journal.record(id, ttl.as_secs().max(1), action.clone()).map_err(|e| e.to_string())?;
+fn owe(
+    sh: &Shared,
+    id: &str,
+    record: usize,
+    for_: Option<Duration>,
+    action: HealAction,
+) -> Result<(), String> {
+    let ttl = for_
+        .map(|f| f + Duration::from_secs(5))
+        .unwrap_or(sh.watchdog_ttl);
+    sh.journal
+        .record(id, ttl.as_secs().max(1), action.clone())
+        .map_err(|e| e.to_string())?;
     spawn_watchdog(sh.journal.dir(), id);
-    lock(&sh.owed).push(Owed { id: id.into(), record, action });
+    lock(&sh.owed).push(Owed {
+        id: id.into(),
+        record,
+        action,
+    });
     Ok(())
 }
 
 fn spawn_watchdog(dir: &Path, id: &str) {
-    let Ok(exe) = std::env::current_exe() else { return };
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
     // Only the firedrill binary has the watchdog; tests running the engine
     // in-process heal through the guarded paths alone.
     if exe.file_name().and_then(|n| n.to_str()) != Some("firedrill") {
@@ -680,10 +867,19 @@ pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(),
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())
         }
-        HealAction::RestorePrimaryConninfo { node, conninfo, primary_conninfo } => {
+        HealAction::RestorePrimaryConninfo {
+            node,
+            conninfo,
+            primary_conninfo,
+        } => {
             let n = parse_node(node, conninfo, password).map_err(|e| e.to_string())?;
-            let t = PgTarget { nodes: vec![n], run_id: String::new() };
-            t.restore_replication(node, primary_conninfo).await.map_err(|e| e.to_string())
+            let t = PgTarget {
+                nodes: vec![n],
+                run_id: String::new(),
+            };
+            t.restore_replication(node, primary_conninfo)
+                .await
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -691,12 +887,23 @@ pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(),
 async fn heal_one(sh: &Shared, id: &str) {
     let owed = {
         let mut o = lock(&sh.owed);
-        let Some(i) = o.iter().position(|x| x.id == id) else { return };
+        let Some(i) = o.iter().position(|x| x.id == id) else {
+            return;
+        };
         o.remove(i)
     };
     let heal_start = sh.now();
-    let entry = HealEntry { id: owed.id.clone(), expires_at: 0, action: owed.action.clone() };
-    let pw = sh.target.nodes.first().and_then(|n| n.config.get_password()).map(|p| String::from_utf8_lossy(p).into_owned());
+    let entry = HealEntry {
+        id: owed.id.clone(),
+        expires_at: 0,
+        action: owed.action.clone(),
+    };
+    let pw = sh
+        .target
+        .nodes
+        .first()
+        .and_then(|n| n.config.get_password())
+        .map(|p| String::from_utf8_lossy(p).into_owned());
     let mut res = heal_entry(&entry, pw.as_deref()).await;
     if res.is_err() {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -715,7 +922,10 @@ async fn heal_one(sh: &Shared, id: &str) {
     };
     match &res {
         Ok(()) => sh.journal.remove(id),
-        Err(e) => sh.warn(format!("heal of step {} ({action} {node}) failed: {e}; the watchdog will retry at its TTL", step + 1)),
+        Err(e) => sh.warn(format!(
+            "heal of step {} ({action} {node}) failed: {e}; the watchdog will retry at its TTL",
+            step + 1
+        )),
     }
     sh.emit(DrillEvent::FaultHealed {
         trial: sh.trial,
@@ -745,7 +955,11 @@ async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
         RecoveryPlan::None => return,
         RecoveryPlan::Promote(n) => {
             lock(&sh.timeline).detected = Some(t_start);
-            ("promote", Some(n.clone()), sh.target.promote(n).await.map_err(|e| e.to_string()))
+            (
+                "promote",
+                Some(n.clone()),
+                sh.target.promote(n).await.map_err(|e| e.to_string()),
+            )
         }
         RecoveryPlan::MostAdvanced => {
             lock(&sh.timeline).detected = Some(t_start);
@@ -761,14 +975,26 @@ async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
                 }
             }
             match best {
-                Some((_, n)) => ("promote", Some(n.clone()), sh.target.promote(&n).await.map_err(|e| e.to_string())),
-                None => ("promote", None, Err("no reachable standby to promote".into())),
+                Some((_, n)) => (
+                    "promote",
+                    Some(n.clone()),
+                    sh.target.promote(&n).await.map_err(|e| e.to_string()),
+                ),
+                None => (
+                    "promote",
+                    None,
+                    Err("no reachable standby to promote".into()),
+                ),
             }
         }
         RecoveryPlan::Command(cmd) => {
             lock(&sh.timeline).detected = Some(t_start);
             let cmd = cmd.clone();
-            let nodes: Vec<String> = sh.nodes.iter().map(|n| format!("{}={}", n.name, n.conninfo)).collect();
+            let nodes: Vec<String> = sh
+                .nodes
+                .iter()
+                .map(|n| format!("{}={}", n.name, n.conninfo))
+                .collect();
             let hit = hit.to_string();
             let out = tokio::process::Command::new("sh")
                 .arg("-c")
@@ -779,7 +1005,11 @@ async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
                 .await;
             let res = match out {
                 Ok(o) if o.status.success() => Ok(()),
-                Ok(o) => Err(format!("recovery command exited with {}: {}", o.status, String::from_utf8_lossy(&o.stderr).trim())),
+                Ok(o) => Err(format!(
+                    "recovery command exited with {}: {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
                 Err(e) => Err(format!("recovery command could not start: {e}")),
             };
             ("command", None, res)
@@ -789,7 +1019,10 @@ async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
             let mut found = None;
             while Instant::now() < end && !sh.stop.load(Ordering::Relaxed) {
                 let roles = sh.target.roles(ROLE_TIMEOUT).await;
-                if let Some((n, _)) = roles.iter().find(|(n, r)| *r == LiveRole::Primary && n != hit) {
+                if let Some((n, _)) = roles
+                    .iter()
+                    .find(|(n, r)| *r == LiveRole::Primary && n != hit)
+                {
                     found = Some(n.clone());
                     break;
                 }
@@ -799,10 +1032,18 @@ async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
                 Some(n) => {
                     let t = sh.now();
                     lock(&sh.timeline).detected = Some(t);
-                    sh.emit(DrillEvent::Detected { trial: sh.trial, t_us: t, how: format!("{n} became primary") });
+                    sh.emit(DrillEvent::Detected {
+                        trial: sh.trial,
+                        t_us: t,
+                        how: format!("{n} became primary"),
+                    });
                     ("automatic", Some(n), Ok(()))
                 }
-                None => ("automatic", None, Err("no other node became primary within recovery_timeout".into())),
+                None => (
+                    "automatic",
+                    None,
+                    Err("no other node became primary within recovery_timeout".into()),
+                ),
             }
         }
     };
@@ -816,32 +1057,57 @@ async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
         }
     }
     if plan.recovery != RecoveryPlan::Automatic {
-        sh.emit(DrillEvent::Detected { trial: sh.trial, t_us: t_start, how: format!("{action} issued by firedrill") });
+        sh.emit(DrillEvent::Detected {
+            trial: sh.trial,
+            t_us: t_start,
+            how: format!("{action} issued by firedrill"),
+        });
     }
-    sh.emit(DrillEvent::Recovery { trial: sh.trial, action: action.into(), node, t_start, t_done, error: res.err() });
+    sh.emit(DrillEvent::Recovery {
+        trial: sh.trial,
+        action: action.into(),
+        node,
+        t_start,
+        t_done,
+        error: res.err(),
+    });
 }
 
 /// The recovered authoritative store: the node the recovery promoted, else
 /// the one primary, else (nothing recovered) the most advanced standby,
 /// whose data is what a later failover would keep.
-async fn pick_audit_node(sh: &Shared, tl: &Timeline) -> Result<(String, Option<String>), EngineError> {
+async fn pick_audit_node(
+    sh: &Shared,
+    tl: &Timeline,
+) -> Result<(String, Option<String>), EngineError> {
     if let Some(p) = &tl.promoted {
         return Ok((p.clone(), None));
     }
     let hit = disaster(tl).map(|f| f.node.clone());
     let roles = sh.target.roles(Duration::from_secs(3)).await;
-    let primaries: Vec<&String> = roles.iter().filter(|(_, r)| *r == LiveRole::Primary).map(|(n, _)| n).collect();
+    let primaries: Vec<&String> = roles
+        .iter()
+        .filter(|(_, r)| *r == LiveRole::Primary)
+        .map(|(n, _)| n)
+        .collect();
     if primaries.len() == 1 {
         return Ok((primaries[0].clone(), None));
     }
     if primaries.len() > 1 {
-        let pick = primaries.iter().find(|n| Some(**n) != hit.as_ref()).unwrap_or(&primaries[0]);
+        let pick = primaries
+            .iter()
+            .find(|n| Some(**n) != hit.as_ref())
+            .unwrap_or(&primaries[0]);
         return Ok((
             (*pick).clone(),
             Some(format!(
                 "{} nodes accept writes (split brain: {}); audited {pick}",
                 primaries.len(),
-                primaries.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                primaries
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         ));
     }

@@ -45,7 +45,9 @@ impl HealJournal {
             path: dir.display().to_string(),
             source,
         })?;
-        Ok(HealJournal { dir: dir.to_path_buf() })
+        Ok(HealJournal {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -59,8 +61,16 @@ impl HealJournal {
     /// Records a heal that must happen within `ttl_secs`. The file is
     /// readable by its owner only: a saved primary_conninfo may hold a
     /// password.
-    pub fn record(&self, id: &str, ttl_secs: u64, action: HealAction) -> Result<HealEntry, FaultError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    pub fn record(
+        &self,
+        id: &str,
+        ttl_secs: u64,
+        action: HealAction,
+    ) -> Result<HealEntry, FaultError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let entry = HealEntry {
             id: id.to_string(),
             expires_at: now + ttl_secs,

@@ -25,17 +25,29 @@ pub fn apply_process_fault(h: &ProcHandle, action: ProcessAction) -> Result<(), 
     match action {
         ProcessAction::Kill => {
             h.signal_tree(Signal::SIGKILL)?;
-            wait(|| !h.is_alive(), Duration::from_secs(10), "the node is still alive 10 s after SIGKILL")
+            wait(
+                || !h.is_alive(),
+                Duration::from_secs(10),
+                "the node is still alive 10 s after SIGKILL",
+            )
         }
         ProcessAction::Stop => {
             // A paused node cannot shut down: wake it first.
             let _ = h.signal_tree(Signal::SIGCONT);
             h.signal(Signal::SIGINT)?;
-            wait(|| !h.is_alive(), Duration::from_secs(60), "the node did not finish its fast shutdown within 60 s")
+            wait(
+                || !h.is_alive(),
+                Duration::from_secs(60),
+                "the node did not finish its fast shutdown within 60 s",
+            )
         }
         ProcessAction::Pause => {
             h.signal_tree(Signal::SIGSTOP)?;
-            wait(|| h.is_stopped(), Duration::from_secs(5), "the node is not stopped 5 s after SIGSTOP")
+            wait(
+                || h.is_stopped(),
+                Duration::from_secs(5),
+                "the node is not stopped 5 s after SIGSTOP",
+            )
         }
         ProcessAction::Resume => {
             if !h.is_alive() {
@@ -43,7 +55,11 @@ pub fn apply_process_fault(h: &ProcHandle, action: ProcessAction) -> Result<(), 
                 return Ok(());
             }
             h.signal_tree(Signal::SIGCONT)?;
-            wait(|| !h.is_alive() || !h.is_stopped(), Duration::from_secs(5), "the node is still stopped 5 s after SIGCONT")
+            wait(
+                || !h.is_alive() || !h.is_stopped(),
+                Duration::from_secs(5),
+                "the node is still stopped 5 s after SIGCONT",
+            )
         }
     }
 }

@@ -47,7 +47,18 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
             phases,
         },
         Some(bad) => {
-            let t_incident = t_fault.min(bad);
+            // Buckets are aligned to the drill clock, not to the faults: when
+            // the first unhealthy bucket holds the start of a fault step, the
+            // outage starts with that step, not at the bucket's edge (nothing
+            // is caused before its fault).
+            let width = slo.bucket_us.max(1);
+            let step_in_bucket = timeline
+                .faults
+                .iter()
+                .map(|f| f.t_start)
+                .filter(|&t| t >= bad && t < bad + width)
+                .min();
+            let t_incident = t_fault.min(step_in_bucket.unwrap_or(bad).max(first_step));
             // Recovery after the timeout counts as never: the drill would
             // have been declared failed by then.
             let recovered = scan.recovered.filter(|&r| {

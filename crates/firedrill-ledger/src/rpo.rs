@@ -148,7 +148,12 @@ fn tally(ops: &[Op], t_fault_done: Micros, present: impl Fn(u64) -> bool) -> Tal
                 t.counts.ok += 1;
                 if !here {
                     t.lost += 1;
-                    t.zombie_lost += u64::from(op.t_done > t_fault_done);
+                    // Zombie: the store acknowledged a write it received after the
+                    // fault was in effect. An ack merely *observed* after
+                    // t_fault_done may have left the server before the fault
+                    // (it sat in a socket buffer or waited for a busy client
+                    // task), so the evidence is the invoke time, not t_done.
+                    t.zombie_lost += u64::from(op.t_invoke >= t_fault_done);
                     first = first.min(op.t_done);
                     last = last.max(op.t_done);
                 }

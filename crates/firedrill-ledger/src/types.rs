@@ -146,7 +146,8 @@ pub struct RpoFigures {
     pub predicted_s: Option<f64>,
     /// Acknowledged writes missing from the recovered store.
     pub lost: u64,
-    /// Lost writes acknowledged after t_fault_done.
+    /// Lost writes that the store received and acknowledged after the
+    /// fault was in effect (invoked at or after t_fault_done).
     pub zombie_lost: u64,
     pub unknown_survived: u64,
     pub unknown_lost: u64,

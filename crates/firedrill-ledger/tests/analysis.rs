@@ -539,7 +539,12 @@ fn blip_before_disaster_does_not_hide_the_real_outage() {
     let mut t = 0u64;
     while t < 20_000_000 {
         let bad = (2_000_000..2_500_000).contains(&t) || (10_000_000..13_000_000).contains(&t);
-        ops.push(Op { seq, t_invoke: t, t_done: t + 1_000, outcome: if bad { Outcome::Fail } else { Outcome::Ok } });
+        ops.push(Op {
+            seq,
+            t_invoke: t,
+            t_done: t + 1_000,
+            outcome: if bad { Outcome::Fail } else { Outcome::Ok },
+        });
         seq += 1;
         t += 10_000;
     }
@@ -547,16 +552,125 @@ fn blip_before_disaster_does_not_hide_the_real_outage() {
         measure_start: 0,
         workload_end: 20_000_000,
         faults: vec![
-            FaultRecord { step: 0, action: "cut_replication".into(), node: "n2".into(), disaster: false, t_start: 2_000_000, t_done: Some(2_000_000), heal_start: None, heal_done: None, error: None },
-            FaultRecord { step: 1, action: "kill".into(), node: "n1".into(), disaster: true, t_start: 10_000_000, t_done: Some(10_000_000), heal_start: None, heal_done: None, error: None },
+            FaultRecord {
+                step: 0,
+                action: "cut_replication".into(),
+                node: "n2".into(),
+                disaster: false,
+                t_start: 2_000_000,
+                t_done: Some(2_000_000),
+                heal_start: None,
+                heal_done: None,
+                error: None,
+            },
+            FaultRecord {
+                step: 1,
+                action: "kill".into(),
+                node: "n1".into(),
+                disaster: true,
+                t_start: 10_000_000,
+                t_done: Some(10_000_000),
+                heal_start: None,
+                heal_done: None,
+                error: None,
+            },
         ],
         ..Default::default()
     };
-    let slo = Slo { stable_for_us: 2_000_000, ..Slo::default() };
-    let audit = AuditSet::new(ops.iter().filter(|o| o.outcome == Outcome::Ok).map(|o| o.seq).collect());
+    let slo = Slo {
+        stable_for_us: 2_000_000,
+        ..Slo::default()
+    };
+    let audit = AuditSet::new(
+        ops.iter()
+            .filter(|o| o.outcome == Outcome::Ok)
+            .map(|o| o.seq)
+            .collect(),
+    );
     let a = analyze(&ops, &tl, &audit, &slo);
     // Incident starts at the blip (2.0 s, i.e. -8 s); recovery at 13.0 s.
     assert_eq!(a.rto.incident_s, Some(-8.0));
     assert_eq!(a.rto.phases.recovered_s, Some(3.0));
     assert_eq!(a.rto.achieved_s, Some(11.0));
+}
+
+/// An ack observed after the fault took effect, for a write sent before it,
+/// may have left the server before the fault: lost, but not a zombie. A
+/// write sent after the fault took effect and acknowledged is a zombie.
+#[test]
+fn zombie_needs_a_write_sent_after_the_fault_took_effect() {
+    let ops = vec![
+        Op {
+            seq: 1,
+            t_invoke: 100,
+            t_done: 110,
+            outcome: Outcome::Ok,
+        },
+        Op {
+            seq: 2,
+            t_invoke: 515,
+            t_done: 560,
+            outcome: Outcome::Ok,
+        },
+        Op {
+            seq: 3,
+            t_invoke: 530,
+            t_done: 540,
+            outcome: Outcome::Ok,
+        },
+    ];
+    let tl = timeline(vec![fault("kill", 500, Some(520), true)], 600);
+    let a = analyze(&ops, &tl, &AuditSet::new(vec![1]), &SLO);
+    assert_eq!((a.rpo.lost, a.rpo.zombie_lost), (2, 1));
+}
+
+/// The outage cannot start before the first fault step, even when the
+/// first unhealthy bucket (aligned to the drill clock) does.
+#[test]
+fn incident_starts_no_earlier_than_the_first_step() {
+    // One op every 10 µs, failing from 2_050 on (the stage-setting step),
+    // healthy again from 3_000; bucket 100 µs.
+    let ops = ops_every_10us(0, 6_000, |t| {
+        if (2_050..3_000).contains(&t) {
+            (Outcome::Unknown, t + 5)
+        } else {
+            (Outcome::Ok, t + 5)
+        }
+    });
+    let tl = timeline(
+        vec![
+            fault("cut_replication", 2_050, Some(2_055), false),
+            fault("kill", 2_500, Some(2_510), true),
+        ],
+        6_000,
+    );
+    let a = analyze(
+        &ops,
+        &tl,
+        &AuditSet::new(ops.iter().map(|o| o.seq).collect()),
+        &SLO,
+    );
+    assert_eq!(a.rto.incident_s, Some(-s(450)));
+}
+
+/// A crash in the middle of a bucket: the outage starts at the crash, not
+/// at the bucket's edge.
+#[test]
+fn incident_starts_at_the_fault_inside_its_bucket() {
+    let ops = ops_every_10us(0, 3_000, |t| {
+        if (1_050..2_000).contains(&t) {
+            (Outcome::Fail, t + 5)
+        } else {
+            (Outcome::Ok, t + 5)
+        }
+    });
+    let tl = timeline(vec![fault("kill", 1_050, Some(1_052), true)], 3_000);
+    let a = analyze(
+        &ops,
+        &tl,
+        &AuditSet::new(ops.iter().map(|o| o.seq).collect()),
+        &SLO,
+    );
+    assert_eq!(a.rto.incident_s, Some(0.0));
+    assert_eq!(a.rto.achieved_s, Some(s(2_000 - 1_050)));
 }

@@ -129,7 +129,7 @@ proptest! {
             .map_or(0.0, |first| fault_done.saturating_sub(first) as f64 / 1e6);
         prop_assert_eq!(a.rpo.lost, after.len() as u64);
         prop_assert_eq!(a.rpo.achieved_s, expected);
-        prop_assert_eq!(a.rpo.zombie_lost, after.iter().filter(|o| o.t_done > fault_done).count() as u64);
+        prop_assert_eq!(a.rpo.zombie_lost, after.iter().filter(|o| o.t_invoke >= fault_done).count() as u64);
         prop_assert_eq!(a.rpo.phantoms, 0);
         prop_assert_eq!(a.rpo.duplicates, 0);
         prop_assert_eq!(a.rpo.unknown_survived + a.rpo.unknown_lost, a.ops.unknown);

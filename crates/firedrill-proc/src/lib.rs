@@ -233,7 +233,13 @@ impl RunAs {
             return Ok(Some(r));
         }
         let st = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "firedrill"])
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "firedrill",
+            ])
             .status()
             .map_err(|e| ProcError::User {
                 user: "firedrill".into(),
@@ -336,7 +342,13 @@ mod tests {
     fn sleeper() -> ProcHandle {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
-        let h = spawn_server(Path::new("/bin/sh"), &["-c", "sleep 30 & sleep 30; wait"], None, &log).unwrap();
+        let h = spawn_server(
+            Path::new("/bin/sh"),
+            &["-c", "sleep 30 & sleep 30; wait"],
+            None,
+            &log,
+        )
+        .unwrap();
         std::thread::sleep(Duration::from_millis(100));
         h
     }
@@ -376,7 +388,10 @@ mod tests {
             ..h
         };
         assert!(!fake.is_alive());
-        assert!(matches!(fake.signal(Signal::SIGKILL), Err(ProcError::NotOurs { .. })));
+        assert!(matches!(
+            fake.signal(Signal::SIGKILL),
+            Err(ProcError::NotOurs { .. })
+        ));
         h.signal_tree(Signal::SIGKILL).unwrap();
     }
 }

@@ -14,9 +14,8 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 
 /// Appends every event to `<run_dir>/events.jsonl`.
 ///
-/// Buffered because progress events arrive every second for every trial;
-/// flushed at trial and drill boundaries so a crash mid-drill still leaves
-/// every finished trial on disk.
+/// Written through a buffer (one write call per line) and flushed after
+/// every event, so the file is always complete up to the last event.
 pub struct EventsJsonl {
     path: PathBuf,
     out: BufWriter<File>,
@@ -67,13 +66,10 @@ impl Reporter for EventsJsonl {
                 path: self.path.clone(),
                 source,
             })?;
-        if matches!(
-            ev,
-            DrillEvent::TrialFinished { .. } | DrillEvent::DrillFinished { .. }
-        ) {
-            self.flush()?;
-        }
-        Ok(())
+        // Flushed per event (a few dozen a second at most): a user tailing
+        // the file, or a watchdog reading it, sees a fault the moment it is
+        // injected, and a crash loses nothing.
+        self.flush()
     }
 
     fn finish(&mut self) -> Result<(), ReportError> {
@@ -87,7 +83,7 @@ mod tests {
     use firedrill_ledger::Verdict;
 
     #[test]
-    fn one_line_per_event_flushed_at_boundaries() {
+    fn one_line_per_event_flushed_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut r = EventsJsonl::create(dir.path()).unwrap();
         let evs = [
@@ -101,9 +97,9 @@ mod tests {
         for ev in &evs {
             r.event(ev).unwrap();
         }
-        // Not a boundary yet: still buffered.
+        // Visible at once, to a reader tailing the file.
         let text = std::fs::read_to_string(dir.path().join(EVENTS_FILE)).unwrap();
-        assert_eq!(text, "");
+        assert_eq!(text.lines().count(), 2);
         r.event(&DrillEvent::DrillFinished {
             verdict: Verdict::Pass,
         })

@@ -90,7 +90,10 @@ mod tests {
 
     #[test]
     fn parses_units() {
-        assert_eq!("250ms".parse::<Dur>().unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            "250ms".parse::<Dur>().unwrap().0,
+            Duration::from_millis(250)
+        );
         assert_eq!("5s".parse::<Dur>().unwrap().0, Duration::from_secs(5));
         assert_eq!("2m".parse::<Dur>().unwrap().0, Duration::from_secs(120));
         assert_eq!("0".parse::<Dur>().unwrap().0, Duration::ZERO);

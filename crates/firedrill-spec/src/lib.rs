@@ -36,7 +36,14 @@ impl fmt::Display for Diagnostics {
                 writeln!(f)?;
             }
             if d.line > 0 {
-                write!(f, "{}:{}:{}: {}", self.path.display(), d.line, d.col, d.message)?;
+                write!(
+                    f,
+                    "{}:{}:{}: {}",
+                    self.path.display(),
+                    d.line,
+                    d.col,
+                    d.message
+                )?;
             } else {
                 write!(f, "{}: {}", self.path.display(), d.message)?;
             }
@@ -89,11 +96,7 @@ impl LoadedSpec {
                 let message = e.message().trim().to_string();
                 Err(SpecError::Invalid(Diagnostics {
                     path: path.to_path_buf(),
-                    items: vec![Diagnostic {
-                        line,
-                        col,
-                        message,
-                    }],
+                    items: vec![Diagnostic { line, col, message }],
                 }))
             }
         }

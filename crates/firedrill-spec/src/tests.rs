@@ -45,7 +45,11 @@ fn drill_errors(src: &str) -> Vec<String> {
 fn good_spec_validates() {
     let s = load(GOOD).unwrap();
     assert!(validate_lab(&s).is_empty());
-    assert!(validate_drill(&s, None).is_empty(), "{:?}", validate_drill(&s, None));
+    assert!(
+        validate_drill(&s, None).is_empty(),
+        "{:?}",
+        validate_drill(&s, None)
+    );
 }
 
 #[test]
@@ -76,7 +80,10 @@ fn unknown_node_points_at_value() {
     let src = GOOD.replace("node = \"primary\"", "node = \"n9\"");
     let e = drill_errors(&src);
     assert_eq!(e.len(), 1, "{e:?}");
-    assert!(e[0].starts_with("t.toml:17:8: no node named \"n9\""), "{e:?}");
+    assert!(
+        e[0].starts_with("t.toml:17:8: no node named \"n9\""),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -102,7 +109,10 @@ duration = "5s"
 rpo = "1s"
 "#;
     let e = drill_errors(src);
-    assert!(e.iter().any(|l| l.contains("must not contain a password")), "{e:?}");
+    assert!(
+        e.iter().any(|l| l.contains("must not contain a password")),
+        "{e:?}"
+    );
 }
 
 #[test]

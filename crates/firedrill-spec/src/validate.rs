@@ -124,10 +124,9 @@ pub fn validate_drill(spec: &LoadedSpec, universe: Option<&NodeUniverse>) -> Vec
             0..0,
             "[drill.objectives] is missing: give rpo and/or rto, e.g. rpo = \"5s\", rto = \"1m\"",
         )),
-        Some(o) if o.rpo.is_none() && o.rto.is_none() => out.push(spec.at(
-            0..0,
-            "[drill.objectives] needs rpo, rto, or both",
-        )),
+        Some(o) if o.rpo.is_none() && o.rto.is_none() => {
+            out.push(spec.at(0..0, "[drill.objectives] needs rpo, rto, or both"))
+        }
         _ => {}
     }
 
@@ -136,7 +135,13 @@ pub fn validate_drill(spec: &LoadedSpec, universe: Option<&NodeUniverse>) -> Vec
         out.push(spec.at(d.trials.span(), "trials must be between 1 and 100"));
     }
     let endpoints = d.target.as_ref().is_some_and(|t| !t.nodes.is_empty());
-    if trials > 1 && endpoints && d.target.as_ref().and_then(|t| t.reset_command.as_ref()).is_none() {
+    if trials > 1
+        && endpoints
+        && d.target
+            .as_ref()
+            .and_then(|t| t.reset_command.as_ref())
+            .is_none()
+    {
         out.push(spec.at(
             d.trials.span(),
             "trials > 1 against explicit endpoints needs target.reset_command to restore the store between trials",
@@ -147,7 +152,11 @@ pub fn validate_drill(spec: &LoadedSpec, universe: Option<&NodeUniverse>) -> Vec
 
 /// The universe the file itself defines: its endpoints, or its own lab when
 /// the target is that lab.
-fn own_universe(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) -> Option<NodeUniverse> {
+fn own_universe(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    out: &mut Vec<Diagnostic>,
+) -> Option<NodeUniverse> {
     let Some(t) = &d.target else {
         return match &spec.file.lab {
             Some(lab) => Some(NodeUniverse::from_lab(lab)),
@@ -170,7 +179,10 @@ fn own_universe(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) -> 
             _ => None, // resolved by the caller from the lab's state
         },
         (None, true) => {
-            out.push(spec.at(0..0, "[drill.target] needs lab = \"NAME\" or [[drill.target.nodes]]"));
+            out.push(spec.at(
+                0..0,
+                "[drill.target] needs lab = \"NAME\" or [[drill.target.nodes]]",
+            ));
             None
         }
         (None, false) => {
@@ -181,10 +193,16 @@ fn own_universe(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) -> 
             for n in &t.nodes {
                 let name = n.name.get_ref();
                 if !valid_name(name) {
-                    out.push(spec.at(n.name.span(), "node name must be 1-63 letters, digits, '-' or '_'"));
+                    out.push(spec.at(
+                        n.name.span(),
+                        "node name must be 1-63 letters, digits, '-' or '_'",
+                    ));
                 }
                 if ROLES.contains(&name.as_str()) || name == "most_advanced" {
-                    out.push(spec.at(n.name.span(), format!("{name:?} is a role, not a node name")));
+                    out.push(spec.at(
+                        n.name.span(),
+                        format!("{name:?} is a role, not a node name"),
+                    ));
                 }
                 if u.names.contains(name) {
                     out.push(spec.at(n.name.span(), format!("node {name:?} is listed twice")));
@@ -208,11 +226,16 @@ fn own_universe(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) -> 
 
 fn conninfo_has_password(ci: &str) -> bool {
     let lower = ci.to_ascii_lowercase();
-    lower.split_whitespace().any(|kv| kv.starts_with("password"))
+    lower
+        .split_whitespace()
+        .any(|kv| kv.starts_with("password"))
         || (lower.starts_with("postgres") && lower.contains(':') && lower.contains('@') && {
             // postgresql://user:secret@host
             let after = lower.split("://").nth(1).unwrap_or("");
-            after.split('@').next().is_some_and(|userinfo| userinfo.contains(':'))
+            after
+                .split('@')
+                .next()
+                .is_some_and(|userinfo| userinfo.contains(':'))
         })
 }
 
@@ -221,10 +244,16 @@ fn check_workload(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
     match w.mode {
         WorkloadMode::Closed => {
             if let Some(r) = &w.rate {
-                out.push(spec.at(r.span(), "rate is for mode = \"rate\"; closed mode runs as fast as the store allows"));
+                out.push(spec.at(
+                    r.span(),
+                    "rate is for mode = \"rate\"; closed mode runs as fast as the store allows",
+                ));
             }
             if let Some(m) = &w.max_in_flight {
-                out.push(spec.at(m.span(), "max_in_flight is for mode = \"rate\"; closed mode has `clients`"));
+                out.push(spec.at(
+                    m.span(),
+                    "max_in_flight is for mode = \"rate\"; closed mode has `clients`",
+                ));
             }
             if let Some(c) = &w.clients {
                 if *c.get_ref() == 0 || *c.get_ref() > 1000 {
@@ -234,12 +263,20 @@ fn check_workload(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
         }
         WorkloadMode::Rate => {
             if let Some(c) = &w.clients {
-                out.push(spec.at(c.span(), "clients is for mode = \"closed\"; rate mode has max_in_flight"));
+                out.push(spec.at(
+                    c.span(),
+                    "clients is for mode = \"closed\"; rate mode has max_in_flight",
+                ));
             }
             match &w.rate {
-                None => out.push(spec.at(0..0, "mode = \"rate\" needs rate (operations per second)")),
+                None => {
+                    out.push(spec.at(0..0, "mode = \"rate\" needs rate (operations per second)"))
+                }
                 Some(r) if !(*r.get_ref() > 0.0 && *r.get_ref() <= 1_000_000.0) => {
-                    out.push(spec.at(r.span(), "rate must be between 0 and 1000000 operations per second"))
+                    out.push(spec.at(
+                        r.span(),
+                        "rate must be between 0 and 1000000 operations per second",
+                    ))
                 }
                 _ => {}
             }
@@ -276,7 +313,12 @@ fn node_ok(u: Option<&NodeUniverse>, name: &str) -> Result<(), String> {
     ))
 }
 
-fn check_faults(spec: &LoadedSpec, d: &DrillSpec, u: Option<&NodeUniverse>, out: &mut Vec<Diagnostic>) {
+fn check_faults(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    u: Option<&NodeUniverse>,
+    out: &mut Vec<Diagnostic>,
+) {
     let duration = *d.workload.duration.get_ref();
     let mut disasters = 0;
     let mut paused: HashSet<&str> = HashSet::new();
@@ -286,7 +328,14 @@ fn check_faults(spec: &LoadedSpec, d: &DrillSpec, u: Option<&NodeUniverse>, out:
         let action = *s.action.get_ref();
         let node = s.node.get_ref().as_str();
         if *s.at.get_ref() > duration {
-            out.push(spec.at(s.at.span(), format!("at = {} is after the end of the workload (duration {})", s.at.get_ref(), duration)));
+            out.push(spec.at(
+                s.at.span(),
+                format!(
+                    "at = {} is after the end of the workload (duration {})",
+                    s.at.get_ref(),
+                    duration
+                ),
+            ));
         }
         if let Err(m) = node_ok(u, node) {
             out.push(spec.at(s.node.span(), m));
@@ -302,11 +351,20 @@ fn check_faults(spec: &LoadedSpec, d: &DrillSpec, u: Option<&NodeUniverse>, out:
             }
         }
         if action == FaultAction::CutReplication && node == "primary" {
-            out.push(spec.at(s.node.span(), "cut_replication applies to a standby: it stops the standby receiving WAL"));
+            out.push(spec.at(
+                s.node.span(),
+                "cut_replication applies to a standby: it stops the standby receiving WAL",
+            ));
         }
         if let Some(f) = &s.for_ {
             if !matches!(action, FaultAction::Pause | FaultAction::CutReplication) {
-                out.push(spec.at(f.span(), format!("`for` applies to pause and cut_replication, not {}", action.as_str())));
+                out.push(spec.at(
+                    f.span(),
+                    format!(
+                        "`for` applies to pause and cut_replication, not {}",
+                        action.as_str()
+                    ),
+                ));
             } else if f.get_ref().is_zero() {
                 out.push(spec.at(f.span(), "`for` must be more than 0"));
             }
@@ -317,7 +375,10 @@ fn check_faults(spec: &LoadedSpec, d: &DrillSpec, u: Option<&NodeUniverse>, out:
             }
             FaultAction::Resume => {
                 if !paused.remove(node) {
-                    out.push(spec.at(s.node.span(), format!("resume of {node:?} with no earlier pause of {node:?}")));
+                    out.push(spec.at(
+                        s.node.span(),
+                        format!("resume of {node:?} with no earlier pause of {node:?}"),
+                    ));
                 }
                 if s.disaster.as_ref().is_some_and(|d| *d.get_ref()) {
                     out.push(spec.at(s.action.span(), "a resume heals; it cannot be the disaster"));
@@ -328,30 +389,54 @@ fn check_faults(spec: &LoadedSpec, d: &DrillSpec, u: Option<&NodeUniverse>, out:
         if s.disaster.as_ref().is_some_and(|d| *d.get_ref()) {
             disasters += 1;
             if disasters > 1 {
-                out.push(spec.at(s.disaster.as_ref().map(|d| d.span()).unwrap_or(0..0), "only one step can be the disaster"));
+                out.push(spec.at(
+                    s.disaster.as_ref().map(|d| d.span()).unwrap_or(0..0),
+                    "only one step can be the disaster",
+                ));
             }
         }
     }
-    if !d.faults.is_empty() && d.faults.iter().all(|s| *s.action.get_ref() == FaultAction::Resume) {
+    if !d.faults.is_empty()
+        && d.faults
+            .iter()
+            .all(|s| *s.action.get_ref() == FaultAction::Resume)
+    {
         out.push(spec.at(0..0, "the schedule has no fault, only resumes"));
     }
 }
 
-fn check_recovery(spec: &LoadedSpec, d: &DrillSpec, u: Option<&NodeUniverse>, out: &mut Vec<Diagnostic>) {
+fn check_recovery(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    u: Option<&NodeUniverse>,
+    out: &mut Vec<Diagnostic>,
+) {
     let r = &d.recovery;
     let automatic = r.automatic.as_ref().is_some_and(|a| *a.get_ref());
     let n = r.promote.is_some() as u8 + r.command.is_some() as u8 + automatic as u8;
     if n > 1 {
-        out.push(spec.at(0..0, "[drill.recovery]: give one of promote, command or automatic"));
+        out.push(spec.at(
+            0..0,
+            "[drill.recovery]: give one of promote, command or automatic",
+        ));
     }
     if let Some(p) = &r.promote {
         let name = p.get_ref();
         if name != "most_advanced" {
             if ROLES.contains(&name.as_str()) {
-                out.push(spec.at(p.span(), "promote takes a node name or \"most_advanced\", not a role"));
+                out.push(spec.at(
+                    p.span(),
+                    "promote takes a node name or \"most_advanced\", not a role",
+                ));
             } else if let Some(u) = u {
                 if !u.names.iter().any(|n| n == name) {
-                    out.push(spec.at(p.span(), format!("no node named {name:?}; the nodes are {}", u.names.join(", "))));
+                    out.push(spec.at(
+                        p.span(),
+                        format!(
+                            "no node named {name:?}; the nodes are {}",
+                            u.names.join(", ")
+                        ),
+                    ));
                 }
             }
         }

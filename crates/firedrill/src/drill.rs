@@ -6,9 +6,12 @@ use firedrill_engine::{EngineError, Environment, NodeSpec, Plan, ProcSource};
 use firedrill_lab::LabState;
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
-use firedrill_report::{exit_code, render_summary, EventsJsonl, Fanout, ObjectivesRecord, Progress, Reporter, RunCollector, RunMeta, RunRecord};
-use firedrill_targets::postgres::{parse_node, PgTarget};
+use firedrill_report::{
+    exit_code, render_summary, EventsJsonl, Fanout, ObjectivesRecord, Progress, Reporter,
+    RunCollector, RunMeta, RunRecord,
+};
 use firedrill_spec::{validate_drill, LoadedSpec, NodeUniverse, TargetSpec};
+use firedrill_targets::postgres::{parse_node, PgTarget};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +39,11 @@ impl LabEnv {
 }
 
 impl Environment for LabEnv {
-    fn prepare(&mut self, trial: u32, log: &mut dyn FnMut(String)) -> Result<Vec<NodeSpec>, EngineError> {
+    fn prepare(
+        &mut self,
+        trial: u32,
+        log: &mut dyn FnMut(String),
+    ) -> Result<Vec<NodeSpec>, EngineError> {
         let dead: Vec<&str> = self
             .state
             .nodes
@@ -47,11 +54,21 @@ impl Environment for LabEnv {
         let drilled = self.state.dir.join(DRILLED_MARK).exists();
         if trial > 1 || drilled || !dead.is_empty() {
             let why = if trial > 1 {
-                format!("resetting lab {} to healthy for trial {trial}", self.state.name)
+                format!(
+                    "resetting lab {} to healthy for trial {trial}",
+                    self.state.name
+                )
             } else if !dead.is_empty() {
-                format!("lab {} is not healthy ({} down): rebuilding it", self.state.name, dead.join(", "))
+                format!(
+                    "lab {} is not healthy ({} down): rebuilding it",
+                    self.state.name,
+                    dead.join(", ")
+                )
             } else {
-                format!("lab {} was changed by an earlier drill: rebuilding it", self.state.name)
+                format!(
+                    "lab {} was changed by an earlier drill: rebuilding it",
+                    self.state.name
+                )
             };
             log(why);
             self.state = firedrill_lab::reset(&self.state, &mut |_| {})
@@ -70,7 +87,11 @@ struct EndpointEnv {
 }
 
 impl Environment for EndpointEnv {
-    fn prepare(&mut self, trial: u32, log: &mut dyn FnMut(String)) -> Result<Vec<NodeSpec>, EngineError> {
+    fn prepare(
+        &mut self,
+        trial: u32,
+        log: &mut dyn FnMut(String),
+    ) -> Result<Vec<NodeSpec>, EngineError> {
         if trial > 1 {
             if let Some(cmd) = &self.reset_command {
                 log(format!("running target.reset_command before trial {trial}"));
@@ -80,7 +101,9 @@ impl Environment for EndpointEnv {
                     .status()
                     .map_err(|e| EngineError::Preflight(format!("reset_command: {e}")))?;
                 if !st.success() {
-                    return Err(EngineError::Preflight(format!("reset_command exited with {st}")));
+                    return Err(EngineError::Preflight(format!(
+                        "reset_command exited with {st}"
+                    )));
                 }
             }
         }
@@ -96,7 +119,11 @@ enum Target {
 /// Finds the target and checks the whole spec against it, before anything
 /// touches a store.
 fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
-    let d = spec.file.drill.as_ref().ok_or_else(|| Failure::input(format!("{}: no [drill] table", spec.path.display())))?;
+    let d = spec
+        .file
+        .drill
+        .as_ref()
+        .ok_or_else(|| Failure::input(format!("{}: no [drill] table", spec.path.display())))?;
     let endpoints = d.target.as_ref().filter(|t| !t.nodes.is_empty());
     let lab_name = d
         .target
@@ -108,7 +135,10 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
     if endpoints.is_none() {
         if let Some(name) = &lab_name {
             let dir = match spec.file.lab.as_ref().filter(|l| l.name.get_ref() == name) {
-                Some(l) => l.dir.clone().unwrap_or_else(|| firedrill_lab::default_dir(name)),
+                Some(l) => l
+                    .dir
+                    .clone()
+                    .unwrap_or_else(|| firedrill_lab::default_dir(name)),
                 None => firedrill_lab::default_dir(name),
             };
             if let Ok(s) = LabState::load(&dir) {
@@ -139,12 +169,15 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
 fn password(t: Option<&TargetSpec>) -> Result<Option<String>, Failure> {
     let Some(t) = t else { return Ok(None) };
     if let Some(var) = &t.password_env {
-        return std::env::var(var)
-            .map(Some)
-            .map_err(|_| Failure::input(format!("target.password_env: environment variable {var} is not set")));
+        return std::env::var(var).map(Some).map_err(|_| {
+            Failure::input(format!(
+                "target.password_env: environment variable {var} is not set"
+            ))
+        });
     }
     if let Some(f) = &t.password_file {
-        let s = std::fs::read_to_string(f).map_err(|e| Failure::input(format!("target.password_file {}: {e}", f.display())))?;
+        let s = std::fs::read_to_string(f)
+            .map_err(|e| Failure::input(format!("target.password_file {}: {e}", f.display())))?;
         return Ok(Some(s.trim_end_matches(['\n', '\r']).to_string()));
     }
     Ok(None)
@@ -159,24 +192,44 @@ fn default_run_dir(drill: &str) -> PathBuf {
 pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     let spec = load_spec(file)?;
     let target = resolve(&spec)?;
-    let d = spec.file.drill.as_ref().ok_or_else(|| Failure::input("no [drill] table"))?;
+    let d = spec
+        .file
+        .drill
+        .as_ref()
+        .ok_or_else(|| Failure::input("no [drill] table"))?;
     let pw = password(d.target.as_ref())?;
     let run_dir = out.unwrap_or_else(|| default_run_dir(d.name.get_ref()));
     if run_dir.join("run.json").exists() {
-        return Err(Failure::input(format!("{} already holds a run; choose another --out", run_dir.display())));
+        return Err(Failure::input(format!(
+            "{} already holds a run; choose another --out",
+            run_dir.display()
+        )));
     }
-    std::fs::create_dir_all(&run_dir).map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
 
     let version_nodes: Vec<(String, String)> = match &target {
-        Target::Lab(s) => s.nodes.iter().map(|n| (n.name.clone(), n.conninfo.clone())).collect(),
-        Target::Endpoints(t) => t.nodes.iter().map(|n| (n.name.get_ref().clone(), n.conninfo.get_ref().clone())).collect(),
+        Target::Lab(s) => s
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.conninfo.clone()))
+            .collect(),
+        Target::Endpoints(t) => t
+            .nodes
+            .iter()
+            .map(|n| (n.name.get_ref().clone(), n.conninfo.get_ref().clone()))
+            .collect(),
     };
     let (mut env, desc, cleanup): (Box<dyn Environment>, String, bool) = match target {
         Target::Lab(s) => {
             let desc = format!(
                 "lab {} ({}, {})",
                 s.name,
-                s.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
+                s.nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 match s.spec.replication {
                     firedrill_spec::Replication::Async => "async",
                     firedrill_spec::Replication::Sync => "sync",
@@ -198,8 +251,22 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     },
                 })
                 .collect();
-            let desc = format!("endpoints ({})", nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "));
-            (Box::new(EndpointEnv { nodes, reset_command: t.reset_command.clone() }), desc, true)
+            let desc = format!(
+                "endpoints ({})",
+                nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            (
+                Box::new(EndpointEnv {
+                    nodes,
+                    reset_command: t.reset_command.clone(),
+                }),
+                desc,
+                true,
+            )
         }
     };
     let plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
@@ -243,8 +310,13 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     let res = firedrill_engine::run(&plan, env.as_mut(), tx.clone()).await;
     if let Err(e) = &res {
         // run.json is still written, marked inconclusive, with what was measured.
-        let _ = tx.send(DrillEvent::Warning { trial: None, message: e.to_string() });
-        let _ = tx.send(DrillEvent::DrillFinished { verdict: Verdict::Inconclusive });
+        let _ = tx.send(DrillEvent::Warning {
+            trial: None,
+            message: e.to_string(),
+        });
+        let _ = tx.send(DrillEvent::DrillFinished {
+            verdict: Verdict::Inconclusive,
+        });
     }
     drop(tx);
     let _ = consumer.await;
@@ -263,7 +335,10 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                 }
             }
             println!("run directory: {}", run_dir.display());
-            Err(Failure { code: e.exit_code() as u8, message: e.to_string() })
+            Err(Failure {
+                code: e.exit_code() as u8,
+                message: e.to_string(),
+            })
         }
     }
 }
@@ -271,8 +346,13 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
 /// The server's version for run.json, asked of the first node that answers.
 async fn server_version(plan: &Plan, nodes: &[(String, String)]) -> Option<String> {
     for (name, conninfo) in nodes {
-        let Ok(n) = parse_node(name, conninfo, plan.password.as_deref()) else { continue };
-        let t = PgTarget { nodes: vec![n], run_id: String::new() };
+        let Ok(n) = parse_node(name, conninfo, plan.password.as_deref()) else {
+            continue;
+        };
+        let t = PgTarget {
+            nodes: vec![n],
+            run_id: String::new(),
+        };
         if let Ok(v) = t.server_version(name).await {
             return Some(v);
         }
@@ -283,7 +363,10 @@ async fn server_version(plan: &Plan, nodes: &[(String, String)]) -> Option<Strin
 pub fn report(run_dir: &Path, json: bool) -> Result<u8, Failure> {
     let rec = RunRecord::load(run_dir).map_err(|e| Failure::input(e.to_string()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rec).map_err(|e| Failure::internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rec).map_err(|e| Failure::internal(e.to_string()))?
+        );
     } else {
         println!("{}", render_summary(&rec));
     }

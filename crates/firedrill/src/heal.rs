@@ -12,11 +12,17 @@ pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
         let Some(entry) = j.get(id) else {
             return Ok(0); // healed by the drill itself
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         if now >= entry.expires_at {
             let pw = std::env::var("PGPASSWORD").ok();
             for _ in 0..10 {
-                if firedrill_engine::heal_entry(&entry, pw.as_deref()).await.is_ok() {
+                if firedrill_engine::heal_entry(&entry, pw.as_deref())
+                    .await
+                    .is_ok()
+                {
                     j.remove(id);
                     return Ok(0);
                 }

@@ -22,7 +22,10 @@ pub async fn up(file: &Path, reset: bool, dir: Option<&Path>) -> Result<u8, Fail
         return Err(Failure::input(spec.fail(errs).to_string()));
     }
     let Some(lab) = spec.file.lab.as_ref() else {
-        return Err(Failure::input(format!("{}: no [lab] table", file.display())));
+        return Err(Failure::input(format!(
+            "{}: no [lab] table",
+            file.display()
+        )));
     };
     let tty = std::io::stderr().is_terminal();
     let name = lab.name.get_ref().clone();
@@ -62,7 +65,9 @@ pub fn resolve_dir(arg: &str) -> Result<PathBuf, Failure> {
         return Ok(p.to_path_buf());
     }
     if arg.contains('/') || arg.ends_with(".toml") {
-        return Err(Failure::input(format!("{arg}: no such file or lab directory")));
+        return Err(Failure::input(format!(
+            "{arg}: no such file or lab directory"
+        )));
     }
     Ok(firedrill_lab::default_dir(arg))
 }
@@ -81,9 +86,8 @@ pub fn down(arg: &str) -> Result<u8, Failure> {
 
 pub async fn status(arg: &str, json: bool) -> Result<u8, Failure> {
     let dir = resolve_dir(arg)?;
-    let state = LabState::load(&dir).map_err(|e| {
-        Failure::aborted(format!("{e} (is the lab up? `firedrill lab up FILE`)"))
-    })?;
+    let state = LabState::load(&dir)
+        .map_err(|e| Failure::aborted(format!("{e} (is the lab up? `firedrill lab up FILE`)")))?;
     let st = firedrill_lab::status(&state).await;
     if json {
         let v: Vec<serde_json::Value> = st
@@ -95,7 +99,10 @@ pub async fn status(arg: &str, json: bool) -> Result<u8, Failure> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Failure::internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| Failure::internal(e.to_string()))?
+        );
     } else {
         println!("{}", firedrill_lab::render_status(&state, &st));
     }

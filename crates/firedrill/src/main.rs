@@ -88,13 +88,22 @@ pub struct Failure {
 
 impl Failure {
     pub fn input(m: impl Into<String>) -> Self {
-        Failure { code: 2, message: m.into() }
+        Failure {
+            code: 2,
+            message: m.into(),
+        }
     }
     pub fn aborted(m: impl Into<String>) -> Self {
-        Failure { code: 3, message: m.into() }
+        Failure {
+            code: 3,
+            message: m.into(),
+        }
     }
     pub fn internal(m: impl Into<String>) -> Self {
-        Failure { code: 4, message: m.into() }
+        Failure {
+            code: 4,
+            message: m.into(),
+        }
     }
 }
 
@@ -115,11 +124,15 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("FIREDRILL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -128,7 +141,9 @@ fn main() -> ExitCode {
     };
     let res = rt.block_on(async {
         match cli.cmd {
-            Cmd::Lab(LabCmd::Up { file, reset, dir }) => lab::up(&file, reset, dir.as_deref()).await,
+            Cmd::Lab(LabCmd::Up { file, reset, dir }) => {
+                lab::up(&file, reset, dir.as_deref()).await
+            }
             Cmd::Lab(LabCmd::Down { lab: l }) => lab::down(&l),
             Cmd::Lab(LabCmd::Status { lab: l, json }) => lab::status(&l, json).await,
             Cmd::Drill { file, out } => drill::run(&file, out).await,

@@ -27,10 +27,19 @@ rpo = "1s"
 fn check(text: &str, expect_loc: &str, expect_msg: &str) {
     let tmp = tempdir();
     let spec = tmp.path().join("spec.toml");
-    std::fs::write(&spec, text.replace("@DIR@", &tmp.path().join("lab").display().to_string())).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("@DIR@", &tmp.path().join("lab").display().to_string()),
+    )
+    .unwrap();
     let run = tmp.path().join("run");
     for args in [
-        vec!["drill", spec.to_str().unwrap(), "--out", run.to_str().unwrap()],
+        vec![
+            "drill",
+            spec.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ],
         vec!["lab", "up", spec.to_str().unwrap()],
     ] {
         let out = firedrill(&args);
@@ -39,8 +48,14 @@ fn check(text: &str, expect_loc: &str, expect_msg: &str) {
             // lab up only reads [lab]; still, a parse error anywhere is fatal.
         }
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(&format!("{}:{expect_loc}", spec.display())), "{args:?}: expected {expect_loc} in: {err}");
-        assert!(err.contains(expect_msg), "{args:?}: expected {expect_msg:?} in: {err}");
+        assert!(
+            err.contains(&format!("{}:{expect_loc}", spec.display())),
+            "{args:?}: expected {expect_loc} in: {err}"
+        );
+        assert!(
+            err.contains(expect_msg),
+            "{args:?}: expected {expect_msg:?} in: {err}"
+        );
         assert!(!tmp.path().join("lab").exists(), "nothing may be started");
         assert!(!run.exists(), "no run directory for invalid input");
         if args[0] == "lab" && expect_msg.contains("no node") {
@@ -51,24 +66,37 @@ fn check(text: &str, expect_loc: &str, expect_msg: &str) {
 
 #[test]
 fn unknown_key() {
-    check(&GOOD.replace("clients = 2", "clients = 2\nclinets = 3"), "11:1:", "unknown field `clinets`");
+    check(
+        &GOOD.replace("clients = 2", "clients = 2\nclinets = 3"),
+        "11:1:",
+        "unknown field `clinets`",
+    );
 }
 
 #[test]
 fn bad_duration() {
-    check(&GOOD.replace("duration = \"5s\"", "duration = \"5 seconds-ish\""), "11:12:", "bad duration");
+    check(
+        &GOOD.replace("duration = \"5s\"", "duration = \"5 seconds-ish\""),
+        "11:12:",
+        "bad duration",
+    );
 }
 
 #[test]
 fn node_that_does_not_exist() {
     let tmp = tempdir();
     let spec = tmp.path().join("spec.toml");
-    let text = GOOD.replace("node = \"primary\"", "node = \"n7\"").replace("@DIR@", &tmp.path().join("lab").display().to_string());
+    let text = GOOD
+        .replace("node = \"primary\"", "node = \"n7\"")
+        .replace("@DIR@", &tmp.path().join("lab").display().to_string());
     std::fs::write(&spec, text).unwrap();
     let out = firedrill(&["drill", spec.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(&format!("{}:16:8: no node named \"n7\"", spec.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:16:8: no node named \"n7\"", spec.display())),
+        "{err}"
+    );
     assert!(!tmp.path().join("lab").exists());
 }
 
@@ -92,7 +120,14 @@ fn bad_cli_usage_is_exit_2() {
 
 #[test]
 fn help_explains_each_command() {
-    for args in [vec!["--help"], vec!["drill", "--help"], vec!["lab", "up", "--help"], vec!["lab", "down", "--help"], vec!["lab", "status", "--help"], vec!["report", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["drill", "--help"],
+        vec!["lab", "up", "--help"],
+        vec!["lab", "down", "--help"],
+        vec!["lab", "status", "--help"],
+        vec!["report", "--help"],
+    ] {
         let out = firedrill(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert!(out.stdout.len() > 100, "{args:?} help is too thin");

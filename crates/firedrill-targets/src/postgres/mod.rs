@@ -26,10 +26,46 @@ CREATE TABLE IF NOT EXISTS firedrill_heartbeat (run_id text PRIMARY KEY, n bigin
 
 const INSERT: &str = "INSERT INTO firedrill_ledger (run_id, seq, payload) VALUES ($1, $2, $3)";
 
-fn node_err(node: &str, e: impl std::fmt::Display) -> TargetError {
+fn node_err(node: &str, e: impl PgMessage) -> TargetError {
     TargetError::Node {
         node: node.into(),
-        msg: e.to_string(),
+        msg: e.message(),
+    }
+}
+
+/// The whole story of an error: tokio-postgres' Display says only "db
+/// error" for a server error.
+pub trait PgMessage {
+    fn message(&self) -> String;
+}
+
+impl PgMessage for tokio_postgres::Error {
+    fn message(&self) -> String {
+        match self.as_db_error() {
+            Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+            None => {
+                let mut m = self.to_string();
+                let mut src = std::error::Error::source(self);
+                while let Some(s) = src {
+                    m.push_str(": ");
+                    m.push_str(&s.to_string());
+                    src = s.source();
+                }
+                m
+            }
+        }
+    }
+}
+
+impl PgMessage for &str {
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl PgMessage for String {
+    fn message(&self) -> String {
+        self.clone()
     }
 }
 
@@ -42,7 +78,7 @@ pub async fn connect(config: &Config, limit: Duration) -> Result<Client, String>
             });
             Ok(client)
         }
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e.message()),
         Err(_) => Err(format!("connect timed out after {limit:?}")),
     }
 }
@@ -65,13 +101,17 @@ impl PgTarget {
 
     pub async fn connect_node(&self, name: &str, limit: Duration) -> Result<Client, TargetError> {
         let n = self.node(name)?;
-        connect(&n.config, limit).await.map_err(|e| node_err(name, e))
+        connect(&n.config, limit)
+            .await
+            .map_err(|e| node_err(name, e))
     }
 
     /// Creates the ledger and heartbeat tables on the primary.
     pub async fn setup(&self, primary: &str) -> Result<(), TargetError> {
         let c = self.connect_node(primary, Duration::from_secs(5)).await?;
-        c.batch_execute(SCHEMA).await.map_err(|e| node_err(primary, e))?;
+        c.batch_execute(SCHEMA)
+            .await
+            .map_err(|e| node_err(primary, e))?;
         c.execute(
             "INSERT INTO firedrill_heartbeat (run_id, n) VALUES ($1, 0) ON CONFLICT (run_id) DO UPDATE SET n = 0",
             &[&self.run_id],
@@ -89,7 +129,10 @@ impl PgTarget {
         while Instant::now() < end {
             if let Ok(c) = self.connect_node(node, Duration::from_secs(1)).await {
                 match c
-                    .query_opt("SELECT n FROM firedrill_heartbeat WHERE run_id = $1", &[&self.run_id])
+                    .query_opt(
+                        "SELECT n FROM firedrill_heartbeat WHERE run_id = $1",
+                        &[&self.run_id],
+                    )
                     .await
                 {
                     Ok(Some(_)) => return Ok(()),
@@ -99,7 +142,10 @@ impl PgTarget {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(node_err(node, format!("standby did not catch up within {limit:?}: {last}")))
+        Err(node_err(
+            node,
+            format!("standby did not catch up within {limit:?}: {last}"),
+        ))
     }
 
     /// The node's role right now; a node that does not answer within
@@ -122,9 +168,10 @@ impl PgTarget {
 
     /// Roles of all nodes, asked concurrently.
     pub async fn roles(&self, limit: Duration) -> Vec<(String, LiveRole)> {
-        let futs = self.nodes.iter().map(|n| async move {
-            (n.name.clone(), self.role(&n.name, limit).await)
-        });
+        let futs = self
+            .nodes
+            .iter()
+            .map(|n| async move { (n.name.clone(), self.role(&n.name, limit).await) });
         futures_util::future::join_all(futs).await
     }
 
@@ -176,7 +223,10 @@ impl PgTarget {
     pub async fn primary_conninfo(&self, name: &str) -> Result<String, TargetError> {
         let c = self.connect_node(name, Duration::from_secs(2)).await?;
         let saved: String = c
-            .query_one("SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'", &[])
+            .query_one(
+                "SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'",
+                &[],
+            )
             .await
             .map_err(|e| node_err(name, e))?
             .get(0);
@@ -194,7 +244,12 @@ impl PgTarget {
     /// (the fault is in effect). Read [`Self::primary_conninfo`] first.
     pub async fn cut_replication(&self, name: &str) -> Result<(), TargetError> {
         let c = self.connect_node(name, Duration::from_secs(2)).await?;
-        c.batch_execute("ALTER SYSTEM SET primary_conninfo = ''; SELECT pg_reload_conf();")
+        // Two round trips: ALTER SYSTEM cannot run inside the implicit
+        // transaction of a multi-statement query.
+        c.batch_execute("ALTER SYSTEM SET primary_conninfo = ''")
+            .await
+            .map_err(|e| node_err(name, e))?;
+        c.batch_execute("SELECT pg_reload_conf()")
             .await
             .map_err(|e| node_err(name, e))?;
         let end = Instant::now() + Duration::from_secs(10);
@@ -208,7 +263,10 @@ impl PgTarget {
                 return Ok(());
             }
             if Instant::now() > end {
-                return Err(node_err(name, "walreceiver still running 10 s after the cut"));
+                return Err(node_err(
+                    name,
+                    "walreceiver still running 10 s after the cut",
+                ));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -218,17 +276,23 @@ impl PgTarget {
     pub async fn restore_replication(&self, name: &str, saved: &str) -> Result<(), TargetError> {
         let c = self.connect_node(name, Duration::from_secs(2)).await?;
         let sql = format!(
-            "ALTER SYSTEM SET primary_conninfo = '{}'; SELECT pg_reload_conf();",
+            "ALTER SYSTEM SET primary_conninfo = '{}'",
             saved.replace('\'', "''")
         );
-        c.batch_execute(&sql).await.map_err(|e| node_err(name, e))
+        c.batch_execute(&sql).await.map_err(|e| node_err(name, e))?;
+        c.batch_execute("SELECT pg_reload_conf()")
+            .await
+            .map_err(|e| node_err(name, e))
     }
 
     /// Reads back every id of this run present on `name`.
     pub async fn audit(&self, name: &str) -> Result<Vec<u64>, TargetError> {
         let c = self.connect_node(name, Duration::from_secs(5)).await?;
         let rows = c
-            .query("SELECT seq FROM firedrill_ledger WHERE run_id = $1", &[&self.run_id])
+            .query(
+                "SELECT seq FROM firedrill_ledger WHERE run_id = $1",
+                &[&self.run_id],
+            )
             .await
             .map_err(|e| node_err(name, e))?;
         Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
@@ -238,12 +302,18 @@ impl PgTarget {
     /// do not grow its tables.
     pub async fn cleanup(&self, name: &str) -> Result<(), TargetError> {
         let c = self.connect_node(name, Duration::from_secs(5)).await?;
-        c.execute("DELETE FROM firedrill_ledger WHERE run_id = $1", &[&self.run_id])
-            .await
-            .map_err(|e| node_err(name, e))?;
-        c.execute("DELETE FROM firedrill_heartbeat WHERE run_id = $1", &[&self.run_id])
-            .await
-            .map_err(|e| node_err(name, e))?;
+        c.execute(
+            "DELETE FROM firedrill_ledger WHERE run_id = $1",
+            &[&self.run_id],
+        )
+        .await
+        .map_err(|e| node_err(name, e))?;
+        c.execute(
+            "DELETE FROM firedrill_heartbeat WHERE run_id = $1",
+            &[&self.run_id],
+        )
+        .await
+        .map_err(|e| node_err(name, e))?;
         Ok(())
     }
 
@@ -268,8 +338,10 @@ pub struct WorkloadClient {
     retry_at: Option<Instant>,
 }
 
-const BACKOFF_MIN: Duration = Duration::from_millis(10);
-const BACKOFF_MAX: Duration = Duration::from_millis(500);
+// Short backoff: the client should notice a new primary within ~0.1 s, or
+// the measured RTO would mostly be the client's own backoff.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 impl WorkloadClient {
     pub fn new(config: Config, run_id: String, payload_bytes: usize, salt: u64) -> Self {
@@ -293,6 +365,18 @@ impl WorkloadClient {
         }
     }
 
+    /// Waits out the reconnect backoff. Called before an operation is
+    /// invoked, so a client that is backing off issues nothing: its
+    /// buckets stay empty (unhealthy), instead of counting a request that
+    /// merely waited for the backoff as a slow success.
+    pub async fn ready(&mut self) {
+        if self.conn.is_none() {
+            if let Some(at) = self.retry_at {
+                tokio::time::sleep_until(at).await;
+            }
+        }
+    }
+
     /// Writes ledger entry `seq`, giving up at `deadline`.
     ///
     /// - `Ok`: the INSERT's commit was acknowledged.
@@ -306,13 +390,6 @@ impl WorkloadClient {
             self.conn = None;
         }
         if self.conn.is_none() {
-            if let Some(at) = self.retry_at {
-                if at >= deadline {
-                    tokio::time::sleep_until(deadline).await;
-                    return Outcome::Fail;
-                }
-                tokio::time::sleep_until(at).await;
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = async {
                 let client = connect(&self.config, left).await?;
@@ -440,7 +517,10 @@ impl HeartbeatReader {
         let c = self.conn.as_ref()?;
         match timeout(
             limit,
-            c.query_opt("SELECT n FROM firedrill_heartbeat WHERE run_id = $1", &[&self.run_id]),
+            c.query_opt(
+                "SELECT n FROM firedrill_heartbeat WHERE run_id = $1",
+                &[&self.run_id],
+            ),
         )
         .await
         {

@@ -27,7 +27,9 @@ pub fn pg_available() -> bool {
         || std::env::var_os("PG_BIN").is_some();
     if !found {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("PostgreSQL server binaries are missing (CI=true: this is a failure, not a skip)");
+            panic!(
+                "PostgreSQL server binaries are missing (CI=true: this is a failure, not a skip)"
+            );
         }
         eprintln!("skipping: PostgreSQL server binaries not installed");
     }
@@ -36,13 +38,20 @@ pub fn pg_available() -> bool {
 
 /// A temporary directory the unprivileged server user can traverse.
 pub fn tempdir() -> tempfile::TempDir {
-    let d = tempfile::Builder::new().prefix("firedrill-test-").tempdir_in("/tmp").expect("tempdir");
+    let d = tempfile::Builder::new()
+        .prefix("firedrill-test-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     d
 }
 
 pub fn firedrill(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env_remove("FIREDRILL_LOG").output().expect("run firedrill")
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FIREDRILL_LOG")
+        .output()
+        .expect("run firedrill")
 }
 
 /// A lab that is brought down when the test ends, whatever happens.
@@ -85,7 +94,12 @@ impl Lab {
     /// Runs the drill; returns the exit code, run.json, and the output.
     pub fn drill(&self, run: &str) -> Drill {
         let out_dir = self.run_dir(run);
-        let out = firedrill(&["drill", self.spec_str(), "--out", out_dir.to_str().expect("utf-8")]);
+        let out = firedrill(&[
+            "drill",
+            self.spec_str(),
+            "--out",
+            out_dir.to_str().expect("utf-8"),
+        ]);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         eprintln!("--- drill stdout\n{stdout}\n--- drill stderr\n{stderr}");
@@ -141,7 +155,8 @@ impl Drill {
         for k in path.split('.') {
             v = &v[k];
         }
-        v.as_u64().unwrap_or_else(|| panic!("{path} missing in trial {i}: {}", self.trial(i)))
+        v.as_u64()
+            .unwrap_or_else(|| panic!("{path} missing in trial {i}: {}", self.trial(i)))
     }
 }
 
