@@ -675,12 +675,7 @@ fn proc_of(sh: &Shared, node: &str) -> Result<ProcHandle, EngineError> {
     }
 }
 
-async fn inject(
-    plan: &Plan,
-    sh: &Arc<Shared>,
-    step: &StepPlan,
-    node: &str,
-) -> Result<(), EngineError> {
+async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), EngineError> {
     let t_start = sh.now();
     let idx = {
         let mut tl = lock(&sh.timeline);
