@@ -55,6 +55,10 @@ struct Shared {
     watchdog_ttl: Duration,
     /// Every task the trial spawned, so none outlives it on any exit path.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Ledger length when the first fault step started: every op invoked
+    /// after it sits at or past this index, so the online recovery check
+    /// reads only the tail instead of copying the whole ledger.
+    fault_index: std::sync::atomic::AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -181,6 +185,7 @@ pub async fn run_guarded(
         heartbeats: Mutex::new(Vec::new()),
         watchdog_ttl: plan.max_trial_time() + Duration::from_secs(60),
         tasks: Mutex::new(Vec::new()),
+        fault_index: std::sync::atomic::AtomicUsize::new(usize::MAX),
     });
     sh.emit(DrillEvent::TrialStarted { trial });
 
@@ -356,7 +361,11 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
         }
         if last_check.elapsed() >= Duration::from_millis(250) {
             last_check = Instant::now();
-            let ops = lock(&sh.ledger).clone();
+            let from = sh.fault_index.load(Ordering::SeqCst);
+            let ops: Vec<Op> = {
+                let l = lock(&sh.ledger);
+                l.get(from.min(l.len())..).unwrap_or_default().to_vec()
+            };
             let mut tl = tl;
             tl.workload_end = now.saturating_sub(w.op_timeout.as_micros() as Micros);
             let a = analyze(&ops, &tl, &AuditSet::default(), &plan.slo);
@@ -676,6 +685,10 @@ fn proc_of(sh: &Shared, node: &str) -> Result<ProcHandle, EngineError> {
 }
 
 async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), EngineError> {
+    if sh.fault_index.load(Ordering::SeqCst) == usize::MAX {
+        let len = lock(&sh.ledger).len();
+        sh.fault_index.store(len, Ordering::SeqCst);
+    }
     let t_start = sh.now();
     let idx = {
         let mut tl = lock(&sh.timeline);

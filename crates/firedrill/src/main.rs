@@ -129,7 +129,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: the workload's clients, their connections and the
+    // engine share it without cross-thread wake-ups. Measured against
+    // pgbench on a 2-core machine, the multi-thread scheduler cost the
+    // workload ~10 % of its throughput (scripts/bench-workload.sh); blocking
+    // work (signals, lab resets) runs on the blocking pool.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

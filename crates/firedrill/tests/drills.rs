@@ -284,3 +284,87 @@ rto = "30s"
     assert_eq!(d.u64(0, "rpo.zombie_lost"), 0);
     assert_eq!(d.code, 0, "{}", d.stderr);
 }
+
+/// Explicit endpoints, as for a user's own servers: a conninfo per node,
+/// the data directory for process faults, the user's own failover command.
+/// A fast shutdown of an async primary loses nothing: PostgreSQL sends all
+/// WAL to connected standbys before it exits.
+#[test]
+fn endpoints_stop_and_command_failover() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let lab = Lab::up(&lab("endpoints", "async"));
+    let state = lab.state();
+    let node = |name: &str| {
+        state["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (n1, n2) = (node("n1"), node("n2"));
+    let psql = std::path::Path::new(state["bin_dir"].as_str().unwrap()).join("psql");
+    let spec = format!(
+        r#"
+[drill]
+name = "endpoints"
+[drill.target]
+nodes = [
+  {{ name = "db1", conninfo = "{c1}", data_dir = "{d1}" }},
+  {{ name = "db2", conninfo = "{c2}", data_dir = "{d2}" }},
+]
+[drill.workload]
+clients = 2
+warmup = "1s"
+duration = "4s"
+[[drill.faults]]
+at = "1s"
+action = "stop"
+node = "primary"
+[drill.recovery]
+command = "{psql} -h 127.0.0.1 -p {p2} -U postgres -d postgres -Atc 'SELECT pg_promote()' && test \"$FIREDRILL_FAILED_NODE\" = db1"
+[drill.slo]
+stable_for = "2s"
+recovery_timeout = "20s"
+[drill.objectives]
+rpo = "0s"
+rto = "30s"
+"#,
+        c1 = n1["conninfo"].as_str().unwrap(),
+        c2 = n2["conninfo"].as_str().unwrap(),
+        d1 = n1["data_dir"].as_str().unwrap(),
+        d2 = n2["data_dir"].as_str().unwrap(),
+        p2 = n2["port"],
+        psql = psql.display(),
+    );
+    let path = lab.tmp.path().join("endpoints.toml");
+    std::fs::write(&path, spec).unwrap();
+    let out_dir = lab.run_dir("run-endpoints");
+    let out = firedrill(&[
+        "drill",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let t = &run["trials"][0];
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(t["rpo"]["lost"], 0, "a fast shutdown ships all WAL first");
+    assert!(
+        t["rto"]["achieved_s"].as_f64().is_some(),
+        "the command promoted db2"
+    );
+    assert_eq!(
+        t["faults"][0]["node"], "db1",
+        "role primary resolved to db1"
+    );
+    assert_eq!(t["recovery"]["action"], "command");
+    assert!(run["target"].as_str().unwrap().contains("endpoints"));
+}
