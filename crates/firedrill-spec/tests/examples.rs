@@ -1,0 +1,21 @@
+//! Every example in examples/ parses and validates, as a lab and a drill.
+
+use firedrill_spec::{validate_drill, validate_lab, LoadedSpec};
+
+#[test]
+fn examples_validate() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("examples dir") {
+        let p = e.expect("entry").path();
+        if p.extension().and_then(|x| x.to_str()) != Some("toml") {
+            continue;
+        }
+        let spec = LoadedSpec::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        let mut errs = validate_lab(&spec);
+        errs.extend(validate_drill(&spec, None));
+        assert!(errs.is_empty(), "{}", spec.fail(errs));
+        n += 1;
+    }
+    assert!(n >= 3, "expected the three PostgreSQL examples, found {n}");
+}
