@@ -3,7 +3,7 @@
 
 use firedrill_ledger::{Objectives, Slo};
 use firedrill_proc::ProcHandle;
-use firedrill_spec::{DrillSpec, FaultAction, NodeRole, WorkloadMode};
+use firedrill_spec::{DrillSpec, FaultAction, LinkScope, NodeRole, WorkloadMode};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,9 +20,26 @@ pub enum ProcSource {
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
     pub name: String,
-    /// libpq conninfo without password.
+    /// libpq conninfo without password: firedrill's own control path
+    /// (roles, promotion, audit, lag), never through a fault proxy.
     pub conninfo: String,
+    /// What the workload's clients use, when it differs (through the
+    /// node's clients proxy in a proxied lab).
+    pub client_conninfo: Option<String>,
     pub proc: ProcSource,
+    /// The node's network links that run through fault proxies.
+    pub links: Vec<NodeLink>,
+}
+
+/// One proxied link of a node.
+#[derive(Debug, Clone)]
+pub struct NodeLink {
+    pub kind: LinkScope,
+    /// Proxy name at `api`.
+    pub proxy: String,
+    /// For a replication link: the node at the other end (the primary).
+    pub peer: Option<String>,
+    pub api: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +69,9 @@ pub struct StepPlan {
     pub node: NodeRef,
     pub for_: Option<Duration>,
     pub disaster: bool,
+    /// Network faults: which links, and the toxic's attributes.
+    pub link: LinkScope,
+    pub attrs: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +152,12 @@ impl Plan {
                         .unwrap_or_else(|| NodeRef::Name(node.clone())),
                     for_: s.for_.as_ref().map(|f| f.get_ref().0),
                     disaster: s.disaster.as_ref().is_some_and(|d| *d.get_ref()),
+                    link: s.link.as_ref().map(|l| *l.get_ref()).unwrap_or_default(),
+                    attrs: serde_json::json!({
+                        "latency": s.latency.as_ref().map(|l| l.get_ref().0.as_millis() as u64).unwrap_or(0),
+                        "jitter": s.jitter.as_ref().map(|j| j.get_ref().0.as_millis() as u64).unwrap_or(0),
+                        "rate": s.rate_kbps.as_ref().map(|r| *r.get_ref()).unwrap_or(0),
+                    }),
                 }
             })
             .collect();

@@ -1,6 +1,6 @@
 //! One trial: workload, schedule, recovery, audit, analysis.
 
-use crate::plan::{Mode, NodeRef, NodeSpec, Plan, ProcSource, RecoveryPlan, StepPlan};
+use crate::plan::{Mode, NodeLink, NodeRef, NodeSpec, Plan, ProcSource, RecoveryPlan, StepPlan};
 use crate::EngineError;
 use firedrill_faults::{apply_process_fault, HealAction, HealEntry, HealJournal, ProcessAction};
 use firedrill_ledger::events::DrillEvent;
@@ -8,7 +8,7 @@ use firedrill_ledger::{
     analyze, check, AuditSet, FaultRecord, LagSample, Micros, Op, Outcome, Timeline, Verdict,
 };
 use firedrill_proc::ProcHandle;
-use firedrill_spec::{FaultAction, NodeRole};
+use firedrill_spec::{FaultAction, LinkScope, NodeRole};
 use firedrill_targets::postgres::{
     multi_host, parse_node, Heartbeat, HeartbeatReader, PgNode, PgTarget, WorkloadClient,
 };
@@ -254,7 +254,24 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     order.extend(sh.target.nodes.iter().filter(|n| n.name == primary));
     order.extend(sh.target.nodes.iter().filter(|n| n.name != primary));
     let w = &plan.workload;
-    let client_cfg = multi_host(&order, w.op_timeout, "firedrill-workload");
+    // Clients go through the clients' links (proxied labs); the heartbeat
+    // is firedrill's instrument and takes the control path.
+    let client_nodes = sh
+        .nodes
+        .iter()
+        .map(|n| {
+            parse_node(
+                &n.name,
+                n.client_conninfo.as_deref().unwrap_or(&n.conninfo),
+                plan.password.as_deref(),
+            )
+        })
+        .collect::<Result<Vec<PgNode>, _>>()
+        .map_err(|e| EngineError::Preflight(e.to_string()))?;
+    let mut client_order: Vec<&PgNode> = Vec::new();
+    client_order.extend(client_nodes.iter().filter(|n| n.name == primary));
+    client_order.extend(client_nodes.iter().filter(|n| n.name != primary));
+    let client_cfg = multi_host(&client_order, w.op_timeout, "firedrill-workload");
     let hb_cfg = multi_host(&order, Duration::from_secs(1), "firedrill-heartbeat");
 
     sh.phase("warmup");
@@ -750,6 +767,34 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())
             }
+            FaultAction::Partition | FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Reset => {
+                let links = select_links(&sh.nodes, node, step.link);
+                let Some(api) = links.first().map(|l| l.api) else {
+                    return Err(format!(
+                        "{node} has no proxied {:?} link: network faults need a lab with links = \"proxied\"",
+                        step.link
+                    ));
+                };
+                let tag = format!("t{}s{}", sh.trial, step.index);
+                let toxics = firedrill_faults::proxy::toxics_for(step.action.as_str(), &step.attrs, &tag);
+                let pairs: Vec<(String, String)> = links
+                    .iter()
+                    .flat_map(|l| toxics.iter().map(move |t| (l.proxy.clone(), t["name"].as_str().unwrap_or_default().to_string())))
+                    .collect();
+                owe(sh, &heal_id, idx, step.for_, HealAction::RemoveToxics { node: node.into(), api, toxics: pairs })?;
+                let proxies: Vec<String> = links.iter().map(|l| l.proxy.clone()).collect();
+                tokio::task::spawn_blocking(move || {
+                    let api = firedrill_faults::proxy::ProxyApi::new(api);
+                    for p in &proxies {
+                        for t in &toxics {
+                            api.add_toxic(p, t).map_err(|e| e.to_string())?;
+                        }
+                    }
+                    Ok::<(), String>(())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
             FaultAction::CutReplication => {
                 let saved = sh
                     .target
@@ -814,6 +859,27 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
     Ok(())
 }
 
+/// The proxied links a network fault on `node` hits: its clients' link,
+/// its own replication link, or (all) both and every replication link
+/// whose other end is `node`.
+fn select_links(nodes: &[NodeSpec], node: &str, scope: LinkScope) -> Vec<NodeLink> {
+    let mut out = Vec::new();
+    for n in nodes {
+        for l in &n.links {
+            let own = n.name == node;
+            let hit = match scope {
+                LinkScope::Clients => own && l.kind == LinkScope::Clients,
+                LinkScope::Replication => own && l.kind == LinkScope::Replication,
+                LinkScope::All => own || l.peer.as_deref() == Some(node),
+            };
+            if hit {
+                out.push(l.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Journals a heal before its fault is injected, and starts the watchdog
 /// that carries it out if firedrill dies first.
 fn owe(
@@ -874,6 +940,18 @@ pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(),
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())
+        }
+        HealAction::RemoveToxics { api, toxics, .. } => {
+            let api = firedrill_faults::proxy::ProxyApi::new(*api);
+            let toxics = toxics.clone();
+            tokio::task::spawn_blocking(move || {
+                for (p, t) in &toxics {
+                    api.remove_toxic(p, t).map_err(|e| e.to_string())?;
+                }
+                Ok::<(), String>(())
+            })
+            .await
+            .map_err(|e| e.to_string())?
         }
         HealAction::RestorePrimaryConninfo {
             node,

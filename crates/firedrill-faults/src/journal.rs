@@ -24,6 +24,13 @@ pub enum HealAction {
         conninfo: String,
         primary_conninfo: String,
     },
+    /// Remove the toxics a network fault added, from the proxy API at `api`.
+    RemoveToxics {
+        node: String,
+        api: std::net::SocketAddr,
+        /// (proxy, toxic) pairs.
+        toxics: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 
 mod journal;
 mod process;
+pub mod proxy;
 
 pub use journal::{HealAction, HealEntry, HealJournal};
 pub use process::{apply_process_fault, ProcessAction};

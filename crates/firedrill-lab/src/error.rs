@@ -9,6 +9,9 @@ pub enum LabError {
     #[error(transparent)]
     Proc(#[from] firedrill_proc::ProcError),
 
+    #[error("fault proxy: {0}")]
+    Proxy(String),
+
     #[error("I/O error on {}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -12,6 +12,7 @@
 //! multi-thread runtime (preferably via `spawn_blocking`). `status` is async.
 
 mod error;
+pub mod links;
 mod pg;
 mod status;
 
@@ -59,6 +60,12 @@ pub struct LabState {
     /// RFC 3339, UTC.
     pub created_at: String,
     pub nodes: Vec<NodeState>,
+    /// The fault proxy of a `links = "proxied"` lab.
+    #[serde(default)]
+    pub proxy: Option<links::ProxyState>,
+    /// Proxied links (empty for direct labs).
+    #[serde(default)]
+    pub links: Vec<links::LinkState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,6 +369,7 @@ fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
 
 fn teardown(state: &LabState) -> Result<(), LabError> {
     stop_nodes(&state.nodes)?;
+    links::stop(state);
     match std::fs::remove_dir_all(&state.dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(&state.dir)(e)),
         _ => Ok(()),
@@ -403,6 +411,8 @@ fn build(
                 conninfo: format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
             })
             .collect(),
+        proxy: None,
+        links: Vec::new(),
     };
     match populate(&mut state, progress) {
         Ok(()) => Ok(state),
@@ -500,6 +510,10 @@ fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
     }
     // From here on state.json exists, so a crash leaves a lab `down` can clean.
     state.save()?;
+    if state.spec.links == firedrill_spec::Links::Proxied {
+        progress("starting the fault proxy");
+        links::start(state)?;
+    }
 
     init_primary(state, progress)?;
     let primary_port = state.nodes[0].port;
@@ -538,7 +552,7 @@ fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
             &state.nodes[i].data_dir,
             &name,
             state.nodes[i].port,
-            primary_port,
+            state.replication_port(&name).unwrap_or(primary_port),
         )?;
     }
     for &i in &standbys {

@@ -260,5 +260,62 @@ pub fn render_status(state: &LabState, st: &[NodeStatus]) -> String {
     for r in &rows {
         out += &line(r);
     }
+    out += &render_links(state);
+    out
+}
+
+/// The proxied links and the toxics (faults) on each right now.
+fn render_links(state: &LabState) -> String {
+    let Some(proxy) = &state.proxy else {
+        return String::new();
+    };
+    let api = firedrill_faults::proxy::ProxyApi::new(proxy.api);
+    let alive = proxy.proc.is_some_and(|p| p.is_alive());
+    let mut out = format!(
+        "links (fault proxy {}{})\n",
+        proxy.api,
+        if alive { "" } else { ", not running" }
+    );
+    for l in &state.links {
+        let what = match (&l.kind, &l.peer) {
+            (crate::links::LinkKind::Clients, _) => format!("clients -> {}", l.node),
+            (crate::links::LinkKind::Replication, Some(p)) => {
+                format!("{} -> {p} (replication)", l.node)
+            }
+            (crate::links::LinkKind::Replication, None) => format!("{} replication", l.node),
+        };
+        let toxics = if alive {
+            match api.get_proxy(&l.name) {
+                Ok(v) => {
+                    let t: Vec<String> = v["toxics"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|t| {
+                                    format!(
+                                        "{} {}",
+                                        t["type"].as_str().unwrap_or("?"),
+                                        t["stream"].as_str().unwrap_or("")
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if t.is_empty() {
+                        "ok".to_string()
+                    } else {
+                        t.join(", ")
+                    }
+                }
+                Err(_) => "unknown".into(),
+            }
+        } else {
+            "-".into()
+        };
+        out += &format!(
+            "  {:<16} :{:<5} -> :{:<5}  {:<28} {}\n",
+            l.name, l.listen_port, l.upstream_port, what, toxics
+        );
+    }
     out
 }

@@ -49,6 +49,19 @@ pub struct LabSpec {
     /// Extra postgresql.conf settings for every node.
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
+    /// `proxied` puts a fault proxy in front of every node for client
+    /// traffic and on every replication link, so network faults can cut or
+    /// slow exactly one link.
+    #[serde(default)]
+    pub links: Links,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Links {
+    #[default]
+    Direct,
+    Proxied,
 }
 
 fn one() -> u32 {
@@ -208,6 +221,28 @@ pub enum FaultAction {
     Resume,
     /// The standby stops receiving WAL; healed by restoring primary_conninfo.
     CutReplication,
+    /// Network partition of the node's links: every byte dropped, connections
+    /// hang (they are not reset), as on a dead network.
+    Partition,
+    /// Added delay on the node's links, each way.
+    Latency,
+    /// Limited throughput on the node's links.
+    Bandwidth,
+    /// Connections on the node's links are reset (TCP RST).
+    Reset,
+}
+
+/// Which of a node's network links a network fault hits.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkScope {
+    /// Every link of the node: its clients and its replication links.
+    #[default]
+    All,
+    /// Only the clients' link to the node.
+    Clients,
+    /// Only the standby's replication link to its primary.
+    Replication,
 }
 
 impl FaultAction {
@@ -218,11 +253,28 @@ impl FaultAction {
             FaultAction::Pause => "pause",
             FaultAction::Resume => "resume",
             FaultAction::CutReplication => "cut_replication",
+            FaultAction::Partition => "partition",
+            FaultAction::Latency => "latency",
+            FaultAction::Bandwidth => "bandwidth",
+            FaultAction::Reset => "reset",
         }
     }
     /// Faults that need the node's pid.
     pub fn is_process_fault(self) -> bool {
-        !matches!(self, FaultAction::CutReplication)
+        matches!(
+            self,
+            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause | FaultAction::Resume
+        )
+    }
+    /// Faults carried out by the proxies of a `links = "proxied"` lab.
+    pub fn is_network_fault(self) -> bool {
+        matches!(
+            self,
+            FaultAction::Partition
+                | FaultAction::Latency
+                | FaultAction::Bandwidth
+                | FaultAction::Reset
+        )
     }
 }
 
@@ -240,6 +292,14 @@ pub struct FaultStep {
     /// Marks the step whose start is t_fault. Default: the last step.
     #[serde(default)]
     pub disaster: Option<Spanned<bool>>,
+    /// Network faults: which of the node's links (default all).
+    pub link: Option<Spanned<LinkScope>>,
+    /// `latency`: the added delay, each way.
+    pub latency: Option<Spanned<Dur>>,
+    /// `latency`: random extra delay up to this much.
+    pub jitter: Option<Spanned<Dur>>,
+    /// `bandwidth`: KB per second.
+    pub rate_kbps: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

@@ -36,6 +36,8 @@ pub struct NodeUniverse {
     /// Nodes whose pid firedrill knows (all lab nodes; endpoints with a pid
     /// file or data dir).
     pub with_pid: HashSet<String>,
+    /// Links run through fault proxies, so network faults are possible.
+    pub proxied: bool,
 }
 
 impl NodeUniverse {
@@ -45,6 +47,7 @@ impl NodeUniverse {
             with_pid: names.iter().cloned().collect(),
             names,
             sync: lab.replication == Replication::Sync,
+            proxied: lab.links == crate::Links::Proxied,
         }
     }
 }
@@ -356,8 +359,11 @@ fn check_faults(
                 "cut_replication applies to a standby: it stops the standby receiving WAL",
             ));
         }
+        check_network_step(spec, s, u, out);
         if let Some(f) = &s.for_ {
-            if !matches!(action, FaultAction::Pause | FaultAction::CutReplication) {
+            if !matches!(action, FaultAction::Pause | FaultAction::CutReplication)
+                && !action.is_network_fault()
+            {
                 out.push(spec.at(
                     f.span(),
                     format!(
@@ -402,6 +408,67 @@ fn check_faults(
             .all(|s| *s.action.get_ref() == FaultAction::Resume)
     {
         out.push(spec.at(0..0, "the schedule has no fault, only resumes"));
+    }
+}
+
+fn check_network_step(
+    spec: &LoadedSpec,
+    s: &crate::FaultStep,
+    u: Option<&NodeUniverse>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let action = *s.action.get_ref();
+    let only = |name: &str, span: std::ops::Range<usize>, out: &mut Vec<Diagnostic>| {
+        out.push(spec.at(
+            span,
+            format!("`{name}` does not apply to {}", action.as_str()),
+        ));
+    };
+    if !action.is_network_fault() {
+        if let Some(l) = &s.link {
+            only("link", l.span(), out);
+        }
+    }
+    if action != FaultAction::Latency {
+        if let Some(l) = &s.latency {
+            only("latency", l.span(), out);
+        }
+        if let Some(j) = &s.jitter {
+            only("jitter", j.span(), out);
+        }
+    }
+    if action != FaultAction::Bandwidth {
+        if let Some(r) = &s.rate_kbps {
+            only("rate_kbps", r.span(), out);
+        }
+    }
+    if !action.is_network_fault() {
+        return;
+    }
+    if let Some(u) = u {
+        if !u.proxied {
+            out.push(spec.at(
+                s.action.span(),
+                format!("{} needs a lab with links = \"proxied\" (its traffic must run through firedrill's fault proxies)", action.as_str()),
+            ));
+        }
+    }
+    if action == FaultAction::Latency && s.latency.is_none() {
+        out.push(spec.at(
+            s.action.span(),
+            "latency needs `latency`, e.g. latency = \"300ms\"",
+        ));
+    }
+    if action == FaultAction::Bandwidth && s.rate_kbps.as_ref().is_none_or(|r| *r.get_ref() == 0) {
+        out.push(spec.at(s.action.span(), "bandwidth needs rate_kbps > 0"));
+    }
+    if let Some(l) = &s.link {
+        if *l.get_ref() == crate::LinkScope::Replication && s.node.get_ref() == "primary" {
+            out.push(spec.at(
+                l.span(),
+                "link = \"replication\" is a standby's link to its primary: name a standby",
+            ));
+        }
     }
 }
 

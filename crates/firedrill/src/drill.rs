@@ -2,7 +2,8 @@
 
 use crate::lab::load_spec;
 use crate::Failure;
-use firedrill_engine::{EngineError, Environment, NodeSpec, Plan, ProcSource};
+use firedrill_engine::{EngineError, Environment, NodeLink, NodeSpec, Plan, ProcSource};
+use firedrill_lab::links::LinkKind;
 use firedrill_lab::LabState;
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
@@ -10,7 +11,7 @@ use firedrill_report::{
     exit_code, render_summary, EventsJsonl, Fanout, ObjectivesRecord, Progress, Reporter,
     RunCollector, RunMeta, RunRecord,
 };
-use firedrill_spec::{validate_drill, LoadedSpec, NodeUniverse, TargetSpec};
+use firedrill_spec::{validate_drill, LinkScope, LoadedSpec, NodeUniverse, TargetSpec};
 use firedrill_targets::postgres::{parse_node, PgTarget};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,25 @@ impl LabEnv {
             .map(|n| NodeSpec {
                 name: n.name.clone(),
                 conninfo: n.conninfo.clone(),
+                client_conninfo: self.state.client_conninfo(&n.name),
                 proc: n.proc.map(ProcSource::Handle).unwrap_or(ProcSource::None),
+                links: self
+                    .state
+                    .links
+                    .iter()
+                    .filter(|l| l.node == n.name)
+                    .filter_map(|l| {
+                        Some(NodeLink {
+                            kind: match l.kind {
+                                LinkKind::Clients => LinkScope::Clients,
+                                LinkKind::Replication => LinkScope::Replication,
+                            },
+                            proxy: l.name.clone(),
+                            peer: l.peer.clone(),
+                            api: self.state.proxy.as_ref()?.api,
+                        })
+                    })
+                    .collect(),
             })
             .collect()
     }
@@ -244,6 +263,8 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                 .map(|n| NodeSpec {
                     name: n.name.get_ref().clone(),
                     conninfo: n.conninfo.get_ref().clone(),
+                    client_conninfo: None,
+                    links: Vec::new(),
                     proc: match (&n.pid_file, &n.data_dir) {
                         (Some(p), _) => ProcSource::PidFile(p.clone()),
                         (None, Some(d)) => ProcSource::PidFile(d.join("postmaster.pid")),

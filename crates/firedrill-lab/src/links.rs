@@ -1,0 +1,172 @@
+//! `links = "proxied"`: every node's client traffic, and every standby's
+//! replication link, run through firedrill's fault proxy, so a drill can cut
+//! or slow exactly one link. The proxy is a `firedrill proxy` process the
+//! lab starts and records like its servers.
+
+use crate::{LabError, LabState};
+use firedrill_faults::proxy::ProxyApi;
+use firedrill_proc::ProcHandle;
+use serde::{Deserialize, Serialize};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The lab's proxy process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyState {
+    pub api: SocketAddr,
+    pub proc: Option<ProcHandle>,
+    pub log_file: PathBuf,
+}
+
+/// One proxied link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// Clients → node.
+    Clients,
+    /// Standby `node` → its primary `peer` (WAL flows back through it).
+    Replication,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkState {
+    /// Proxy name, e.g. `n1-clients`, `n2-replication`.
+    pub name: String,
+    pub kind: LinkKind,
+    /// The node whose link it is.
+    pub node: String,
+    /// Replication: the primary at the other end.
+    pub peer: Option<String>,
+    pub listen_port: u16,
+    pub upstream_port: u16,
+}
+
+/// The firedrill binary that serves the proxy: `FIREDRILL_BIN`, else the
+/// running executable when it is firedrill itself.
+fn proxy_bin() -> Result<PathBuf, LabError> {
+    if let Some(p) = std::env::var_os("FIREDRILL_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| LabError::Proxy(e.to_string()))?;
+    if exe.file_name().and_then(|n| n.to_str()) == Some("firedrill") {
+        Ok(exe)
+    } else {
+        Err(LabError::Proxy(
+            "links = \"proxied\" needs the firedrill binary to run the proxy: set FIREDRILL_BIN"
+                .into(),
+        ))
+    }
+}
+
+fn free_port() -> Result<u16, LabError> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| LabError::NoFreePort(e.to_string()))
+}
+
+/// Starts the proxy and creates a proxy per link. Called before the
+/// servers start: a proxy does not need its upstream to exist yet.
+pub(crate) fn start(state: &mut LabState) -> Result<(), LabError> {
+    let bin = proxy_bin()?;
+    let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let log = state.dir.join("logs").join("proxy.log");
+    let api_s = api.to_string();
+    // The proxy runs as the servers' user: it needs no privilege.
+    let proc = firedrill_proc::spawn_server(
+        &bin,
+        &["proxy", "--api", &api_s],
+        state.run_as.as_ref(),
+        &log,
+    )?;
+    state.proxy = Some(ProxyState {
+        api,
+        proc: Some(proc),
+        log_file: log.clone(),
+    });
+    state.save()?;
+    let client = ProxyApi::new(api);
+    let end = Instant::now() + Duration::from_secs(10);
+    while client.call("GET", "/version", None).is_err() {
+        if Instant::now() > end || !proc.is_alive() {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(LabError::Proxy(format!(
+                "the proxy did not start; its log:\n{tail}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let primary = state.nodes[0].clone();
+    let mut links = Vec::new();
+    for (i, n) in state.nodes.iter().enumerate() {
+        links.push(LinkState {
+            name: format!("{}-clients", n.name),
+            kind: LinkKind::Clients,
+            node: n.name.clone(),
+            peer: None,
+            listen_port: free_port()?,
+            upstream_port: n.port,
+        });
+        if i > 0 {
+            links.push(LinkState {
+                name: format!("{}-replication", n.name),
+                kind: LinkKind::Replication,
+                node: n.name.clone(),
+                peer: Some(primary.name.clone()),
+                listen_port: free_port()?,
+                upstream_port: primary.port,
+            });
+        }
+    }
+    for l in &links {
+        client
+            .create_proxy(
+                &l.name,
+                &format!("127.0.0.1:{}", l.listen_port),
+                &format!("127.0.0.1:{}", l.upstream_port),
+            )
+            .map_err(|e| LabError::Proxy(e.to_string()))?;
+    }
+    state.links = links;
+    state.save()
+}
+
+/// Stops the proxy process (its links die with it).
+pub(crate) fn stop(state: &LabState) {
+    if let Some(p) = state.proxy.as_ref().and_then(|p| p.proc) {
+        if p.is_alive() {
+            let _ = p.signal_tree(nix::sys::signal::Signal::SIGCONT);
+            let _ = p.signal(nix::sys::signal::Signal::SIGTERM);
+            if !p.wait_exit(Duration::from_secs(5)) {
+                let _ = p.signal_tree(nix::sys::signal::Signal::SIGKILL);
+                p.wait_exit(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl LabState {
+    /// The port a standby's replication connects to: its replication
+    /// proxy, or the primary itself.
+    pub(crate) fn replication_port(&self, standby: &str) -> Option<u16> {
+        self.links
+            .iter()
+            .find(|l| l.kind == LinkKind::Replication && l.node == standby)
+            .map(|l| l.listen_port)
+    }
+
+    /// The conninfo the workload's clients use for `node`: through its
+    /// clients proxy in a proxied lab.
+    pub fn client_conninfo(&self, node: &str) -> Option<String> {
+        self.links
+            .iter()
+            .find(|l| l.kind == LinkKind::Clients && l.node == node)
+            .map(|l| {
+                format!(
+                    "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                    l.listen_port
+                )
+            })
+    }
+}
