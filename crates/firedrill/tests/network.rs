@@ -1,0 +1,153 @@
+//! Network faults through the lab's fault proxies, against real PostgreSQL:
+//! the ground truth of the network-faults issue.
+
+mod common;
+use common::*;
+
+fn proxied(name: &str, faults: &str, recovery: &str, rpo: &str) -> String {
+    format!(
+        r#"
+[lab]
+name = "{name}"
+dir = "@DIR@"
+standbys = 1
+replication = "async"
+links = "proxied"
+
+[drill]
+name = "{name}"
+[drill.workload]
+clients = 4
+op_timeout = "1s"
+warmup = "1s"
+duration = "7s"
+{faults}
+{recovery}
+[drill.slo]
+stable_for = "2s"
+recovery_timeout = "20s"
+[drill.objectives]
+rpo = "{rpo}"
+rto = "30s"
+"#
+    )
+}
+
+const LATENCY_300: &str = r#"
+[[drill.faults]]
+at = "1s"
+action = "latency"
+node = "n2"
+link = "replication"
+latency = "300ms"
+"#;
+
+/// 300 ms on the replication link, then a region loss: the primary dies and
+/// its link is cut at the same instant, so the WAL in flight is lost.
+#[test]
+fn latency_then_region_loss_loses_the_latency() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let faults = LATENCY_300.to_string()
+        + r#"
+[[drill.faults]]
+at = "4s"
+action = "partition"
+node = "n2"
+link = "replication"
+[[drill.faults]]
+at = "4s"
+action = "kill"
+node = "primary"
+disaster = true
+"#;
+    let lab = Lab::up(&proxied("region-loss", &faults, "[drill.recovery]\npromote = \"n2\"\ndelay = \"1s\"", "5s"));
+    let d = lab.drill("run");
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    let predicted = d.f64(0, "rpo.predicted_s").expect("predicted");
+    let achieved = d.f64(0, "rpo.achieved_s").expect("achieved");
+    assert!((predicted - 0.3).abs() <= 0.15, "predicted RPO {predicted} should be about the 300 ms latency");
+    assert!((achieved - 0.3).abs() <= 0.15, "achieved RPO {achieved} not within 0.3 ± 0.15");
+    assert!(d.u64(0, "rpo.lost") > 0);
+}
+
+/// The same latency, but only the primary dies: the link stays up and
+/// delivers the WAL in flight, as a real WAN would, so (promoting after the
+/// in-flight bytes arrived) almost nothing is lost.
+#[test]
+fn latency_then_kill_alone_delivers_the_bytes_in_flight() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let faults = LATENCY_300.to_string()
+        + r#"
+[[drill.faults]]
+at = "4s"
+action = "kill"
+node = "primary"
+"#;
+    let lab = Lab::up(&proxied("kill-alone", &faults, "[drill.recovery]\npromote = \"n2\"\ndelay = \"1s\"", "5s"));
+    let d = lab.drill("run");
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    let predicted = d.f64(0, "rpo.predicted_s").expect("predicted");
+    let achieved = d.f64(0, "rpo.achieved_s").expect("achieved");
+    assert!((predicted - 0.3).abs() <= 0.15, "predicted RPO {predicted}");
+    assert!(achieved < 0.1, "the bytes in flight reach the standby before promotion; achieved {achieved}");
+}
+
+/// The replication link partitioned for D = 3 s, then the primary killed.
+#[test]
+fn replication_partition_then_kill_loses_d() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let faults = r#"
+[[drill.faults]]
+at = "1s"
+action = "partition"
+node = "n2"
+link = "replication"
+[[drill.faults]]
+at = "4s"
+action = "kill"
+node = "primary"
+"#;
+    let lab = Lab::up(&proxied("link-partition", faults, "[drill.recovery]\npromote = \"n2\"", "5s"));
+    let d = lab.drill("run");
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    let achieved = d.f64(0, "rpo.achieved_s").expect("achieved");
+    assert!((achieved - 3.0).abs() <= 0.3, "achieved RPO {achieved} not within 3 ± 0.3");
+    let predicted = d.f64(0, "rpo.predicted_s").expect("predicted");
+    assert!((predicted - achieved).abs() <= 0.5, "predicted {predicted} vs achieved {achieved}");
+}
+
+/// The primary partitioned from its clients only: an outage with an RTO,
+/// and no acknowledged write lost.
+#[test]
+fn client_partition_costs_time_not_data() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let faults = r#"
+[[drill.faults]]
+at = "1s"
+action = "partition"
+node = "primary"
+link = "clients"
+for = "3s"
+"#;
+    let lab = Lab::up(&proxied("client-partition", faults, "", "0s"));
+    let d = lab.drill("run");
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    assert_eq!(d.u64(0, "rpo.lost"), 0);
+    let rto = d.f64(0, "rto.achieved_s").expect("the service recovers once the partition heals");
+    assert!((2.5..=6.0).contains(&rto), "RTO {rto} should be about the 3 s partition");
+    let status = firedrill(&["lab", "status", lab.spec_str()]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("n1-clients") && text.contains("n2-replication"), "lab status shows the links:\n{text}");
+}
