@@ -46,6 +46,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Serve TCP fault proxies controlled by a Toxiproxy-compatible HTTP API
+    /// (/proxies, /toxics, /populate, /reset, /version, /metrics), for
+    /// firedrill's labs or for any other tool's tests, as Toxiproxy does.
+    Proxy {
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        api: std::net::SocketAddr,
+    },
     /// Watchdog that heals a journaled fault if firedrill died (internal).
     #[command(name = "__heal", hide = true)]
     Heal { journal: PathBuf, id: String },
@@ -113,6 +121,19 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// Serves until SIGINT or SIGTERM.
+async fn proxy(api: std::net::SocketAddr) -> Result<u8, Failure> {
+    let server = firedrill_proxy::ProxyServer::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::internal(e.to_string()))?;
+    eprintln!("firedrill proxy: API on http://{api}");
+    tokio::select! {
+        r = server.serve(api) => r.map(|_| 0).map_err(|e| Failure::aborted(e.to_string())),
+        _ = tokio::signal::ctrl_c() => Ok(0),
+        _ = term.recv() => Ok(0),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -154,6 +175,7 @@ fn main() -> ExitCode {
             Cmd::Drill { file, out } => drill::run(&file, out).await,
             Cmd::Report { run_dir, json } => drill::report(&run_dir, json),
             Cmd::Heal { journal, id } => heal::watchdog(&journal, &id).await,
+            Cmd::Proxy { api } => proxy(api).await,
         }
     });
     match res {
