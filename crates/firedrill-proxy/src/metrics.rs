@@ -64,10 +64,12 @@ impl Metrics {
     }
 
     pub(crate) fn counters(&self, proxy: &str) -> ConnCounters {
-        ConnCounters {
-            up: self.bytes.get_or_create(&dir(proxy, "upstream")).clone(),
-            down: self.bytes.get_or_create(&dir(proxy, "downstream")).clone(),
-        }
+        // One statement per lookup: `get_or_create` returns a read guard, and
+        // a second lookup that must insert (a write lock) while the first
+        // guard lives in the same expression deadlocks the thread.
+        let up = self.bytes.get_or_create(&dir(proxy, "upstream")).clone();
+        let down = self.bytes.get_or_create(&dir(proxy, "downstream")).clone();
+        ConnCounters { up, down }
     }
 
     pub(crate) fn connection(&self, proxy: &str, direction: &str) {
