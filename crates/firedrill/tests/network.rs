@@ -63,13 +63,24 @@ action = "kill"
 node = "primary"
 disaster = true
 "#;
-    let lab = Lab::up(&proxied("region-loss", &faults, "[drill.recovery]\npromote = \"n2\"\ndelay = \"1s\"", "5s"));
+    let lab = Lab::up(&proxied(
+        "region-loss",
+        &faults,
+        "[drill.recovery]\npromote = \"n2\"\ndelay = \"1s\"",
+        "5s",
+    ));
     let d = lab.drill("run");
     assert_eq!(d.code, 0, "{}", d.stderr);
     let predicted = d.f64(0, "rpo.predicted_s").expect("predicted");
     let achieved = d.f64(0, "rpo.achieved_s").expect("achieved");
-    assert!((predicted - 0.3).abs() <= 0.15, "predicted RPO {predicted} should be about the 300 ms latency");
-    assert!((achieved - 0.3).abs() <= 0.15, "achieved RPO {achieved} not within 0.3 ± 0.15");
+    assert!(
+        (predicted - 0.3).abs() <= 0.15,
+        "predicted RPO {predicted} should be about the 300 ms latency"
+    );
+    assert!(
+        (achieved - 0.3).abs() <= 0.15,
+        "achieved RPO {achieved} not within 0.3 ± 0.15"
+    );
     assert!(d.u64(0, "rpo.lost") > 0);
 }
 
@@ -89,13 +100,21 @@ at = "4s"
 action = "kill"
 node = "primary"
 "#;
-    let lab = Lab::up(&proxied("kill-alone", &faults, "[drill.recovery]\npromote = \"n2\"\ndelay = \"1s\"", "5s"));
+    let lab = Lab::up(&proxied(
+        "kill-alone",
+        &faults,
+        "[drill.recovery]\npromote = \"n2\"\ndelay = \"1s\"",
+        "5s",
+    ));
     let d = lab.drill("run");
     assert_eq!(d.code, 0, "{}", d.stderr);
     let predicted = d.f64(0, "rpo.predicted_s").expect("predicted");
     let achieved = d.f64(0, "rpo.achieved_s").expect("achieved");
     assert!((predicted - 0.3).abs() <= 0.15, "predicted RPO {predicted}");
-    assert!(achieved < 0.1, "the bytes in flight reach the standby before promotion; achieved {achieved}");
+    assert!(
+        achieved < 0.1,
+        "the bytes in flight reach the standby before promotion; achieved {achieved}"
+    );
 }
 
 /// The replication link partitioned for D = 3 s, then the primary killed.
@@ -116,13 +135,24 @@ at = "4s"
 action = "kill"
 node = "primary"
 "#;
-    let lab = Lab::up(&proxied("link-partition", faults, "[drill.recovery]\npromote = \"n2\"", "5s"));
+    let lab = Lab::up(&proxied(
+        "link-partition",
+        faults,
+        "[drill.recovery]\npromote = \"n2\"",
+        "5s",
+    ));
     let d = lab.drill("run");
     assert_eq!(d.code, 0, "{}", d.stderr);
     let achieved = d.f64(0, "rpo.achieved_s").expect("achieved");
-    assert!((achieved - 3.0).abs() <= 0.3, "achieved RPO {achieved} not within 3 ± 0.3");
+    assert!(
+        (achieved - 3.0).abs() <= 0.3,
+        "achieved RPO {achieved} not within 3 ± 0.3"
+    );
     let predicted = d.f64(0, "rpo.predicted_s").expect("predicted");
-    assert!((predicted - achieved).abs() <= 0.5, "predicted {predicted} vs achieved {achieved}");
+    assert!(
+        (predicted - achieved).abs() <= 0.5,
+        "predicted {predicted} vs achieved {achieved}"
+    );
 }
 
 /// The primary partitioned from its clients only: an outage with an RTO,
@@ -145,9 +175,17 @@ for = "3s"
     let d = lab.drill("run");
     assert_eq!(d.code, 0, "{}", d.stderr);
     assert_eq!(d.u64(0, "rpo.lost"), 0);
-    let rto = d.f64(0, "rto.achieved_s").expect("the service recovers once the partition heals");
-    assert!((2.5..=6.0).contains(&rto), "RTO {rto} should be about the 3 s partition");
+    let rto = d
+        .f64(0, "rto.achieved_s")
+        .expect("the service recovers once the partition heals");
+    assert!(
+        (2.5..=6.0).contains(&rto),
+        "RTO {rto} should be about the 3 s partition"
+    );
     let status = firedrill(&["lab", "status", lab.spec_str()]);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("n1-clients") && text.contains("n2-replication"), "lab status shows the links:\n{text}");
+    assert!(
+        text.contains("n1-clients") && text.contains("n2-replication"),
+        "lab status shows the links:\n{text}"
+    );
 }
