@@ -131,7 +131,7 @@ impl Environment for EndpointEnv {
 }
 
 enum Target {
-    Lab(LabState),
+    Lab(Box<LabState>),
     Endpoints(TargetSpec),
 }
 
@@ -176,7 +176,7 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
         return Ok(Target::Endpoints(t.clone()));
     }
     match (state, lab_name) {
-        (Some(s), _) => Ok(Target::Lab(s)),
+        (Some(s), _) => Ok(Target::Lab(Box::new(s))),
         (None, Some(name)) => Err(Failure::aborted(format!(
             "lab {name} is not up: start it with `firedrill lab up {}`",
             spec.path.display()
@@ -254,7 +254,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     firedrill_spec::Replication::Sync => "sync",
                 }
             );
-            (Box::new(LabEnv { state: s }), desc, false)
+            (Box::new(LabEnv { state: *s }), desc, false)
         }
         Target::Endpoints(t) => {
             let nodes: Vec<NodeSpec> = t
