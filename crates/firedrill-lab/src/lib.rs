@@ -756,6 +756,8 @@ mod tests {
             run_as: None,
             created_at: "2026-01-01T00:00:00Z".into(),
             nodes: vec![],
+            proxy: None,
+            links: Vec::new(),
         };
         let json = serde_json::to_string(&st).unwrap();
         let back: LabState = serde_json::from_str(&json).unwrap();
@@ -788,6 +790,8 @@ mod tests {
             run_as: None,
             created_at: String::new(),
             nodes: vec![n(1), n(2)],
+            proxy: None,
+            links: Vec::new(),
         };
         assert_eq!(
             st.multi_host_conninfo(),
