@@ -189,3 +189,61 @@ for = "3s"
         "lab status shows the links:\n{text}"
     );
 }
+
+/// A network fault heals when the drill is interrupted: the toxics are gone
+/// from the proxy afterwards.
+#[test]
+fn interrupted_drill_removes_its_toxics() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let faults = r#"
+[[drill.faults]]
+at = "1s"
+action = "latency"
+node = "n2"
+latency = "200ms"
+for = "60s"
+"#;
+    let lab = Lab::up(
+        &proxied("interrupt-net", faults, "", "5s")
+            .replace("duration = \"7s\"", "duration = \"60s\""),
+    );
+    let run = lab.run_dir("run");
+    let mut child = std::process::Command::new(BIN)
+        .args(["drill", lab.spec_str(), "--out", run.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ev = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
+        if ev.contains("\"fault_injected\"") {
+            break;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("fault not injected within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = firedrill(&["lab", "status", lab.spec_str()]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        text.contains("latency downstream"),
+        "the toxic is in place:\n{text}"
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    let status = firedrill(&["lab", "status", lab.spec_str()]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        !text.contains("latency"),
+        "every toxic is removed after Ctrl-C:\n{text}"
+    );
+}
