@@ -215,11 +215,7 @@ pub async fn run_guarded(
 async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> {
     // ---- preflight: roles, schema, standbys caught up
     let roles = sh.target.roles(Duration::from_secs(3)).await;
-    let primaries: Vec<&String> = roles
-        .iter()
-        .filter(|(_, r)| *r == LiveRole::Primary)
-        .map(|(n, _)| n)
-        .collect();
+    let primaries = with_role(&roles, LiveRole::Primary);
     if primaries.len() != 1 {
         let desc: Vec<String> = roles.iter().map(|(n, r)| format!("{n}: {r:?}")).collect();
         return Err(EngineError::Preflight(format!(
@@ -233,10 +229,9 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
         .setup(&primary)
         .await
         .map_err(|e| EngineError::Preflight(e.to_string()))?;
-    let standbys: Vec<String> = roles
-        .iter()
-        .filter(|(_, r)| *r == LiveRole::Standby)
-        .map(|(n, _)| n.clone())
+    let standbys: Vec<String> = with_role(&roles, LiveRole::Standby)
+        .into_iter()
+        .cloned()
         .collect();
     for s in &standbys {
         sh.target
@@ -459,6 +454,15 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
         verdict,
     });
     Ok(verdict)
+}
+
+/// Names of the nodes that currently have `role`.
+fn with_role(roles: &[(String, LiveRole)], role: LiveRole) -> Vec<&String> {
+    roles
+        .iter()
+        .filter(|(_, r)| *r == role)
+        .map(|(n, _)| n)
+        .collect()
 }
 
 fn disaster(tl: &Timeline) -> Option<&FaultRecord> {
@@ -1171,11 +1175,7 @@ async fn pick_audit_node(
     }
     let hit = disaster(tl).map(|f| f.node.clone());
     let roles = sh.target.roles(Duration::from_secs(3)).await;
-    let primaries: Vec<&String> = roles
-        .iter()
-        .filter(|(_, r)| *r == LiveRole::Primary)
-        .map(|(n, _)| n)
-        .collect();
+    let primaries = with_role(&roles, LiveRole::Primary);
     if primaries.len() == 1 {
         return Ok((primaries[0].clone(), None));
     }

@@ -210,25 +210,9 @@ for = "60s"
         &proxied("interrupt-net", faults, "", "5s")
             .replace("duration = \"7s\"", "duration = \"60s\""),
     );
-    let run = lab.run_dir("run");
-    let mut child = std::process::Command::new(BIN)
-        .args(["drill", lab.spec_str(), "--out", run.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let ev = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
-        if ev.contains("\"fault_injected\"") {
-            break;
-        }
-        if std::time::Instant::now() > end {
-            let _ = child.kill();
-            panic!("fault not injected within 30 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut drilling = start_drill(&lab);
+    let child = &mut drilling.0;
+    wait_injected(&lab.run_dir("run"), 1);
     let status = firedrill(&["lab", "status", lab.spec_str()]);
     let text = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn spec(name: &str, faults: &str) -> String {
@@ -29,47 +29,6 @@ recovery_timeout = "60s"
 rpo = "1s"
 "#
     )
-}
-
-/// The drill process; killed if the test fails before it ends.
-struct Drilling(Child);
-
-impl Drop for Drilling {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn start_drill(lab: &Lab) -> Drilling {
-    let out = lab.run_dir("run");
-    Drilling(
-        Command::new(BIN)
-            .args(["drill", lab.spec_str(), "--out", out.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn drill"),
-    )
-}
-
-/// Waits until events.jsonl shows `n` fault injections.
-fn wait_injected(run: &Path, n: usize) {
-    let end = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < end {
-        let text = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
-        let count = text
-            .lines()
-            .filter(|l| l.contains("\"fault_injected\"") && l.contains("\"error\":null"))
-            .count();
-        if count >= n {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("faults were not injected within 30 s");
 }
 
 fn pid_of(state: &Value, node: &str) -> i64 {

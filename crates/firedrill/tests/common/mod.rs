@@ -5,8 +5,9 @@
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_firedrill");
 
@@ -169,4 +170,45 @@ pub fn proc_state(pid: i64) -> Option<char> {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// The drill process; killed if the test fails before it ends.
+pub struct Drilling(pub Child);
+
+impl Drop for Drilling {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub fn start_drill(lab: &Lab) -> Drilling {
+    let out = lab.run_dir("run");
+    Drilling(
+        Command::new(BIN)
+            .args(["drill", lab.spec_str(), "--out", out.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn drill"),
+    )
+}
+
+/// Waits until events.jsonl shows `n` fault injections.
+pub fn wait_injected(run: &Path, n: usize) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end {
+        let text = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
+        let count = text
+            .lines()
+            .filter(|l| l.contains("\"fault_injected\"") && l.contains("\"error\":null"))
+            .count();
+        if count >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("faults were not injected within 30 s");
 }
