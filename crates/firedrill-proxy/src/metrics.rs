@@ -64,10 +64,11 @@ impl Metrics {
     }
 
     pub(crate) fn counters(&self, proxy: &str) -> ConnCounters {
-        ConnCounters {
-            up: self.bytes.get_or_create(&dir(proxy, "upstream")).clone(),
-            down: self.bytes.get_or_create(&dir(proxy, "downstream")).clone(),
-        }
+        // One statement each: a family's read guard must be gone before the
+        // next get_or_create, which may take the write lock.
+        let up = self.bytes.get_or_create(&dir(proxy, "upstream")).clone();
+        let down = self.bytes.get_or_create(&dir(proxy, "downstream")).clone();
+        ConnCounters { up, down }
     }
 
     pub(crate) fn connection(&self, proxy: &str, direction: &str) {
