@@ -47,7 +47,7 @@ wait_port() {
 
 "$BIN/proxy_bench" serve --sink "$L:$SINK" --echo "$L:$ECHO" &
 PIDS+=($!)
-"$BIN/proxy_server" --api "$L:$API" 2>"$TMP/proxy.log" &
+"$BIN/proxy_server" --api "$L:$API" ${PROXY_ARGS:-} 2>"$TMP/proxy.log" &
 PIDS+=($!)
 wait_port "$SINK"; wait_port "$API"
 

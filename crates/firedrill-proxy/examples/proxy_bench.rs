@@ -25,7 +25,9 @@ fn main() {
     };
     let need = |k: &str| get(k).unwrap_or_else(|| fail(&format!("missing {k}")));
     let num = |k: &str, d: usize| -> usize {
-        get(k).map_or(d, |v| v.parse().unwrap_or_else(|_| fail(&format!("bad {k}"))))
+        get(k).map_or(d, |v| {
+            v.parse().unwrap_or_else(|_| fail(&format!("bad {k}")))
+        })
     };
     let res = match args.first().map(String::as_str) {
         Some("serve") => serve(&need("--sink"), &need("--echo")),

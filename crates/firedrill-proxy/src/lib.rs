@@ -10,6 +10,8 @@ mod api;
 mod error;
 mod metrics;
 mod pump;
+#[cfg(target_os = "linux")]
+mod splice;
 mod toxic;
 
 use std::collections::BTreeMap;
