@@ -41,6 +41,9 @@ for _ in $(seq 1 100); do
     fi
     sleep 0.1
 done
+if ! curl -fsS "http://127.0.0.1:$PORT/version" >/dev/null 2>&1; then
+    cat "$WORK/server.log"; echo "FAILED: no Toxiproxy API on port $PORT" >&2; exit 1
+fi
 
 status=0
 echo "== toxiproxy-python"
