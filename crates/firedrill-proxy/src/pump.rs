@@ -232,7 +232,6 @@ impl Pump {
                         plan.limit_at = Some(plan.limit_at.map_or(at, |l| l.min(at)));
                     }
                 }
-                plan.passthrough = false;
             }
             states.insert(t.id, st);
         }
