@@ -64,8 +64,9 @@ impl Metrics {
     }
 
     pub(crate) fn counters(&self, proxy: &str) -> ConnCounters {
-        // One statement each: a family's read guard must be gone before the
-        // next get_or_create, which may take the write lock.
+        // One statement per lookup: `get_or_create` returns a read guard, and
+        // a second lookup that must insert (a write lock) while the first
+        // guard lives in the same expression deadlocks the thread.
         let up = self.bytes.get_or_create(&dir(proxy, "upstream")).clone();
         let down = self.bytes.get_or_create(&dir(proxy, "downstream")).clone();
         ConnCounters { up, down }
