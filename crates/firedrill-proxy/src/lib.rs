@@ -5,11 +5,32 @@
 //! toxics never lose, duplicate or reorder data, FIN is passed on only after
 //! every pending byte, and latency counts from each chunk's arrival. A drill
 //! that audits acknowledged writes cannot afford a proxy that eats replies.
+//!
+//! ```no_run
+//! use firedrill_proxy::{ProxyServer, Stream, ToxicKind, ToxicSpec};
+//! # async fn demo() -> Result<(), firedrill_proxy::ProxyError> {
+//! let server = ProxyServer::new();
+//! let link = server.create("replication", "127.0.0.1:0", "127.0.0.1:5432", true).await?;
+//! // Standbys now connect to `link.listen`; slow that link by 300 ms.
+//! let lag = ToxicSpec::new(ToxicKind::Latency { latency: 300, jitter: 0 })
+//!     .stream(Stream::Downstream)
+//!     .named("wan");
+//! server.add_toxic("replication", lag).await?;
+//! server.set_enabled("replication", false).await?; // partition
+//! server.reset().await; // heal: enabled again, no toxics
+//! tokio::spawn({
+//!     let server = server.clone();
+//!     async move { server.serve("127.0.0.1:8474".parse().unwrap()).await }
+//! });
+//! # Ok(()) }
+//! ```
 
 mod api;
 mod error;
 mod metrics;
 mod pump;
+#[cfg(target_os = "linux")]
+mod splice;
 mod toxic;
 
 use std::collections::BTreeMap;

@@ -35,6 +35,13 @@ const BUF_SIZE: usize = 64 * 1024;
 /// so TCP backpressure reaches the sender instead of our memory growing.
 const MAX_QUEUED: usize = 4 * 1024 * 1024;
 
+/// `FIREDRILL_PROXY_SPLICE=0` turns the zero-copy path off, to compare.
+#[cfg(target_os = "linux")]
+fn splice_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("FIREDRILL_PROXY_SPLICE").map_or(true, |v| v != "0"))
+}
+
 /// Why a connection ends early, on a toxic's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Abort {
@@ -225,7 +232,6 @@ impl Pump {
                         plan.limit_at = Some(plan.limit_at.map_or(at, |l| l.min(at)));
                     }
                 }
-                plan.passthrough = false;
             }
             states.insert(t.id, st);
         }
@@ -244,12 +250,23 @@ impl Pump {
 
     async fn run<R, W>(mut self, mut r: R, mut w: W) -> Result<(), Abort>
     where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
+        R: AsyncRead + Unpin + AsRef<TcpStream>,
+        W: AsyncWrite + Unpin + AsRef<TcpStream>,
     {
         let mut buf = vec![0u8; BUF_SIZE];
+        #[cfg(target_os = "linux")]
+        let mut pipe = if splice_enabled() {
+            crate::splice::Pipe::new().ok()
+        } else {
+            None
+        };
         loop {
             if self.plan.passthrough && self.queue.is_empty() && !self.eof && !self.broken {
+                #[cfg(target_os = "linux")]
+                if let Some(pipe) = pipe.as_mut() {
+                    self.splice_step(pipe, r.as_ref(), w.as_ref()).await;
+                    continue;
+                }
                 self.fast_step(&mut r, &mut w, &mut buf).await;
                 continue;
             }
@@ -316,6 +333,43 @@ impl Pump {
                 }
                 Event::Wrote(Ok(n)) => self.after_write(n)?,
             }
+        }
+    }
+
+    /// No toxic applies: move bytes kernel to kernel, still watching for
+    /// toxics between pipe-fulls.
+    #[cfg(target_os = "linux")]
+    async fn splice_step(
+        &mut self,
+        pipe: &mut crate::splice::Pipe,
+        src: &TcpStream,
+        dst: &TcpStream,
+    ) {
+        use crate::splice::Forwarded;
+        let filled = tokio::select! {
+            biased;
+            f = pipe.fill(src) => Some(f),
+            c = self.rx.changed(), if self.rx_open => {
+                self.rx_open = c.is_ok();
+                if self.rx_open {
+                    self.refresh();
+                }
+                None
+            }
+        };
+        let forwarded = match filled {
+            // Toxic changes are only looked at between pipe-fulls.
+            Some(Forwarded::Bytes(n)) => Some(pipe.drain(dst, n).await),
+            other => other,
+        };
+        match forwarded {
+            Some(Forwarded::Bytes(n)) => {
+                self.delivered += n as u64;
+                self.counter.inc_by(n as u64);
+            }
+            Some(Forwarded::Eof) => self.eof = true,
+            Some(Forwarded::Broken) => self.broken = true,
+            None => {}
         }
     }
 
