@@ -140,6 +140,12 @@ pub(crate) fn create(state: &LabState) -> Result<(), LabError> {
     }
     let cidr = |ip: &str| format!("{ip}/24");
     ip(&["link", "add", &net.bridge, "type", "bridge"])?;
+    // A fixed address: by default a bridge takes the lowest address of its
+    // ports, so setting a node's veth down could change it, and every other
+    // node's cached neighbour entry for the bridge would go stale.
+    let hex = net.bridge.trim_start_matches("fdb");
+    let mac = format!("02:fd:{}:{}:{}:01", &hex[0..2], &hex[2..4], &hex[4..6]);
+    ip(&["link", "set", "dev", &net.bridge, "address", &mac])?;
     ip(&["addr", "add", &cidr(&net.bridge_ip), "dev", &net.bridge])?;
     ip(&["link", "set", &net.bridge, "up"])?;
     for n in &state.nodes {
