@@ -280,6 +280,7 @@ pub fn up(
     reset: bool,
     progress: &mut dyn FnMut(&str),
 ) -> Result<LabState, LabError> {
+    check_links(spec)?;
     let dir = match dir.or(spec.dir.as_deref()) {
         Some(d) => absolute(d),
         None => default_dir(spec.name.get_ref()),
@@ -302,10 +303,20 @@ pub fn down(state: &LabState) -> Result<(), LabError> {
 /// the same ports when they are still free, so a drill's clients and
 /// proxies can keep their endpoints between trials.
 pub fn reset(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<LabState, LabError> {
+    check_links(&state.spec)?;
     progress("stopping the old lab");
     down(state)?;
     let ports: Vec<u16> = state.nodes.iter().map(|n| n.port).collect();
     build(&state.spec, state.dir.clone(), &ports, progress)
+}
+
+/// Checks that the machine supports the spec's links before anything is
+/// created or removed: a netns lab that cannot partition is no lab.
+fn check_links(spec: &LabSpec) -> Result<(), LabError> {
+    if spec.links == firedrill_spec::Links::Netns {
+        netns::preflight()?;
+    }
+    Ok(())
 }
 
 /// Makes sure `dir` is absent or empty, removing an old lab if asked to.
@@ -392,10 +403,6 @@ fn build(
     preferred_ports: &[u16],
     progress: &mut dyn FnMut(&str),
 ) -> Result<LabState, LabError> {
-    if spec.links == firedrill_spec::Links::Netns {
-        // Before anything exists: a lab that cannot partition is no lab.
-        netns::preflight()?;
-    }
     let bin_dir = find_bin_dir(spec.bin_dir.as_deref())?;
     let run_as = RunAs::resolve(spec.user.as_deref())?;
     let names = spec.node_names();

@@ -219,3 +219,111 @@ fn lab_down_leaves_no_namespace_or_bridge() {
         assert!(!links.contains(v.as_str()), "veth {v} left:\n{links}");
     }
 }
+
+/// Without root, `lab up` says plainly that netns is not available, and
+/// creates nothing.
+#[test]
+fn netns_lab_without_root_is_refused_plainly() {
+    let _g = serial();
+    if !netns_available() {
+        return;
+    }
+    let tmp = tempdir();
+    let spec = tmp.path().join("lab.toml");
+    let dir = tmp.path().join("lab");
+    std::fs::write(
+        &spec,
+        format!(
+            "[lab]\nname = \"no-root\"\ndir = \"{}\"\nlinks = \"netns\"\n",
+            dir.display()
+        ),
+    )
+    .expect("write spec");
+    std::fs::set_permissions(&spec, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--", BIN, "lab", "up"])
+        .arg(&spec)
+        .output()
+        .expect("runuser");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("Permission denied") && !stderr.contains("netns") {
+        eprintln!("skipping: user nobody cannot run {BIN}: {stderr}");
+        return;
+    }
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("links = \"netns\" is not available here: firedrill is not running as root; use links = \"proxied\""),
+        "{stderr}"
+    );
+    assert!(!dir.exists(), "nothing is created");
+}
+
+/// Starts a drill in the background and waits until its first fault is in.
+fn start_drill(lab: &Lab, run: &std::path::Path) -> std::process::Child {
+    let mut child = Command::new(BIN)
+        .args([
+            "drill",
+            lab.spec_str(),
+            "--out",
+            run.to_str().expect("utf-8"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start drill");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ev = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
+        if ev.contains("\"fault_injected\"") {
+            return child;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("fault not injected within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn link_is_up(dev: &str) -> bool {
+    ip(&["-o", "link", "show", "dev", dev]).contains(",UP")
+}
+
+/// The veth comes back up when the drill is interrupted (Ctrl-C), and when
+/// firedrill is SIGKILLed (the detached watchdog heals at the TTL).
+#[test]
+fn kernel_partition_heals_on_ctrl_c_and_after_sigkill() {
+    let _g = serial();
+    if !netns_available() {
+        return;
+    }
+    let long =
+        "[[drill.faults]]\nat = \"1s\"\naction = \"partition\"\nnode = \"n2\"\nfor = \"3s\"\n";
+    let lab = Lab::up(
+        &netns_lab("netns-interrupt", CLOSED_LOOP, long, "", "5s")
+            .replace("duration = \"7s\"", "duration = \"30s\""),
+    );
+    let dev = veth(&lab, 1);
+
+    // Ctrl-C while the partition is in effect.
+    let mut child = start_drill(&lab, &lab.run_dir("int"));
+    assert!(!link_is_up(&dev), "{dev} is down while partitioned");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert_eq!(child.wait().expect("wait").code(), Some(3));
+    assert!(link_is_up(&dev), "{dev} is up again after Ctrl-C");
+
+    // SIGKILL: nothing in firedrill runs, the watchdog heals at for + 5 s.
+    let mut child = start_drill(&lab, &lab.run_dir("kill"));
+    assert!(!link_is_up(&dev), "{dev} is down while partitioned");
+    child.kill().expect("SIGKILL the drill");
+    let _ = child.wait();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !link_is_up(&dev) && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(link_is_up(&dev), "the watchdog set {dev} up again");
+}
