@@ -260,7 +260,14 @@ fn netns_lab_without_root_is_refused_plainly() {
 }
 
 /// Starts a drill in the background and waits until its first fault is in.
+/// The caller waits for the child.
+#[allow(clippy::zombie_processes)]
 fn start_drill(lab: &Lab, run: &std::path::Path) -> std::process::Child {
+    let errlog = lab.tmp.path().join(format!(
+        "{}.stderr",
+        run.file_name().and_then(|n| n.to_str()).unwrap_or("drill")
+    ));
+    let err = std::fs::File::create(&errlog).expect("stderr file");
     let mut child = Command::new(BIN)
         .args([
             "drill",
@@ -269,7 +276,7 @@ fn start_drill(lab: &Lab, run: &std::path::Path) -> std::process::Child {
             run.to_str().expect("utf-8"),
         ])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(err)
         .spawn()
         .expect("start drill");
     let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -280,7 +287,11 @@ fn start_drill(lab: &Lab, run: &std::path::Path) -> std::process::Child {
         }
         if std::time::Instant::now() > end {
             let _ = child.kill();
-            panic!("fault not injected within 30 s");
+            let _ = child.wait();
+            panic!(
+                "fault not injected within 30 s; drill stderr:\n{}",
+                std::fs::read_to_string(&errlog).unwrap_or_default()
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
