@@ -188,13 +188,27 @@ pub(crate) fn remove(state: &LabState) -> Result<(), LabError> {
             // Deleting the namespace destroys the node side, and with it the pair.
             note(ip(&["netns", "del", &nn.netns]));
         }
+        // The kernel destroys the host side shortly after the namespace,
+        // so the veth may vanish between the check and the delete.
         if link_exists(&nn.veth) {
-            note(ip(&["link", "del", &nn.veth]));
+            note(ip(&["link", "del", &nn.veth]).or_else(|e| {
+                if link_exists(&nn.veth) {
+                    Err(e)
+                } else {
+                    Ok(String::new())
+                }
+            }));
         }
     }
     if let Some(net) = &state.netns {
         if link_exists(&net.bridge) {
-            note(ip(&["link", "del", &net.bridge]));
+            note(ip(&["link", "del", &net.bridge]).or_else(|e| {
+                if link_exists(&net.bridge) {
+                    Err(e)
+                } else {
+                    Ok(String::new())
+                }
+            }));
         }
     }
     match first {
