@@ -91,7 +91,8 @@ pub struct NodeState {
     pub log_file: PathBuf,
     /// The postmaster, recorded when we started it; None until then.
     pub proc: Option<ProcHandle>,
-    /// libpq key=value, no password (the lab trusts loopback).
+    /// libpq key=value, no password (the lab trusts loopback and, in a
+    /// netns lab, its bridge subnet).
     pub conninfo: String,
     /// `links = "netns"`: the node's namespace, veth pair and address.
     #[serde(default)]
