@@ -29,6 +29,9 @@ pub struct NodeSpec {
     pub proc: ProcSource,
     /// The node's network links that run through fault proxies.
     pub links: Vec<NodeLink>,
+    /// `links = "netns"` labs: the host side of the node's veth pair. A
+    /// partition (link all) sets it down.
+    pub veth: Option<String>,
 }
 
 /// One proxied link of a node.

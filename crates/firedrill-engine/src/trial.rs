@@ -771,6 +771,14 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())
             }
+            FaultAction::Partition if step.link == LinkScope::All && veth_of(&sh.nodes, node).is_some() => {
+                let dev = veth_of(&sh.nodes, node).unwrap_or_default();
+                owe(sh, &heal_id, idx, step.for_, HealAction::LinkUp { node: node.into(), dev: dev.clone() })?;
+                tokio::task::spawn_blocking(move || firedrill_faults::link::set_link(&dev, false))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
             FaultAction::Partition | FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Reset => {
                 let links = select_links(&sh.nodes, node, step.link);
                 let Some(api) = links.first().map(|l| l.api) else {
@@ -861,6 +869,14 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
         });
     }
     Ok(())
+}
+
+/// The host-side veth of a node of a netns lab.
+fn veth_of(nodes: &[NodeSpec], node: &str) -> Option<String> {
+    nodes
+        .iter()
+        .find(|n| n.name == node)
+        .and_then(|n| n.veth.clone())
 }
 
 /// The proxied links a network fault on `node` hits: its clients' link,
@@ -956,6 +972,13 @@ pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(),
             })
             .await
             .map_err(|e| e.to_string())?
+        }
+        HealAction::LinkUp { dev, .. } => {
+            let dev = dev.clone();
+            tokio::task::spawn_blocking(move || firedrill_faults::link::set_link(&dev, true))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
         }
         HealAction::RestorePrimaryConninfo {
             node,

@@ -31,6 +31,8 @@ pub enum HealAction {
         /// (proxy, toxic) pairs.
         toxics: Vec<(String, String)>,
     },
+    /// Set a netns lab node's host-side veth back up (`ip link set dev up`).
+    LinkUp { node: String, dev: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

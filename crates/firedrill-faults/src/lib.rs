@@ -6,6 +6,7 @@
 //! other, so one mechanism guarantees that nothing outlives the drill.
 
 mod journal;
+pub mod link;
 mod process;
 pub mod proxy;
 

@@ -12,6 +12,9 @@ pub enum LabError {
     #[error("fault proxy: {0}")]
     Proxy(String),
 
+    #[error("{0}")]
+    Netns(String),
+
     #[error("I/O error on {}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -13,6 +13,7 @@
 
 mod error;
 pub mod links;
+pub mod netns;
 mod pg;
 mod status;
 
@@ -66,6 +67,9 @@ pub struct LabState {
     /// Proxied links (empty for direct labs).
     #[serde(default)]
     pub links: Vec<links::LinkState>,
+    /// The bridge of a `links = "netns"` lab.
+    #[serde(default)]
+    pub netns: Option<netns::NetnsState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,8 +91,12 @@ pub struct NodeState {
     pub log_file: PathBuf,
     /// The postmaster, recorded when we started it; None until then.
     pub proc: Option<ProcHandle>,
-    /// libpq key=value, no password (the lab trusts loopback).
+    /// libpq key=value, no password (the lab trusts loopback and, in a
+    /// netns lab, its bridge subnet).
     pub conninfo: String,
+    /// `links = "netns"`: the node's namespace, veth pair and address.
+    #[serde(default)]
+    pub net: Option<netns::NodeNet>,
 }
 
 impl LabState {
@@ -273,6 +281,7 @@ pub fn up(
     reset: bool,
     progress: &mut dyn FnMut(&str),
 ) -> Result<LabState, LabError> {
+    check_links(spec)?;
     let dir = match dir.or(spec.dir.as_deref()) {
         Some(d) => absolute(d),
         None => default_dir(spec.name.get_ref()),
@@ -295,10 +304,20 @@ pub fn down(state: &LabState) -> Result<(), LabError> {
 /// the same ports when they are still free, so a drill's clients and
 /// proxies can keep their endpoints between trials.
 pub fn reset(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<LabState, LabError> {
+    check_links(&state.spec)?;
     progress("stopping the old lab");
     down(state)?;
     let ports: Vec<u16> = state.nodes.iter().map(|n| n.port).collect();
     build(&state.spec, state.dir.clone(), &ports, progress)
+}
+
+/// Checks that the machine supports the spec's links before anything is
+/// created or removed: a netns lab that cannot partition is no lab.
+fn check_links(spec: &LabSpec) -> Result<(), LabError> {
+    if spec.links == firedrill_spec::Links::Netns {
+        netns::preflight()?;
+    }
+    Ok(())
 }
 
 /// Makes sure `dir` is absent or empty, removing an old lab if asked to.
@@ -370,6 +389,8 @@ fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
 fn teardown(state: &LabState) -> Result<(), LabError> {
     stop_nodes(&state.nodes)?;
     links::stop(state);
+    // Before the directory goes: state.json is what finds them again.
+    netns::remove(state)?;
     match std::fs::remove_dir_all(&state.dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LabError::io(&state.dir)(e)),
         _ => Ok(()),
@@ -389,6 +410,13 @@ fn build(
     let ports = pick_ports(names.len(), spec.base_port, preferred_ports)?;
 
     std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
+    let (net, mut nets) = match spec.links {
+        firedrill_spec::Links::Netns => {
+            let (n, v) = netns::plan(&dir, names.len());
+            (Some(n), v.into_iter().map(Some).collect())
+        }
+        _ => (None, vec![None; names.len()]),
+    };
     let mut state = LabState {
         name: spec.name.get_ref().clone(),
         dir: dir.clone(),
@@ -400,19 +428,28 @@ fn build(
             .iter()
             .zip(&ports)
             .enumerate()
-            .map(|(i, (name, &port))| NodeState {
-                name: name.clone(),
-                initial_role: if i == 0 { Role::Primary } else { Role::Standby },
-                host: "127.0.0.1".into(),
-                port,
-                data_dir: dir.join("data").join(name),
-                log_file: dir.join("logs").join(format!("{name}.log")),
-                proc: None,
-                conninfo: format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+            .map(|(i, (name, &port))| {
+                let net = nets[i].take();
+                let host = net
+                    .as_ref()
+                    .map(|n| n.ip.clone())
+                    .unwrap_or_else(|| "127.0.0.1".into());
+                NodeState {
+                    name: name.clone(),
+                    initial_role: if i == 0 { Role::Primary } else { Role::Standby },
+                    conninfo: format!("host={host} port={port} user=postgres dbname=postgres"),
+                    host,
+                    port,
+                    data_dir: dir.join("data").join(name),
+                    log_file: dir.join("logs").join(format!("{name}.log")),
+                    proc: None,
+                    net,
+                }
             })
             .collect(),
         proxy: None,
         links: Vec::new(),
+        netns: net,
     };
     match populate(&mut state, progress) {
         Ok(()) => Ok(state),
@@ -514,15 +551,21 @@ fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
         progress("starting the fault proxy");
         links::start(state)?;
     }
+    if state.netns.is_some() {
+        progress("creating the bridge and a network namespace per node");
+        netns::create(state)?;
+    }
 
     init_primary(state, progress)?;
     let primary_port = state.nodes[0].port;
+    let primary_host = state.nodes[0].host.clone();
     let standbys: Vec<usize> = (1..state.nodes.len()).collect();
     for &i in &standbys {
         let name = state.nodes[i].name.clone();
         progress(&format!("base backup for {name}"));
         let tools = state.tools();
         tools.psql(
+            &primary_host,
             primary_port,
             &format!("SELECT pg_create_physical_replication_slot('{name}')"),
         )?;
@@ -531,7 +574,7 @@ fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
             "pg_basebackup",
             &[
                 "-h",
-                "127.0.0.1",
+                &primary_host,
                 "-p",
                 &primary_port.to_string(),
                 "-U",
@@ -552,6 +595,8 @@ fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
             &state.nodes[i].data_dir,
             &name,
             state.nodes[i].port,
+            state.nodes[i].net.as_ref().map(|n| n.ip.as_str()),
+            &primary_host,
             state.replication_port(&name).unwrap_or(primary_port),
         )?;
     }
@@ -576,7 +621,7 @@ fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
             READY_TIMEOUT,
             || {
                 tools
-                    .psql(primary_port, &sql)
+                    .psql(&primary_host, primary_port, &sql)
                     .ok()
                     .filter(|s| s == "streaming")
             },
@@ -616,7 +661,7 @@ fn init_primary(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<
     let quote = |p: &Path| p.to_string_lossy().replace('\'', "''");
     let mut conf = format!(
         "\n# firedrill lab\n\
-         listen_addresses = '127.0.0.1'\n\
+         listen_addresses = '{listen}'\n\
          port = {port}\n\
          unix_socket_directories = '{run}'\n\
          wal_level = replica\n\
@@ -631,6 +676,7 @@ fn init_primary(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<
          wal_receiver_status_interval = 1s\n\
          logging_collector = off\n",
         port = n1.port,
+        listen = n1.host,
         run = quote(&run),
         arch = quote(&archive),
     );
@@ -644,12 +690,19 @@ fn init_primary(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<
         conf.push_str(&format!("{k} = {}\n", pg::conf_literal(k, v)?));
     }
     pg::append(&n1.data_dir.join("postgresql.conf"), &conf)?;
-    pg::append(
-        &n1.data_dir.join("pg_hba.conf"),
-        "\n# firedrill lab: trust loopback only\n\
+    let mut hba = "\n# firedrill lab: trust loopback only\n\
          host all all 127.0.0.1/32 trust\n\
-         host replication all 127.0.0.1/32 trust\n",
-    )?;
+         host replication all 127.0.0.1/32 trust\n"
+        .to_string();
+    if let Some(net) = &state.netns {
+        hba += &format!(
+            "# and the lab bridge\n\
+             host all all {0} trust\n\
+             host replication all {0} trust\n",
+            net.subnet
+        );
+    }
+    pg::append(&n1.data_dir.join("pg_hba.conf"), &hba)?;
     progress(&format!("starting {}", n1.name));
     start_node(state, 0)?;
     wait_node_ready(state, 0)
@@ -661,12 +714,21 @@ fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
     let n = &state.nodes[i];
     let postgres = state.bin_dir.join("postgres");
     let data = n.data_dir.to_string_lossy().into_owned();
-    let h = firedrill_proc::spawn_server(
-        &postgres,
-        &["-D", &data],
-        state.run_as.as_ref(),
-        &n.log_file,
-    )?;
+    let h = match &n.net {
+        Some(net) => firedrill_proc::spawn_server_in_netns(
+            &postgres,
+            &["-D", &data],
+            state.run_as.as_ref(),
+            &n.log_file,
+            &netns::netns_path(&net.netns),
+        )?,
+        None => firedrill_proc::spawn_server(
+            &postgres,
+            &["-D", &data],
+            state.run_as.as_ref(),
+            &n.log_file,
+        )?,
+    };
     state.nodes[i].proc = Some(h);
     state.save()
 }
@@ -682,6 +744,7 @@ fn wait_node_ready(state: &LabState, i: usize) -> Result<(), LabError> {
         &state.tools(),
         &n.name,
         &proc,
+        &n.host,
         n.port,
         &n.log_file,
         READY_TIMEOUT,
@@ -703,6 +766,7 @@ fn configure_sync(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<()
         .unwrap_or(1);
     let tools = state.tools();
     tools.psql(
+        &p.host,
         p.port,
         &format!(
             "ALTER SYSTEM SET synchronous_standby_names = 'ANY {k} ({})'",
@@ -710,13 +774,14 @@ fn configure_sync(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<()
         ),
     )?;
     tools.psql(
+        &p.host,
         p.port,
         &format!(
             "ALTER SYSTEM SET synchronous_commit = '{}'",
             state.spec.synchronous_commit.as_guc()
         ),
     )?;
-    tools.psql(p.port, "SELECT pg_reload_conf()")?;
+    tools.psql(&p.host, p.port, "SELECT pg_reload_conf()")?;
     let want = standbys.len().to_string();
     pg::poll(
         &p.name,
@@ -726,6 +791,7 @@ fn configure_sync(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<()
         || {
             tools
             .psql(
+                &p.host,
                 p.port,
                 "SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('quorum', 'sync')",
             )
@@ -758,6 +824,7 @@ mod tests {
             nodes: vec![],
             proxy: None,
             links: Vec::new(),
+            netns: None,
         };
         let json = serde_json::to_string(&st).unwrap();
         let back: LabState = serde_json::from_str(&json).unwrap();
@@ -781,6 +848,7 @@ mod tests {
             log_file: "/l".into(),
             proc: None,
             conninfo: String::new(),
+            net: None,
         };
         let st = LabState {
             name: "m".into(),
@@ -792,6 +860,7 @@ mod tests {
             nodes: vec![n(1), n(2)],
             proxy: None,
             links: Vec::new(),
+            netns: None,
         };
         assert_eq!(
             st.multi_host_conninfo(),

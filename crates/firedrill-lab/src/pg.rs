@@ -59,9 +59,10 @@ impl Tools<'_> {
         }
     }
 
-    /// One SQL statement through psql on loopback; unaligned tuples only,
-    /// so the result is easy to parse.
-    pub fn psql(&self, port: u16, sql: &str) -> Result<String, LabError> {
+    /// One SQL statement through psql to `host` (loopback, or a netns
+    /// node's address on the lab bridge); unaligned tuples only, so the
+    /// result is easy to parse.
+    pub fn psql(&self, host: &str, port: u16, sql: &str) -> Result<String, LabError> {
         let port = port.to_string();
         let out = self.run(
             "psql",
@@ -73,7 +74,7 @@ impl Tools<'_> {
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-h",
-                "127.0.0.1",
+                host,
                 "-p",
                 &port,
                 "-U",
@@ -87,13 +88,13 @@ impl Tools<'_> {
         Ok(out.trim().to_string())
     }
 
-    /// Whether the server on `port` accepts connections; else pg_isready's
-    /// own words, for the timeout message.
-    pub fn is_ready(&self, port: u16) -> Result<(), String> {
+    /// Whether the server at `host`:`port` accepts connections; else
+    /// pg_isready's own words, for the timeout message.
+    pub fn is_ready(&self, host: &str, port: u16) -> Result<(), String> {
         let port = port.to_string();
         match self
             .command("pg_isready")
-            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-t", "1"])
+            .args(["-h", host, "-p", &port, "-U", "postgres", "-t", "1"])
             .output()
         {
             Ok(o) if o.status.success() => Ok(()),
@@ -112,6 +113,7 @@ pub(crate) fn wait_ready(
     tools: &Tools<'_>,
     node: &str,
     proc: &ProcHandle,
+    host: &str,
     port: u16,
     log: &Path,
     timeout: Duration,
@@ -125,7 +127,7 @@ pub(crate) fn wait_ready(
                 log_tail: log_tail(log, 20),
             });
         }
-        let why = match tools.is_ready(port) {
+        let why = match tools.is_ready(host, port) {
             Ok(()) => return Ok(()),
             Err(why) => why,
         };
@@ -210,10 +212,14 @@ pub(crate) fn append(path: &Path, text: &str) -> Result<(), LabError> {
 /// Rewrites a standby's postgresql.auto.conf: pg_basebackup -R copied the
 /// primary's `port` and wrote a `primary_conninfo` without an
 /// `application_name`, which `synchronous_standby_names` needs to match.
+/// In a netns lab the standby also listens on its own address (`listen`),
+/// not the primary's, which it copied with postgresql.conf.
 pub(crate) fn fix_standby_auto_conf(
     data_dir: &Path,
     node: &str,
     port: u16,
+    listen: Option<&str>,
+    primary_host: &str,
     primary_port: u16,
 ) -> Result<(), LabError> {
     let path: PathBuf = data_dir.join("postgresql.auto.conf");
@@ -222,13 +228,16 @@ pub(crate) fn fix_standby_auto_conf(
         .lines()
         .filter(|l| {
             let k = l.split('=').next().unwrap_or("").trim();
-            k != "port" && k != "primary_conninfo"
+            k != "port" && k != "primary_conninfo" && k != "listen_addresses"
         })
         .map(str::to_string)
         .collect();
     out.push(format!("port = {port}"));
+    if let Some(l) = listen {
+        out.push(format!("listen_addresses = '{l}'"));
+    }
     out.push(format!(
-        "primary_conninfo = 'host=127.0.0.1 port={primary_port} user=postgres application_name={node}'"
+        "primary_conninfo = 'host={primary_host} port={primary_port} user=postgres application_name={node}'"
     ));
     out.push(String::new());
     std::fs::write(&path, out.join("\n")).map_err(LabError::io(&path))

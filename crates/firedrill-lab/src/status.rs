@@ -261,6 +261,32 @@ pub fn render_status(state: &LabState, st: &[NodeStatus]) -> String {
         out += &line(r);
     }
     out += &render_links(state);
+    out += &render_netns(state);
+    out
+}
+
+/// A netns lab: each node's namespace, address and host veth, and whether
+/// that link is up (down = the node is partitioned).
+fn render_netns(state: &LabState) -> String {
+    let Some(net) = &state.netns else {
+        return String::new();
+    };
+    let mut out = format!(
+        "network namespaces (bridge {} {}, {})\n",
+        net.bridge, net.bridge_ip, net.subnet
+    );
+    for n in &state.nodes {
+        let Some(nn) = &n.net else { continue };
+        let link = match crate::netns::link_up(&nn.veth) {
+            Some(true) => "link up",
+            Some(false) => "link DOWN (partitioned)",
+            None => "link missing",
+        };
+        out += &format!(
+            "  {:<4} netns {:<12} {:<14} veth {:<12} {}\n",
+            n.name, nn.netns, nn.ip, nn.veth, link
+        );
+    }
     out
 }
 

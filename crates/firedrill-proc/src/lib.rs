@@ -335,6 +335,73 @@ pub fn spawn_server(
     handle
 }
 
+/// Like [`spawn_server`], but the server runs inside the network namespace
+/// at `netns_path` (e.g. `/var/run/netns/<name>`). The namespace file is
+/// opened before the fork; the child joins it with `setns` and only then
+/// drops privileges itself (setgroups, setgid, setuid): std's
+/// `Command::uid` would drop root before `pre_exec` runs, and joining a
+/// namespace needs root.
+pub fn spawn_server_in_netns(
+    program: &Path,
+    args: &[&str],
+    run_as: Option<&RunAs>,
+    log: &Path,
+    netns_path: &Path,
+) -> Result<ProcHandle, ProcError> {
+    use nix::sched::{setns, CloneFlags};
+    use std::os::fd::AsFd;
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ProcError::Io { path, source }
+    };
+    let ns = std::fs::File::open(netns_path).map_err(io(netns_path))?;
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io(log))?;
+    if let Some(r) = run_as {
+        let _ = std::os::unix::fs::chown(log, Some(r.uid), Some(r.gid));
+    }
+    let err = logf.try_clone().map_err(io(log))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(logf)
+        .stderr(err)
+        .process_group(0);
+    let ids = run_as.map(|r| (r.uid(), r.gid()));
+    if let Some(r) = run_as {
+        cmd.env("USER", &r.user)
+            .env("LOGNAME", &r.user)
+            .env("HOME", "/tmp");
+    }
+    // SAFETY: the closure only makes raw system calls (setns, setgroups,
+    // setgid, setuid) on values prepared before the fork; it allocates
+    // nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+            if let Some((uid, gid)) = ids {
+                nix::unistd::setgroups(&[gid]).map_err(std::io::Error::from)?;
+                nix::unistd::setgid(gid).map_err(std::io::Error::from)?;
+                nix::unistd::setuid(uid).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|source| ProcError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    let pid = child.id() as i32;
+    let handle = ProcHandle::of_child(pid, true);
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    handle
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,5 +460,48 @@ mod tests {
             Err(ProcError::NotOurs { .. })
         ));
         h.signal_tree(Signal::SIGKILL).unwrap();
+    }
+
+    /// Needs root and iproute2; skipped otherwise.
+    #[test]
+    fn server_runs_in_its_namespace_as_the_user() {
+        if !Uid::effective().is_root()
+            || Command::new("ip")
+                .args(["netns", "add", "fdproc-test"])
+                .status()
+                .map(|s| !s.success())
+                .unwrap_or(true)
+        {
+            eprintln!("skipping: needs root and `ip netns`");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let nobody = User::from_name("nobody").unwrap().unwrap();
+        let ru = RunAs {
+            user: "nobody".into(),
+            uid: nobody.uid.as_raw(),
+            gid: nobody.gid.as_raw(),
+        };
+        let h = spawn_server_in_netns(
+            Path::new("/bin/sh"),
+            &["-c", "id -u; readlink /proc/self/ns/net; sleep 30"],
+            Some(&ru),
+            &log,
+            Path::new("/var/run/netns/fdproc-test"),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let text = std::fs::read_to_string(&log).unwrap();
+        let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+        h.signal_tree(Signal::SIGKILL).unwrap();
+        let _ = Command::new("ip")
+            .args(["netns", "del", "fdproc-test"])
+            .status();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(ru.uid.to_string().as_str()), "{text}");
+        let ns = lines.next().unwrap_or_default();
+        assert!(ns.starts_with("net:["), "{text}");
+        assert_ne!(ns, own.to_string_lossy(), "{text}");
     }
 }

@@ -140,3 +140,72 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
     assert_eq!(line_col("é\nx", 3), (2, 1));
 }
+
+fn netns_drill(step: &str) -> String {
+    GOOD.replace("standbys = 1", "standbys = 1\nlinks = \"netns\"")
+        .replace(
+            "action = \"kill\"\nnode = \"primary\"",
+            &format!(
+                "{step}\n[[drill.faults]]\nat = \"4s\"\naction = \"kill\"\nnode = \"primary\""
+            ),
+        )
+}
+
+#[test]
+fn netns_lab_parses_and_allows_a_whole_node_partition() {
+    let src = netns_drill("action = \"partition\"\nnode = \"n2\"\nfor = \"3s\"");
+    let s = load(&src).unwrap();
+    assert_eq!(s.file.lab.as_ref().unwrap().links, Links::Netns);
+    assert!(validate_lab(&s).is_empty());
+    let d = validate_drill(&s, None);
+    assert!(d.is_empty(), "{d:?}");
+    let src = netns_drill("action = \"partition\"\nnode = \"n2\"\nlink = \"all\"");
+    assert!(drill_errors(&src).is_empty(), "{:?}", drill_errors(&src));
+}
+
+#[test]
+fn netns_lab_refuses_what_needs_the_proxies() {
+    for (step, what) in [
+        (
+            "action = \"latency\"\nnode = \"n2\"\nlatency = \"100ms\"",
+            "latency needs links = \"proxied\"",
+        ),
+        (
+            "action = \"bandwidth\"\nnode = \"n2\"\nrate_kbps = 10",
+            "bandwidth needs links = \"proxied\"",
+        ),
+        (
+            "action = \"reset\"\nnode = \"n2\"",
+            "reset needs links = \"proxied\"",
+        ),
+        (
+            "action = \"partition\"\nnode = \"n2\"\nlink = \"replication\"",
+            "link = \"clients\" or \"replication\" needs links = \"proxied\"",
+        ),
+        (
+            "action = \"partition\"\nnode = \"primary\"\nlink = \"clients\"",
+            "link = \"clients\" or \"replication\" needs links = \"proxied\"",
+        ),
+    ] {
+        let e = drill_errors(&netns_drill(step));
+        assert!(e.iter().any(|l| l.contains(what)), "{step}: {e:?}");
+        if !step.contains("partition") {
+            assert!(
+                e.iter().any(|l| l.contains("tc netem is not available")),
+                "{e:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn direct_lab_still_refuses_network_faults() {
+    let src =
+        netns_drill("action = \"partition\"\nnode = \"n2\"").replace("links = \"netns\"\n", "");
+    let e = drill_errors(&src);
+    assert!(
+        e.iter()
+            .any(|l| l.contains("needs a lab with links = \"proxied\"")),
+        "{e:?}"
+    );
+}

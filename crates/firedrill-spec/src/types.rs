@@ -51,7 +51,9 @@ pub struct LabSpec {
     pub settings: BTreeMap<String, toml::Value>,
     /// `proxied` puts a fault proxy in front of every node for client
     /// traffic and on every replication link, so network faults can cut or
-    /// slow exactly one link.
+    /// slow exactly one link. `netns` runs every node in its own network
+    /// namespace on a lab bridge, so a partition is a kernel-level cut (its
+    /// veth link set down); it needs root and iproute2.
     #[serde(default)]
     pub links: Links,
 }
@@ -62,6 +64,8 @@ pub enum Links {
     #[default]
     Direct,
     Proxied,
+    /// A network namespace per node, joined by a bridge.
+    Netns,
 }
 
 fn one() -> u32 {

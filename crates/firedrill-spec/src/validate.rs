@@ -38,6 +38,9 @@ pub struct NodeUniverse {
     pub with_pid: HashSet<String>,
     /// Links run through fault proxies, so network faults are possible.
     pub proxied: bool,
+    /// Nodes run in network namespaces: a partition (link all) is a veth
+    /// link set down; nothing else is possible without tc netem.
+    pub netns: bool,
 }
 
 impl NodeUniverse {
@@ -48,6 +51,7 @@ impl NodeUniverse {
             names,
             sync: lab.replication == Replication::Sync,
             proxied: lab.links == crate::Links::Proxied,
+            netns: lab.links == crate::Links::Netns,
         }
     }
 }
@@ -446,7 +450,23 @@ fn check_network_step(
         return;
     }
     if let Some(u) = u {
-        if !u.proxied {
+        if u.netns {
+            if action != FaultAction::Partition {
+                out.push(spec.at(
+                    s.action.span(),
+                    format!("{} needs links = \"proxied\": a links = \"netns\" lab can only partition a node from everyone (tc netem is not available)", action.as_str()),
+                ));
+            } else if let Some(l) = s
+                .link
+                .as_ref()
+                .filter(|l| *l.get_ref() != crate::LinkScope::All)
+            {
+                out.push(spec.at(
+                    l.span(),
+                    "link = \"clients\" or \"replication\" needs links = \"proxied\": a links = \"netns\" lab partitions a node's whole veth link (link = \"all\")",
+                ));
+            }
+        } else if !u.proxied {
             out.push(spec.at(
                 s.action.span(),
                 format!("{} needs a lab with links = \"proxied\" (its traffic must run through firedrill's fault proxies)", action.as_str()),

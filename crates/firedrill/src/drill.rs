@@ -52,6 +52,7 @@ impl LabEnv {
                         })
                     })
                     .collect(),
+                veth: n.net.as_ref().map(|net| net.veth.clone()),
             })
             .collect()
     }
@@ -265,6 +266,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     conninfo: n.conninfo.get_ref().clone(),
                     client_conninfo: None,
                     links: Vec::new(),
+                    veth: None,
                     proc: match (&n.pid_file, &n.data_dir) {
                         (Some(p), _) => ProcSource::PidFile(p.clone()),
                         (None, Some(d)) => ProcSource::PidFile(d.join("postmaster.pid")),
