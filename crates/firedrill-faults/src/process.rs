@@ -26,7 +26,7 @@ pub fn apply_process_fault(h: &ProcHandle, action: ProcessAction) -> Result<(), 
         ProcessAction::Kill => {
             h.signal_tree(Signal::SIGKILL)?;
             wait(
-                || !h.is_alive(),
+                || !h.tree_alive(),
                 Duration::from_secs(10),
                 "the node is still alive 10 s after SIGKILL",
             )

@@ -113,6 +113,29 @@ impl ProcHandle {
         }
     }
 
+    /// Some process of the tree still runs: the recorded process, or (for a
+    /// group leader) any live member of its process group. A crash is in
+    /// effect only when this is false: a backend that outlives its
+    /// postmaster by a few milliseconds can still answer a client.
+    pub fn tree_alive(&self) -> bool {
+        if self.is_alive() {
+            return true;
+        }
+        if !self.group_leader {
+            return false;
+        }
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        rd.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+                .and_then(read_stat)
+                .is_some_and(|st| st.pgrp == self.pid && st.state != 'Z' && st.state != 'X')
+        })
+    }
+
     /// The process is stopped (SIGSTOP).
     pub fn is_stopped(&self) -> bool {
         matches!(read_stat(self.pid), Some(st) if st.start_time == self.start_time && st.state == 'T')
