@@ -314,48 +314,62 @@ pub fn as_user(cmd: &mut Command, run_as: Option<&RunAs>) {
     }
 }
 
-/// Starts a long-lived server in its own process group, detached from our
-/// stdio, with output appended to `log`. The returned handle is what every
-/// later signal goes through. A thread reaps the child so that it never
-/// lingers as a zombie in a long-lived firedrill process.
-pub fn spawn_server(
+/// A server command: its own process group, stdin closed, output appended
+/// to `log` (owned by the server's user so it can reopen it).
+fn server_command(
     program: &Path,
     args: &[&str],
     run_as: Option<&RunAs>,
     log: &Path,
-) -> Result<ProcHandle, ProcError> {
+) -> Result<Command, ProcError> {
+    let io = |source| ProcError::Io {
+        path: log.display().to_string(),
+        source,
+    };
     let logf = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
-        .map_err(|e| ProcError::Io {
-            path: log.display().to_string(),
-            source: e,
-        })?;
+        .map_err(io)?;
     if let Some(r) = run_as {
         let _ = std::os::unix::fs::chown(log, Some(r.uid), Some(r.gid));
     }
-    let err = logf.try_clone().map_err(|e| ProcError::Io {
-        path: log.display().to_string(),
-        source: e,
-    })?;
+    let err = logf.try_clone().map_err(io)?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(logf)
         .stderr(err)
         .process_group(0);
-    as_user(&mut cmd, run_as);
+    Ok(cmd)
+}
+
+/// Spawns, records the handle, and leaves a thread to reap the child so it
+/// never lingers as a zombie in a long-lived firedrill process.
+fn start_recorded(mut cmd: Command, program: &Path) -> Result<ProcHandle, ProcError> {
     let mut child = cmd.spawn().map_err(|source| ProcError::Spawn {
         program: program.display().to_string(),
         source,
     })?;
-    let pid = child.id() as i32;
-    let handle = ProcHandle::of_child(pid, true);
+    let handle = ProcHandle::of_child(child.id() as i32, true);
     std::thread::spawn(move || {
         let _ = child.wait();
     });
     handle
+}
+
+/// Starts a long-lived server in its own process group, detached from our
+/// stdio, with output appended to `log`. The returned handle is what every
+/// later signal goes through.
+pub fn spawn_server(
+    program: &Path,
+    args: &[&str],
+    run_as: Option<&RunAs>,
+    log: &Path,
+) -> Result<ProcHandle, ProcError> {
+    let mut cmd = server_command(program, args, run_as, log)?;
+    as_user(&mut cmd, run_as);
+    start_recorded(cmd, program)
 }
 
 /// Like [`spawn_server`], but the server runs inside the network namespace
@@ -373,26 +387,11 @@ pub fn spawn_server_in_netns(
 ) -> Result<ProcHandle, ProcError> {
     use nix::sched::{setns, CloneFlags};
     use std::os::fd::AsFd;
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| ProcError::Io { path, source }
-    };
-    let ns = std::fs::File::open(netns_path).map_err(io(netns_path))?;
-    let logf = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(io(log))?;
-    if let Some(r) = run_as {
-        let _ = std::os::unix::fs::chown(log, Some(r.uid), Some(r.gid));
-    }
-    let err = logf.try_clone().map_err(io(log))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(logf)
-        .stderr(err)
-        .process_group(0);
+    let ns = std::fs::File::open(netns_path).map_err(|source| ProcError::Io {
+        path: netns_path.display().to_string(),
+        source,
+    })?;
+    let mut cmd = server_command(program, args, run_as, log)?;
     let ids = run_as.map(|r| (r.uid(), r.gid()));
     if let Some(r) = run_as {
         cmd.env("USER", &r.user)
@@ -413,16 +412,7 @@ pub fn spawn_server_in_netns(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|source| ProcError::Spawn {
-        program: program.display().to_string(),
-        source,
-    })?;
-    let pid = child.id() as i32;
-    let handle = ProcHandle::of_child(pid, true);
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
-    handle
+    start_recorded(cmd, program)
 }
 
 #[cfg(test)]
