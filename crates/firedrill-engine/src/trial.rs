@@ -576,10 +576,22 @@ fn spawn_sampler(sh: &Arc<Shared>, node: PgNode) -> JoinHandle<()> {
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut k = 0u64;
+        let mut last_seen: Option<i64> = None;
         while sh.sampling.load(Ordering::Relaxed) {
             tick.tick().await;
-            let Some(seen) = r.read(Duration::from_millis(500)).await else {
-                continue;
+            // A standby firedrill cannot reach (partitioned, paused) may
+            // still be receiving nothing: count its lag from what it had at
+            // the last observation. It is an upper bound, and exact for a
+            // partitioned standby, where a stale 0 would be wrong.
+            let seen = match r.read(Duration::from_millis(500)).await {
+                Some(v) => {
+                    last_seen = Some(v);
+                    v
+                }
+                None => match last_seen {
+                    Some(v) => v,
+                    None => continue,
+                },
             };
             let t = sh.now();
             if !sh.sampling.load(Ordering::Relaxed) {
