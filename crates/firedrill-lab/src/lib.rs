@@ -463,7 +463,11 @@ fn build(
 
 /// Picks one loopback port per node: the preferred ones if all are free,
 /// else from `base` upwards, else whatever the kernel hands out.
-fn pick_ports(n: usize, base: Option<u16>, preferred: &[u16]) -> Result<Vec<u16>, LabError> {
+pub(crate) fn pick_ports(
+    n: usize,
+    base: Option<u16>,
+    preferred: &[u16],
+) -> Result<Vec<u16>, LabError> {
     let free = |p: u16| p != 5432 && TcpListener::bind(("127.0.0.1", p)).is_ok();
     if preferred.len() == n && preferred.iter().all(|&p| free(p)) {
         return Ok(preferred.to_vec());

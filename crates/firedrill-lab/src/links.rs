@@ -7,7 +7,7 @@ use crate::{LabError, LabState};
 use firedrill_faults::proxy::ProxyApi;
 use firedrill_proc::ProcHandle;
 use serde::{Deserialize, Serialize};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -59,17 +59,19 @@ fn proxy_bin() -> Result<PathBuf, LabError> {
     }
 }
 
-fn free_port() -> Result<u16, LabError> {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| LabError::NoFreePort(e.to_string()))
-}
-
 /// Starts the proxy and creates a proxy per link. Called before the
 /// servers start: a proxy does not need its upstream to exist yet.
 pub(crate) fn start(state: &mut LabState) -> Result<(), LabError> {
     let bin = proxy_bin()?;
+    // All ports at once, so no two of them can collide: the API, one per
+    // node for its clients, one per standby for its replication link.
+    let picked = crate::pick_ports(2 * state.nodes.len(), None, &[])?;
+    let mut ports = picked.into_iter();
+    let mut free_port = || {
+        ports
+            .next()
+            .ok_or_else(|| LabError::NoFreePort("ran out of picked ports".into()))
+    };
     let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let log = state.dir.join("logs").join("proxy.log");
     let api_s = api.to_string();
