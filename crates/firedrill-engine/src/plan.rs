@@ -108,6 +108,8 @@ pub struct Plan {
     /// Human description of the target, e.g. `lab pg-async (n1, n2)`.
     pub target: String,
     pub password: Option<String>,
+    /// The kind of store and its kind-specific settings.
+    pub store: firedrill_targets::StoreConfig,
     pub workload: WorkloadPlan,
     pub steps: Vec<StepPlan>,
     pub recovery: RecoveryPlan,
@@ -195,6 +197,7 @@ impl Plan {
             description: d.description.clone(),
             target,
             password,
+            store: firedrill_targets::StoreConfig::default(),
             workload: WorkloadPlan {
                 mode,
                 op_timeout: w.op_timeout.0,

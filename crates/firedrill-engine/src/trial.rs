@@ -9,10 +9,7 @@ use firedrill_ledger::{
 };
 use firedrill_proc::ProcHandle;
 use firedrill_spec::{FaultAction, LinkScope, NodeRole};
-use firedrill_targets::postgres::{
-    multi_host, parse_node, Heartbeat, HeartbeatReader, PgNode, PgTarget, WorkloadClient,
-};
-use firedrill_targets::LiveRole;
+use firedrill_targets::{LiveRole, Target, TargetNode};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,8 +34,10 @@ struct Shared {
     t0: Instant,
     trial: u32,
     tx: UnboundedSender<DrillEvent>,
-    target: PgTarget,
+    target: Box<dyn Target>,
     nodes: Vec<NodeSpec>,
+    /// From the environment or a file; heals that reconnect need it.
+    password: Option<String>,
     ledger: Mutex<Vec<Op>>,
     ok: AtomicU64,
     fail: AtomicU64,
@@ -148,11 +147,6 @@ pub async fn run_guarded(
     nodes: Vec<NodeSpec>,
     tx: UnboundedSender<DrillEvent>,
 ) -> Result<Verdict, EngineError> {
-    let pg_nodes = nodes
-        .iter()
-        .map(|n| parse_node(&n.name, &n.conninfo, plan.password.as_deref()))
-        .collect::<Result<Vec<PgNode>, _>>()
-        .map_err(|e| EngineError::Preflight(e.to_string()))?;
     let run_id = format!(
         "{}-{}-t{trial}",
         plan.drill,
@@ -161,17 +155,33 @@ pub async fn run_guarded(
             .map(|d| d.as_millis())
             .unwrap_or(0)
     );
+    let target_nodes: Vec<TargetNode> = nodes
+        .iter()
+        .map(|n| TargetNode {
+            name: n.name.clone(),
+            control: n.conninfo.clone(),
+            client: n
+                .client_conninfo
+                .clone()
+                .unwrap_or_else(|| n.conninfo.clone()),
+        })
+        .collect();
+    let target = firedrill_targets::open(
+        &plan.store,
+        &target_nodes,
+        plan.password.as_deref(),
+        &run_id,
+    )
+    .map_err(|e| EngineError::Preflight(e.to_string()))?;
     let journal = HealJournal::open(&plan.run_dir.join("heal"))
         .map_err(|e| EngineError::Preflight(e.to_string()))?;
     let sh = Arc::new(Shared {
         t0: Instant::now(),
         trial,
         tx,
-        target: PgTarget {
-            nodes: pg_nodes,
-            run_id,
-        },
+        target,
         nodes,
+        password: plan.password.clone(),
         ledger: Mutex::new(Vec::with_capacity(1 << 16)),
         ok: AtomicU64::new(0),
         fail: AtomicU64::new(0),
@@ -241,45 +251,25 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     }
     {
         let mut tl = lock(&sh.timeline);
-        tl.nodes = sh.target.nodes.iter().map(|n| n.name.clone()).collect();
+        tl.nodes = sh.target.node_names();
     }
 
     // ---- workload
-    let mut order: Vec<&PgNode> = Vec::new();
-    order.extend(sh.target.nodes.iter().filter(|n| n.name == primary));
-    order.extend(sh.target.nodes.iter().filter(|n| n.name != primary));
     let w = &plan.workload;
-    // Clients go through the clients' links (proxied labs); the heartbeat
-    // is firedrill's instrument and takes the control path.
-    let client_nodes = sh
-        .nodes
-        .iter()
-        .map(|n| {
-            parse_node(
-                &n.name,
-                n.client_conninfo.as_deref().unwrap_or(&n.conninfo),
-                plan.password.as_deref(),
-            )
-        })
-        .collect::<Result<Vec<PgNode>, _>>()
-        .map_err(|e| EngineError::Preflight(e.to_string()))?;
-    let mut client_order: Vec<&PgNode> = Vec::new();
-    client_order.extend(client_nodes.iter().filter(|n| n.name == primary));
-    client_order.extend(client_nodes.iter().filter(|n| n.name != primary));
-    let client_cfg = multi_host(&client_order, w.op_timeout, "firedrill-workload");
-    let hb_cfg = multi_host(&order, Duration::from_secs(1), "firedrill-heartbeat");
-
+    let mut failover = sh
+        .target
+        .failover_watch()
+        .await
+        .map(|fw| spawn_failover_watch(&sh, fw));
     sh.phase("warmup");
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     match w.mode {
         Mode::Closed { clients } => {
             for i in 0..clients {
-                let mut c = WorkloadClient::new(
-                    client_cfg.clone(),
-                    sh.target.run_id.clone(),
-                    w.payload_bytes,
-                    i as u64 + 1,
-                );
+                let mut c = sh
+                    .target
+                    .client(&primary, i as u64 + 1, w.payload_bytes, w.op_timeout)
+                    .map_err(|e| EngineError::Preflight(e.to_string()))?;
                 let sh2 = sh.clone();
                 let op_timeout = w.op_timeout;
                 workers.push(sh.spawn(async move {
@@ -307,23 +297,33 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
         } => {
             workers.extend(spawn_rate(
                 &sh,
-                client_cfg.clone(),
+                &primary,
                 rate,
                 max_in_flight,
                 w.op_timeout,
                 w.payload_bytes,
-            ));
+            )?);
         }
     }
-    let aux = vec![
-        spawn_heartbeat(&sh, hb_cfg),
-        spawn_progress(&sh, plan.trials),
-    ];
-    let samplers: Vec<JoinHandle<()>> = standbys
-        .iter()
-        .filter_map(|s| sh.target.node(s).ok().cloned())
-        .map(|n| spawn_sampler(&sh, n))
-        .collect();
+    let mut aux = vec![spawn_progress(&sh, plan.trials)];
+    if let Some(hb) = sh
+        .target
+        .heartbeat(&primary)
+        .map_err(|e| EngineError::Preflight(e.to_string()))?
+    {
+        aux.push(spawn_heartbeat(&sh, hb));
+    }
+    aux.extend(failover.take());
+    let mut samplers: Vec<JoinHandle<()>> = Vec::new();
+    for s in &standbys {
+        if let Some(r) = sh
+            .target
+            .heartbeat_reader(s)
+            .map_err(|e| EngineError::Preflight(e.to_string()))?
+        {
+            samplers.push(spawn_sampler(&sh, s.clone(), r));
+        }
+    }
 
     let warmup_end = sh.t0 + w.warmup;
     tokio::time::sleep_until(warmup_end).await;
@@ -479,20 +479,22 @@ fn disaster(tl: &Timeline) -> Option<&FaultRecord> {
 /// busy is skipped (and warned about): the store could not keep up.
 fn spawn_rate(
     sh: &Arc<Shared>,
-    cfg: tokio_postgres::Config,
+    primary: &str,
     rate: f64,
     max_in_flight: u32,
     op_timeout: Duration,
     payload: usize,
-) -> Vec<JoinHandle<()>> {
+) -> Result<Vec<JoinHandle<()>>, EngineError> {
     let (tx, rx) = tokio::sync::mpsc::channel::<(u64, Micros)>(max_in_flight as usize);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut out = Vec::new();
     for i in 0..max_in_flight {
         let rx = rx.clone();
         let sh2 = sh.clone();
-        let mut c =
-            WorkloadClient::new(cfg.clone(), sh.target.run_id.clone(), payload, i as u64 + 1);
+        let mut c = sh
+            .target
+            .client(primary, i as u64 + 1, payload, op_timeout)
+            .map_err(|e| EngineError::Preflight(e.to_string()))?;
         out.push(sh.spawn(async move {
             loop {
                 c.ready().await;
@@ -530,14 +532,16 @@ fn spawn_rate(
             sh2.warn(format!("{skipped} operations found all {max_in_flight} clients busy and were counted as failed (max_in_flight)"));
         }
     }));
-    out
+    Ok(out)
 }
 
-fn spawn_heartbeat(sh: &Arc<Shared>, cfg: tokio_postgres::Config) -> JoinHandle<()> {
+fn spawn_heartbeat(
+    sh: &Arc<Shared>,
+    mut hb: Box<dyn firedrill_targets::Heartbeat>,
+) -> JoinHandle<()> {
     let task_sh = sh.clone();
     sh.spawn(async move {
         let sh = task_sh;
-        let mut hb = Heartbeat::new(cfg, sh.target.run_id.clone());
         let mut n: i64 = 0;
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -561,18 +565,20 @@ fn lag_from(heartbeats: &[(i64, Micros)], seen: i64, now: Micros) -> Micros {
     }
 }
 
-fn spawn_sampler(sh: &Arc<Shared>, node: PgNode) -> JoinHandle<()> {
+fn spawn_sampler(
+    sh: &Arc<Shared>,
+    name: String,
+    mut r: Box<dyn firedrill_targets::HeartbeatReader>,
+) -> JoinHandle<()> {
     let task_sh = sh.clone();
     sh.spawn(async move {
         let sh = task_sh;
         let idx = sh
             .target
-            .nodes
+            .node_names()
             .iter()
-            .position(|n| n.name == node.name)
+            .position(|n| *n == name)
             .unwrap_or(0) as u16;
-        let name = node.name.clone();
-        let mut r = HeartbeatReader::new(node, sh.target.run_id.clone());
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut k = 0u64;
@@ -611,6 +617,43 @@ fn spawn_sampler(sh: &Arc<Shared>, node: PgNode) -> JoinHandle<()> {
                     node: name.clone(),
                     lag_us: lag,
                 });
+            }
+        }
+    })
+}
+
+/// Reads the store's own failover signals. The first one at or after the
+/// disaster is the `detected` phase; earlier ones are only reported.
+fn spawn_failover_watch(
+    sh: &Arc<Shared>,
+    mut fw: Box<dyn firedrill_targets::FailoverWatch>,
+) -> JoinHandle<()> {
+    let task_sh = sh.clone();
+    sh.spawn(async move {
+        let sh = task_sh;
+        while let Some(sig) = fw.next().await {
+            let t = sh.now();
+            let first = {
+                let mut tl = lock(&sh.timeline);
+                let after = tl.faults.iter().any(|f| f.disaster && f.t_start <= t);
+                let first = after && tl.detected.is_none();
+                if first {
+                    tl.detected = Some(t);
+                }
+                first
+            };
+            if first {
+                sh.emit(DrillEvent::Detected {
+                    trial: sh.trial,
+                    t_us: t,
+                    how: sig.how,
+                });
+            } else {
+                sh.warn(format!(
+                    "failover signal at {:.2} s: {}",
+                    t as f64 / 1e6,
+                    sig.how
+                ));
             }
         }
     })
@@ -822,7 +865,7 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
             FaultAction::CutReplication => {
                 let saved = sh
                     .target
-                    .primary_conninfo(node)
+                    .replication_source(node)
                     .await
                     .map_err(|e| e.to_string())?;
                 let conninfo = sh
@@ -997,8 +1040,9 @@ pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(),
             conninfo,
             primary_conninfo,
         } => {
-            let n = parse_node(node, conninfo, password).map_err(|e| e.to_string())?;
-            let t = PgTarget {
+            let n = firedrill_targets::postgres::parse_node(node, conninfo, password)
+                .map_err(|e| e.to_string())?;
+            let t = firedrill_targets::postgres::PgTarget {
                 nodes: vec![n],
                 run_id: String::new(),
             };
@@ -1023,12 +1067,7 @@ async fn heal_one(sh: &Shared, id: &str) {
         expires_at: 0,
         action: owed.action.clone(),
     };
-    let pw = sh
-        .target
-        .nodes
-        .first()
-        .and_then(|n| n.config.get_password())
-        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let pw = sh.password.clone();
     let mut res = heal_entry(&entry, pw.as_deref()).await;
     if res.is_err() {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1089,13 +1128,13 @@ async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
         RecoveryPlan::MostAdvanced => {
             lock(&sh.timeline).detected = Some(t_start);
             let mut best: Option<(u64, String)> = None;
-            for n in sh.target.nodes.iter().filter(|n| n.name != hit) {
-                if sh.target.role(&n.name, ROLE_TIMEOUT).await != LiveRole::Standby {
+            for n in sh.target.node_names().into_iter().filter(|n| n != hit) {
+                if sh.target.role(&n, ROLE_TIMEOUT).await != LiveRole::Standby {
                     continue;
                 }
-                if let Some(lsn) = sh.target.received_lsn(&n.name).await {
+                if let Some(lsn) = sh.target.position(&n).await {
                     if best.as_ref().is_none_or(|(b, _)| lsn > *b) {
-                        best = Some((lsn, n.name.clone()));
+                        best = Some((lsn, n.clone()));
                     }
                 }
             }
@@ -1156,12 +1195,24 @@ async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
             match found {
                 Some(n) => {
                     let t = sh.now();
-                    lock(&sh.timeline).detected = Some(t);
-                    sh.emit(DrillEvent::Detected {
-                        trial: sh.trial,
-                        t_us: t,
-                        how: format!("{n} became primary"),
-                    });
+                    // The store's own signal (failover watch) may have
+                    // marked detection earlier; seeing the new primary is
+                    // detection only when it had none.
+                    let first = {
+                        let mut tl = lock(&sh.timeline);
+                        let first = tl.detected.is_none();
+                        if first {
+                            tl.detected = Some(t);
+                        }
+                        first
+                    };
+                    if first {
+                        sh.emit(DrillEvent::Detected {
+                            trial: sh.trial,
+                            t_us: t,
+                            how: format!("{n} became primary"),
+                        });
+                    }
                     ("automatic", Some(n), Ok(()))
                 }
                 None => (
@@ -1235,7 +1286,7 @@ async fn pick_audit_node(
     let mut best: Option<(u64, String)> = None;
     for (n, r) in &roles {
         if *r == LiveRole::Standby {
-            if let Some(l) = sh.target.received_lsn(n).await {
+            if let Some(l) = sh.target.position(n).await {
                 if best.as_ref().is_none_or(|(b, _)| l > *b) {
                     best = Some((l, n.clone()));
                 }

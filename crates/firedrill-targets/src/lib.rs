@@ -4,14 +4,23 @@
 //! writes one ledger entry (and what the answer means: ok, fail or
 //! unknown), how to read back what survived (the audit), and how to
 //! inspect and steer the nodes (roles, lag, promotion, replication cut).
+//! The engine sees every store through [`Target`], so a drill, its fault
+//! schedule and its analysis are the same whatever the store.
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
+use async_trait::async_trait;
+use firedrill_ledger::Outcome;
+use std::time::Duration;
+use tokio::time::Instant;
+
 /// Role of a node as the store reports it right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveRole {
+    /// Accepts writes (PostgreSQL primary, Raft leader, Redis master).
     Primary,
+    /// Replicates from the primary (standby, follower, replica).
     Standby,
     /// Not reachable (crashed, stopped, paused or partitioned).
     Unreachable,
@@ -23,6 +32,180 @@ pub enum TargetError {
     Node { node: String, msg: String },
     #[error("bad connection settings for {node}: {msg}")]
     Config { node: String, msg: String },
+    #[error("{kind} targets cannot {what}")]
+    Unsupported {
+        kind: &'static str,
+        what: &'static str,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+/// One node as a trial addresses it, in the store's own syntax (a libpq
+/// conninfo, `host:port`, …).
+#[derive(Debug, Clone)]
+pub struct TargetNode {
+    pub name: String,
+    /// firedrill's own path: roles, lag, promotion, audit. Never through a
+    /// fault proxy.
+    pub control: String,
+    /// The workload's path (through the clients' proxy in a proxied lab).
+    pub client: String,
+}
+
+/// A failover signal from the store's own control plane (a new Raft
+/// leader, Sentinel's `+switch-master`, a Patroni leader change). The first
+/// one after the disaster is the `detected` phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailoverSignal {
+    /// What was seen, for the timeline ("+odown master n1", "leader n2").
+    pub how: String,
+    /// The node that is primary now, when the signal names one.
+    pub new_primary: Option<String>,
+}
+
+/// Everything the engine does to a store.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// `postgres`, `etcd`, `redis`: for messages and run records.
+    fn kind(&self) -> &'static str;
+    /// Distinguishes this trial's data from any other run's.
+    fn run_id(&self) -> &str;
+    /// Node names, in the order the spec or lab gave them.
+    fn node_names(&self) -> Vec<String>;
+
+    /// The role of every node, asked concurrently; a node that does not
+    /// answer within `limit` is unreachable.
+    async fn roles(&self, limit: Duration) -> Vec<(String, LiveRole)>;
+    async fn role(&self, node: &str, limit: Duration) -> LiveRole {
+        self.roles(limit)
+            .await
+            .into_iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, r)| r)
+            .unwrap_or(LiveRole::Unreachable)
+    }
+
+    /// Prepares the store for this run (tables, heartbeat), on the primary.
+    async fn setup(&self, primary: &str) -> Result<(), TargetError>;
+    /// Waits until `node` has what `setup` wrote, so lag sampling can start.
+    async fn wait_replicated(&self, node: &str, limit: Duration) -> Result<(), TargetError>;
+
+    /// A workload client (one connection). `primary` is the node to try
+    /// first; clients find a new primary by themselves after a failover.
+    fn client(
+        &self,
+        primary: &str,
+        id: u64,
+        payload_bytes: usize,
+        op_timeout: Duration,
+    ) -> Result<Box<dyn WorkloadClient>, TargetError>;
+    /// The heartbeat writer for predicted RPO, if the store has one.
+    fn heartbeat(&self, primary: &str) -> Result<Option<Box<dyn Heartbeat>>, TargetError>;
+    /// Reads the heartbeat as replicated to `node`.
+    fn heartbeat_reader(&self, node: &str)
+        -> Result<Option<Box<dyn HeartbeatReader>>, TargetError>;
+
+    /// Standbys the primary waits for before acknowledging.
+    async fn sync_standbys(&self, _primary: &str) -> Result<Vec<String>, TargetError> {
+        Ok(Vec::new())
+    }
+    /// How much of the primary's history `node` holds (WAL position,
+    /// replication offset, raft index), for picking the most advanced.
+    async fn position(&self, _node: &str) -> Option<u64> {
+        None
+    }
+    /// Makes `node` the primary and returns once it accepts writes.
+    async fn promote(&self, _node: &str) -> Result<(), TargetError> {
+        Err(TargetError::Unsupported {
+            kind: self.kind(),
+            what: "promote a node (use recovery.automatic)",
+        })
+    }
+    /// What `cut_replication` must put back to heal (saved before the cut).
+    async fn replication_source(&self, _node: &str) -> Result<String, TargetError> {
+        Err(TargetError::Unsupported {
+            kind: self.kind(),
+            what: "cut replication",
+        })
+    }
+    /// Stops `node` receiving from its primary; returns when in effect.
+    async fn cut_replication(&self, _node: &str) -> Result<(), TargetError> {
+        Err(TargetError::Unsupported {
+            kind: self.kind(),
+            what: "cut replication",
+        })
+    }
+
+    /// Every ledger id of this run present on `node`.
+    async fn audit(&self, node: &str) -> Result<Vec<u64>, TargetError>;
+    /// Removes this run's data (drills against the user's own store).
+    async fn cleanup(&self, node: &str) -> Result<(), TargetError>;
+    /// "PostgreSQL 15.18", "etcd 3.4.23", …
+    async fn server_version(&self, node: &str) -> Result<String, TargetError>;
+
+    /// Subscribes to the store's own failover signals, if it has any. The
+    /// engine opens it before the disaster and reads it until the end.
+    async fn failover_watch(&self) -> Option<Box<dyn FailoverWatch>> {
+        None
+    }
+}
+
+/// One workload client: one connection, reconnecting with a short backoff.
+#[async_trait]
+pub trait WorkloadClient: Send {
+    /// Waits out the reconnect backoff, before an operation is invoked.
+    async fn ready(&mut self);
+    /// Writes ledger entry `seq`, giving up at `deadline`. `Ok` only when
+    /// the store acknowledged it durably by its own definition; `Fail` when
+    /// it was definitely not applied; `Unknown` otherwise.
+    async fn write(&mut self, seq: u64, deadline: Instant) -> Outcome;
+}
+
+/// Writes an increasing counter on the primary; the engine notes when each
+/// value was acknowledged.
+#[async_trait]
+pub trait Heartbeat: Send {
+    async fn beat(&mut self, n: i64, limit: Duration) -> bool;
+}
+
+/// Reads the heartbeat counter as one node has it.
+#[async_trait]
+pub trait HeartbeatReader: Send {
+    async fn read(&mut self, limit: Duration) -> Option<i64>;
+}
+
+/// A stream of failover signals.
+#[async_trait]
+pub trait FailoverWatch: Send {
+    /// The next signal, or None when the watch has ended.
+    async fn next(&mut self) -> Option<FailoverSignal>;
+}
+
+/// Which kind of store a drill targets, with the settings only that kind
+/// has. Built by the binary from the lab state or the drill's endpoints;
+/// [`open`] turns it into a [`Target`] for one trial.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum StoreConfig {
+    /// PostgreSQL streaming replication.
+    #[default]
+    Postgres,
+}
+
+/// Opens the target for one trial. `password` comes from the environment
+/// or a file, never from a spec.
+pub fn open(
+    store: &StoreConfig,
+    nodes: &[TargetNode],
+    password: Option<&str>,
+    run_id: &str,
+) -> Result<Box<dyn Target>, TargetError> {
+    match store {
+        #[cfg(feature = "postgres")]
+        StoreConfig::Postgres => Ok(Box::new(postgres::PgStore::new(nodes, password, run_id)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(TargetError::Other(format!(
+            "this build of firedrill has no target for {other:?} (cargo feature)"
+        ))),
+    }
 }

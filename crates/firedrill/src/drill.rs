@@ -12,7 +12,6 @@ use firedrill_report::{
     RunCollector, RunMeta, RunRecord,
 };
 use firedrill_spec::{validate_drill, LinkScope, LoadedSpec, NodeUniverse, TargetSpec};
-use firedrill_targets::postgres::{parse_node, PgTarget};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -369,12 +368,14 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
 /// The server's version for run.json, asked of the first node that answers.
 async fn server_version(plan: &Plan, nodes: &[(String, String)]) -> Option<String> {
     for (name, conninfo) in nodes {
-        let Ok(n) = parse_node(name, conninfo, plan.password.as_deref()) else {
-            continue;
+        let node = firedrill_targets::TargetNode {
+            name: name.clone(),
+            control: conninfo.clone(),
+            client: conninfo.clone(),
         };
-        let t = PgTarget {
-            nodes: vec![n],
-            run_id: String::new(),
+        let Ok(t) = firedrill_targets::open(&plan.store, &[node], plan.password.as_deref(), "")
+        else {
+            continue;
         };
         if let Ok(v) = t.server_version(name).await {
             return Some(v);

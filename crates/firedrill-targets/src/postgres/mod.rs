@@ -6,8 +6,10 @@
 //! standby tells how far behind that standby is, on the observer's clock.
 
 mod config;
+mod store;
 
 pub use config::{endpoint, multi_host, parse_node, PgNode};
+pub use store::PgStore;
 
 use crate::{LiveRole, TargetError};
 use firedrill_ledger::Outcome;
