@@ -41,6 +41,10 @@ pub struct NodeUniverse {
     /// Nodes run in network namespaces: a partition (link all) is a veth
     /// link set down; nothing else is possible without tc netem.
     pub netns: bool,
+    /// Explicit endpoints: firedrill can put its embedded proxy between its
+    /// own clients and each node, and nothing else (it cannot reroute the
+    /// store's replication).
+    pub clients_proxy: bool,
 }
 
 impl NodeUniverse {
@@ -52,6 +56,7 @@ impl NodeUniverse {
             sync: lab.replication == Replication::Sync,
             proxied: lab.links == crate::Links::Proxied,
             netns: lab.links == crate::Links::Netns,
+            clients_proxy: false,
         }
     }
 }
@@ -196,7 +201,10 @@ fn own_universe(
             if t.password_env.is_some() && t.password_file.is_some() {
                 out.push(spec.at(0..0, "target: give password_env or password_file, not both"));
             }
-            let mut u = NodeUniverse::default();
+            let mut u = NodeUniverse {
+                clients_proxy: true,
+                ..NodeUniverse::default()
+            };
             for n in &t.nodes {
                 let name = n.name.get_ref();
                 if !valid_name(name) {
@@ -464,6 +472,13 @@ fn check_network_step(
                 out.push(spec.at(
                     l.span(),
                     "link = \"clients\" or \"replication\" needs links = \"proxied\": a links = \"netns\" lab partitions a node's whole veth link (link = \"all\")",
+                ));
+            }
+        } else if u.clients_proxy && !u.proxied {
+            if s.link.as_ref().map(|l| *l.get_ref()) != Some(crate::LinkScope::Clients) {
+                out.push(spec.at(
+                    s.link.as_ref().map(|l| l.span()).unwrap_or(s.action.span()),
+                    format!("{} against explicit endpoints needs link = \"clients\": firedrill puts its embedded proxy between its own clients and the node, and cannot reroute the store's replication", action.as_str()),
                 ));
             }
         } else if !u.proxied {

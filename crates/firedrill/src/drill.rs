@@ -224,8 +224,6 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             run_dir.display()
         )));
     }
-    std::fs::create_dir_all(&run_dir)
-        .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
 
     let version_nodes: Vec<(String, String)> = match &target {
         Target::Lab(s) => s
@@ -239,6 +237,9 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             .map(|n| (n.name.get_ref().clone(), n.conninfo.get_ref().clone()))
             .collect(),
     };
+    // Network faults against explicit endpoints run through the embedded
+    // proxy; it lives until the drill ends.
+    let mut embedded: Option<crate::embedded::EmbeddedProxy> = None;
     let (mut env, desc, cleanup): (Box<dyn Environment>, String, bool) = match target {
         Target::Lab(s) => {
             let desc = format!(
@@ -257,7 +258,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             (Box::new(LabEnv { state: *s }), desc, false)
         }
         Target::Endpoints(t) => {
-            let nodes: Vec<NodeSpec> = t
+            let mut nodes: Vec<NodeSpec> = t
                 .nodes
                 .iter()
                 .map(|n| NodeSpec {
@@ -273,6 +274,15 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     },
                 })
                 .collect();
+            if d.faults
+                .iter()
+                .any(|f| f.action.get_ref().is_network_fault())
+            {
+                let p = crate::embedded::EmbeddedProxy::start()
+                    .map_err(|e| Failure::aborted(format!("embedded proxy: {e}")))?;
+                p.front(&mut nodes).await.map_err(Failure::input)?;
+                embedded = Some(p);
+            }
             let desc = format!(
                 "endpoints ({})",
                 nodes
@@ -291,6 +301,8 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             )
         }
     };
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
     let plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
 
     let meta = RunMeta {
@@ -330,6 +342,8 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
         let _ = fan.finish();
     });
     let res = firedrill_engine::run(&plan, env.as_mut(), tx.clone()).await;
+    // Only now may the embedded proxy go: every heal has run.
+    drop(embedded);
     if let Err(e) = &res {
         // run.json is still written, marked inconclusive, with what was measured.
         let _ = tx.send(DrillEvent::Warning {

@@ -231,3 +231,139 @@ for = "60s"
         "every toxic is removed after Ctrl-C:\n{text}"
     );
 }
+
+/// Against explicit endpoints (the user's own store), firedrill embeds its
+/// proxy between its clients and each node: the primary cut off from its
+/// clients costs time, not data, and nothing of the store is rerouted.
+#[test]
+fn endpoints_client_partition_through_the_embedded_proxy() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let lab = Lab::up(
+        r#"
+[lab]
+name = "endpoints-net"
+dir = "@DIR@"
+standbys = 1
+"#,
+    );
+    let state = lab.state();
+    let conninfo = |name: &str| {
+        state["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()["conninfo"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let spec = format!(
+        r#"
+[drill]
+name = "endpoints-net"
+[drill.target]
+nodes = [
+  {{ name = "db1", conninfo = "{c1}" }},
+  {{ name = "db2", conninfo = "{c2}" }},
+]
+[drill.workload]
+clients = 4
+warmup = "1s"
+duration = "6s"
+[[drill.faults]]
+at = "1s"
+action = "partition"
+node = "primary"
+link = "clients"
+for = "3s"
+[drill.slo]
+stable_for = "2s"
+recovery_timeout = "20s"
+[drill.objectives]
+rpo = "0s"
+rto = "30s"
+"#,
+        c1 = conninfo("n1"),
+        c2 = conninfo("n2"),
+    );
+    let path = lab.tmp.path().join("endpoints-net.toml");
+    std::fs::write(&path, spec).unwrap();
+    let out_dir = lab.run_dir("run-endpoints-net");
+    let out = firedrill(&[
+        "drill",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let t = &run["trials"][0];
+    assert_eq!(t["rpo"]["lost"], 0);
+    let rto = t["rto"]["achieved_s"]
+        .as_f64()
+        .expect("recovered after the heal");
+    assert!(
+        (2.5..=6.0).contains(&rto),
+        "RTO {rto} should be about the 3 s partition"
+    );
+    assert_eq!(t["faults"][0]["node"], "db1");
+    assert!(
+        t["faults"][0]["healed_s"].is_number(),
+        "the partition healed"
+    );
+    // The store itself was never rerouted: n2 still streams from n1 directly.
+    let psql = std::path::Path::new(state["bin_dir"].as_str().unwrap()).join("psql");
+    let n1 = state["nodes"][0]["port"].to_string();
+    let q = std::process::Command::new(psql)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &n1,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-Atc",
+        ])
+        .arg("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), "1");
+}
+
+/// Explicit endpoints allow only the clients' link: the embedded proxy
+/// cannot reroute the store's replication.
+#[test]
+fn endpoints_refuse_replication_link_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[drill]
+name = "bad"
+[drill.target]
+nodes = [{ name = "db1", conninfo = "host=127.0.0.1 port=1" }]
+[drill.workload]
+duration = "1s"
+[[drill.faults]]
+at = "1s"
+action = "partition"
+node = "db1"
+"#,
+    )
+    .unwrap();
+    let out = firedrill(&["drill", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs link = \"clients\""), "{err}");
+    assert!(err.contains("bad.toml:10:10:"), "{err}");
+}

@@ -93,3 +93,111 @@ pub fn multi_host(nodes: &[&PgNode], connect_timeout: Duration, app: &str) -> Co
     c.target_session_attrs(TargetSessionAttrs::ReadWrite);
     c
 }
+
+/// Splits a libpq key=value conninfo into its pairs (values unquoted).
+fn conninfo_pairs(conninfo: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut it = conninfo.chars().peekable();
+    loop {
+        while it.peek().is_some_and(|c| c.is_whitespace()) {
+            it.next();
+        }
+        if it.peek().is_none() {
+            return Ok(out);
+        }
+        let mut key = String::new();
+        while let Some(&c) = it.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            it.next();
+        }
+        while it.peek().is_some_and(|c| c.is_whitespace()) {
+            it.next();
+        }
+        if it.next() != Some('=') {
+            return Err(format!("missing \"=\" after {key:?}"));
+        }
+        while it.peek().is_some_and(|c| c.is_whitespace()) {
+            it.next();
+        }
+        let mut value = String::new();
+        if it.peek() == Some(&'\'') {
+            it.next();
+            loop {
+                match it.next() {
+                    Some('\\') => value.extend(it.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(format!("unterminated quote in the value of {key}")),
+                }
+            }
+        } else {
+            while let Some(&c) = it.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                it.next();
+                if c == '\\' {
+                    value.extend(it.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        out.push((key, value));
+    }
+}
+
+fn quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The same conninfo, pointed at `host:port` instead (the embedded fault
+/// proxy in front of the node). Only the key=value form can be rewritten
+/// without losing settings, so a URL is refused.
+pub fn redirect(conninfo: &str, host: &str, port: u16) -> Result<String, String> {
+    let t = conninfo.trim_start();
+    if t.starts_with("postgres://") || t.starts_with("postgresql://") {
+        return Err(
+            "network faults against endpoints need the key=value conninfo form, not a URL".into(),
+        );
+    }
+    let mut parts: Vec<String> = conninfo_pairs(conninfo)?
+        .into_iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "host" | "hostaddr" | "port"))
+        .map(|(k, v)| format!("{k}={}", quote(&v)))
+        .collect();
+    parts.push(format!("host={}", quote(host)));
+    parts.push(format!("port={port}"));
+    Ok(parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_replaces_only_the_address() {
+        let r = redirect(
+            "host=db1 port=5433 user=app dbname='my db' application_name=x\\ y",
+            "127.0.0.1",
+            40000,
+        )
+        .unwrap();
+        let c = Config::from_str(&r).unwrap();
+        assert_eq!(endpoint(&c), "127.0.0.1:40000");
+        assert_eq!(c.get_user(), Some("app"));
+        assert_eq!(c.get_dbname(), Some("my db"));
+        assert_eq!(c.get_application_name(), Some("x y"));
+        assert_eq!(c.get_hosts().len(), 1);
+    }
+
+    #[test]
+    fn redirect_refuses_urls_and_bad_quotes() {
+        assert!(redirect("postgres://h:1/db", "127.0.0.1", 1).is_err());
+        assert!(redirect("host='h", "127.0.0.1", 1).is_err());
+        assert!(redirect("host", "127.0.0.1", 1).is_err());
+    }
+}

@@ -8,7 +8,7 @@
 mod config;
 mod store;
 
-pub use config::{endpoint, multi_host, parse_node, PgNode};
+pub use config::{endpoint, multi_host, parse_node, redirect, PgNode};
 pub use store::PgStore;
 
 use crate::{LiveRole, TargetError};
