@@ -184,7 +184,19 @@ async fn query(c: &Client, state: &LabState) -> Result<Probe, tokio_postgres::Er
                 .map(
                     |p| match state.nodes.iter().find(|n| i32::from(n.port) == p) {
                         Some(n) => format!(" from {} (:{p})", n.name),
-                        None => format!(" from :{p}"),
+                        // A proxied lab: the sender is the link's proxy.
+                        None => match state.links.iter().find(|l| i32::from(l.listen_port) == p) {
+                            Some(l) => {
+                                let to = state
+                                    .nodes
+                                    .iter()
+                                    .find(|n| n.port == l.upstream_port)
+                                    .map(|n| n.name.as_str())
+                                    .unwrap_or("?");
+                                format!(" from {to} via proxy {} (:{p})", l.name)
+                            }
+                            None => format!(" from :{p}"),
+                        },
                     },
                 )
                 .unwrap_or_default();

@@ -188,6 +188,10 @@ for = "3s"
         text.contains("n1-clients") && text.contains("n2-replication"),
         "lab status shows the links:\n{text}"
     );
+    assert!(
+        text.contains("from n1 via proxy n2-replication"),
+        "a proxied standby streams from its primary through its link:\n{text}"
+    );
 }
 
 /// A network fault heals when the drill is interrupted: the toxics are gone
