@@ -398,15 +398,14 @@ async fn server_version(plan: &Plan, nodes: &[(String, String)]) -> Option<Strin
 
 /// Where `--html`/`--junit` write: the run directory's file when given no
 /// value, standard output for `-`, else the file named.
-fn emit(run_dir: &Path, arg: &Path, default: &str, text: &str) -> Result<(), Failure> {
-    if arg.as_os_str() == "-" {
-        print!("{text}");
-        return Ok(());
-    }
-    let path = if arg.as_os_str().is_empty() {
-        run_dir.join(default)
-    } else {
-        arg.to_path_buf()
+fn emit(run_dir: &Path, arg: Option<&Path>, default: &str, text: &str) -> Result<(), Failure> {
+    let path = match arg {
+        Some(p) if p.as_os_str() == "-" => {
+            print!("{text}");
+            return Ok(());
+        }
+        Some(p) => p.to_path_buf(),
+        None => run_dir.join(default),
     };
     let written = write_atomic(&path, text).map_err(|e| Failure::aborted(e.to_string()))?;
     eprintln!("wrote {}", written.display());
@@ -416,17 +415,17 @@ fn emit(run_dir: &Path, arg: &Path, default: &str, text: &str) -> Result<(), Fai
 pub fn report(
     run_dir: &Path,
     json: bool,
-    html: Option<PathBuf>,
-    junit: Option<PathBuf>,
+    html: Option<Option<PathBuf>>,
+    junit: Option<Option<PathBuf>>,
 ) -> Result<u8, Failure> {
     let rec = RunRecord::load(run_dir).map_err(|e| Failure::input(e.to_string()))?;
     if html.is_some() || junit.is_some() {
         if let Some(p) = &html {
-            emit(run_dir, p, HTML_FILE, &render_html(&rec))?;
+            emit(run_dir, p.as_deref(), HTML_FILE, &render_html(&rec))?;
         }
         if let Some(p) = &junit {
             let xml = render_junit(&rec).map_err(|e| Failure::internal(e.to_string()))?;
-            emit(run_dir, p, JUNIT_FILE, &xml)?;
+            emit(run_dir, p.as_deref(), JUNIT_FILE, &xml)?;
         }
         if json {
             println!(

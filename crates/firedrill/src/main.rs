@@ -48,15 +48,13 @@ enum Cmd {
         json: bool,
         /// Write the self-contained HTML report: to RUN_DIR/report.html, or
         /// to FILE with --html=FILE (`-` for standard output).
-        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true,
-              default_missing_value = "")]
-        html: Option<PathBuf>,
+        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
+        html: Option<Option<PathBuf>>,
         /// Write JUnit XML (one test per objective per trial): to
         /// RUN_DIR/junit.xml, or to FILE with --junit=FILE (`-` for standard
         /// output).
-        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true,
-              default_missing_value = "")]
-        junit: Option<PathBuf>,
+        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
+        junit: Option<Option<PathBuf>>,
     },
     /// List the runs recorded in the history database
     /// ($FIREDRILL_STATE_DIR/history.sqlite, default .firedrill/), or show
