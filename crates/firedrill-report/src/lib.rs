@@ -1,7 +1,9 @@
 //! Consumers of the engine's `DrillEvent` stream (cargo-nextest style):
 //! each output of a drill — `events.jsonl`, `run.json`, the live progress
 //! line — is a [`Reporter`], so the engine knows nothing about formats and a
-//! saved run can be re-rendered without the store.
+//! saved run can be re-rendered without the store. `report.html`,
+//! `junit.xml` and the history row are rendered from the saved `run.json`
+//! ([`RunArtifacts`]), so a re-render gives exactly what the drill wrote.
 
 use std::io;
 use std::path::PathBuf;
