@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what firedrill needs on a fresh Debian or Ubuntu machine: the
-# PostgreSQL server packages (the labs and tests run the real servers) and a
+# PostgreSQL server packages (the labs and tests run the real servers),
+# Chromium (the HTML report is tested in a real headless browser) and a
 # Rust toolchain if none is present. Safe to run again: it only installs
 # what is missing.
 set -euo pipefail
@@ -18,6 +19,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# The HTML report's browser test opens report.html in headless Chromium.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

@@ -1,7 +1,9 @@
 //! Consumers of the engine's `DrillEvent` stream (cargo-nextest style):
 //! each output of a drill — `events.jsonl`, `run.json`, the live progress
 //! line — is a [`Reporter`], so the engine knows nothing about formats and a
-//! saved run can be re-rendered without the store.
+//! saved run can be re-rendered without the store. `report.html`,
+//! `junit.xml` and the history row are rendered from the saved `run.json`
+//! ([`RunArtifacts`]), so a re-render gives exactly what the drill wrote.
 
 use std::io;
 use std::path::PathBuf;
@@ -9,18 +11,33 @@ use std::path::PathBuf;
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
 
+mod artifacts;
+mod history;
+mod html;
 mod jsonl;
+mod junit;
+mod outcomes;
 mod progress;
 mod record;
 mod render;
+mod series;
 
+pub use artifacts::{write_atomic, write_html, write_junit, RunArtifacts};
+pub use history::{
+    render_runs, render_trend, History, MeetsRate, RunFilter, RunRow, Trend, TrendPoint,
+    HISTORY_FILE,
+};
+pub use html::{render_html, HTML_FILE};
 pub use jsonl::{EventsJsonl, EVENTS_FILE};
+pub use junit::{render_junit, JUNIT_FILE};
+pub use outcomes::{objective_outcomes, Objective, ObjectiveOutcome, Outcome};
 pub use progress::Progress;
 pub use record::{
     DetectedEntry, FaultEntry, ObjectivesRecord, PhasePercentiles, RecoveryEntry, RunCollector,
     RunMeta, RunRecord, Summary, TrialRecord, RUN_FILE, SCHEMA_VERSION,
 };
 pub use render::{render_summary, MAX_WIDTH};
+pub use series::{load_trial_series, TrialSeries, MAX_POINTS};
 
 /// Everything that can go wrong while writing or reading a run's files.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +56,25 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{}: {message}", path.display())]
+    Ledger { path: PathBuf, message: String },
+    #[error("history {}: {source}", path.display())]
+    History {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "history {}: schema {found} is newer than this firedrill understands ({expected})",
+        path.display()
+    )]
+    HistoryVersion {
+        path: PathBuf,
+        found: i64,
+        expected: i64,
+    },
+    #[error("cannot write JUnit XML: {0}")]
+    Junit(String),
     #[error("cannot encode an event or record as JSON: {0}")]
     Encode(#[source] serde_json::Error),
     #[error(
@@ -50,6 +86,15 @@ pub enum ReportError {
         found: u64,
         expected: u32,
     },
+}
+
+impl ReportError {
+    pub(crate) fn history(path: &std::path::Path, source: rusqlite::Error) -> Self {
+        ReportError::History {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 /// A consumer of the event stream. `finish` is called once after the last
@@ -155,6 +200,7 @@ mod tests {
         send::<RunCollector>();
         send::<Progress>();
         send::<Fanout>();
+        send::<RunArtifacts>();
     }
 
     #[test]

@@ -14,6 +14,7 @@ use firedrill_ledger::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::series::{load_trial_series, TrialSeries};
 use crate::{ReportError, Reporter};
 
 /// Bumped on any incompatible change to [`RunRecord`]; readers refuse
@@ -80,6 +81,11 @@ pub struct TrialRecord {
     pub detected: Option<DetectedEntry>,
     pub warnings: Vec<String>,
     pub buckets: Vec<Bucket>,
+    /// Timeline detail from the saved ledger (latency, lost writes by
+    /// time). Added within schema 1: absent in older runs and in runs whose
+    /// ledger was not saved, and renderers do without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<TrialSeries>,
 }
 
 /// One fault step, its injection and heal folded together.
@@ -348,6 +354,13 @@ impl RunCollector {
         let detected = p
             .detected
             .map(|(how, t)| DetectedEntry { how, t_s: rel(t) });
+        let series = match load_trial_series(&self.run_dir, trial, analysis) {
+            Ok(s) => s,
+            Err(e) => {
+                warnings.push(format!("no timeline detail: {e}"));
+                None
+            }
+        };
         if self.record.trials.iter().any(|t| t.trial == trial) {
             warnings.push(format!("trial {trial} finished twice; keeping the last"));
             self.record.trials.retain(|t| t.trial != trial);
@@ -364,6 +377,7 @@ impl RunCollector {
             detected,
             warnings,
             buckets: analysis.buckets.clone(),
+            series,
         });
     }
 }

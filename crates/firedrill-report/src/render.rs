@@ -417,7 +417,7 @@ fn verdict_line(run: &RunRecord) -> String {
 
 /// Which objective a check reason is about; the ledger's check phrases each
 /// reason with the figure it concerns.
-fn reason_label(reason: &str) -> &'static str {
+pub(crate) fn reason_label(reason: &str) -> &'static str {
     if reason.contains("RTO") || reason.contains("recovery_timeout") {
         "rto"
     } else if reason.contains("RPO") || reason.contains("zombie") {
@@ -427,7 +427,7 @@ fn reason_label(reason: &str) -> &'static str {
     }
 }
 
-fn recovery_timeout(run: &RunRecord) -> String {
+pub(crate) fn recovery_timeout(run: &RunRecord) -> String {
     match run.spec.pointer("/slo/recovery_timeout") {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) if !v.is_null() => v.to_string(),
@@ -435,7 +435,7 @@ fn recovery_timeout(run: &RunRecord) -> String {
     }
 }
 
-fn verdict_word(v: Verdict) -> &'static str {
+pub(crate) fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
@@ -444,18 +444,18 @@ fn verdict_word(v: Verdict) -> &'static str {
 }
 
 /// A duration: `2.00 s`.
-fn secs(v: f64) -> String {
+pub(crate) fn secs(v: f64) -> String {
     format!("{:.2} s", v)
 }
 
 /// A time relative to the disaster: `-2.00s`, `+1.31s` (never `-0.00s`).
-fn signed(v: f64) -> String {
+pub(crate) fn signed(v: f64) -> String {
     let r = (v * 100.0).round() / 100.0;
     let r = if r == 0.0 { 0.0 } else { r };
     format!("{r:+.2}s")
 }
 
-fn opt_signed(v: Option<f64>) -> String {
+pub(crate) fn opt_signed(v: Option<f64>) -> String {
     v.map_or("-".to_string(), signed)
 }
 

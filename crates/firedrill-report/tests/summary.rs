@@ -8,7 +8,8 @@ use firedrill_ledger::{
     check, Analysis, Bucket, Micros, Objectives, OpCounts, Phases, RpoFigures, RtoFigures, Verdict,
 };
 use firedrill_report::{
-    render_summary, ObjectivesRecord, Reporter, RunCollector, RunMeta, RunRecord, MAX_WIDTH,
+    render_junit, render_summary, ObjectivesRecord, Reporter, RunCollector, RunMeta, RunRecord,
+    MAX_WIDTH,
 };
 use serde_json::json;
 
@@ -313,9 +314,9 @@ fn sync_stall_trial() {
     insta::assert_snapshot!(text);
 }
 
-#[test]
-fn never_recovered_trial() {
-    let t = Trial {
+/// The primary is killed and nothing takes over: the RTO is never met.
+fn no_failover() -> Trial {
+    Trial {
         trial: 1,
         faults: vec![("kill", "n1", 0.0, 0.01, None)],
         recovery: None,
@@ -346,7 +347,12 @@ fn never_recovered_trial() {
             },
             buckets: buckets(0.0, 60.0, 0.0, 60.0),
         },
-    };
+    }
+}
+
+#[test]
+fn never_recovered_trial() {
+    let t = no_failover();
     let run = collect(
         "pg-kill-no-failover",
         "The primary is killed and nothing promotes a standby.",
@@ -468,4 +474,97 @@ fn load_refuses_unknown_schema_versions() {
     std::fs::write(dir.path().join("run.json"), r#"{"schema_version": 2}"#).unwrap();
     let err = RunRecord::load(dir.path()).unwrap_err();
     assert!(err.to_string().contains("schema_version 2"), "{err}");
+}
+
+// ------------------------------------------------------------ JUnit
+
+#[test]
+fn junit_async_loss() {
+    let run = collect(
+        "pg-async-cut-then-kill",
+        "One async trial, RPO violated.",
+        &[async_loss(1, 2.0, 1.9, 1_842, Some(1.4))],
+        objectives(1.0, 30.0),
+    );
+    let xml = render_junit(&run).unwrap();
+    assert!(xml.contains("name=\"pg-async-cut-then-kill/trial-1/rpo\""));
+    assert!(xml.contains("RPO achieved 2.00 s, objective &lt;= 1.00 s"));
+    insta::assert_snapshot!(xml);
+}
+
+#[test]
+fn junit_three_trials() {
+    let run = collect(
+        "pg-async-cut-then-kill",
+        "Three trials; the third recovers too late.",
+        &[
+            async_loss(1, 2.0, 1.9, 1_842, Some(1.4)),
+            async_loss(2, 2.1, 2.0, 1_930, Some(1.6)),
+            async_loss(3, 1.95, 1.9, 1_790, Some(31.2)),
+        ],
+        objectives(5.0, 30.0),
+    );
+    let xml = render_junit(&run).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 6);
+    assert_eq!(xml.matches("<failure ").count(), 1);
+    assert!(xml.contains("RTO achieved 31.20 s, objective &lt;= 30.00 s"));
+    insta::assert_snapshot!(xml);
+}
+
+#[test]
+fn junit_never_recovered() {
+    let run = collect(
+        "pg-kill-no-failover",
+        "Nothing promotes a standby.",
+        &[no_failover()],
+        objectives(5.0, 30.0),
+    );
+    let xml = render_junit(&run).unwrap();
+    assert!(xml.contains("RTO achieved never recovered, objective &lt;= 30.00 s"));
+    insta::assert_snapshot!(xml);
+}
+
+/// Phantoms make a trial inconclusive: each objective is an error, never a
+/// pass or a skip, so CI cannot show it green.
+#[test]
+fn junit_inconclusive_trials_are_errors() {
+    let mut t = async_loss(1, 0.5, 0.4, 3, Some(1.0));
+    t.analysis.rpo.phantoms = 2;
+    let run = collect(
+        "pg-phantoms",
+        "The audit read rows firedrill never wrote.",
+        &[t],
+        objectives(1.0, 30.0),
+    );
+    assert_eq!(run.verdict, Verdict::Inconclusive);
+    let xml = render_junit(&run).unwrap();
+    assert_eq!(xml.matches("<error ").count(), 2, "{xml}");
+    assert!(!xml.contains("<skipped"));
+    insta::assert_snapshot!(xml);
+}
+
+#[test]
+fn junit_run_without_trials_is_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = RunCollector::new(
+        dir.path(),
+        RunMeta {
+            drill: "aborted".into(),
+            objectives: objectives(1.0, 30.0).0,
+            ..Default::default()
+        },
+    );
+    c.event(&DrillEvent::DrillStarted {
+        drill: "aborted".into(),
+        trials: 1,
+        wall_clock: "2026-11-22T02:51:41Z".into(),
+        target: "postgres lab pg3".into(),
+    })
+    .unwrap();
+    c.finish().unwrap();
+    let run = RunRecord::load(dir.path()).unwrap();
+    let xml = render_junit(&run).unwrap();
+    assert!(xml.contains("name=\"aborted/run\""), "{xml}");
+    assert!(xml.contains("<error "), "{xml}");
+    insta::assert_snapshot!(xml);
 }

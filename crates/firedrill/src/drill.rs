@@ -8,8 +8,9 @@ use firedrill_lab::LabState;
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
 use firedrill_report::{
-    exit_code, render_summary, EventsJsonl, Fanout, ObjectivesRecord, Progress, Reporter,
-    RunCollector, RunMeta, RunRecord,
+    exit_code, render_html, render_junit, render_summary, write_atomic, EventsJsonl, Fanout,
+    ObjectivesRecord, Progress, Reporter, RunArtifacts, RunCollector, RunMeta, RunRecord,
+    HTML_FILE, JUNIT_FILE,
 };
 use firedrill_spec::{validate_drill, LinkScope, LoadedSpec, NodeUniverse, TargetSpec};
 use std::io::IsTerminal;
@@ -323,6 +324,11 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     let mut fan = Fanout::new(vec![
         Box::new(EventsJsonl::create(&run_dir).map_err(|e| Failure::aborted(e.to_string()))?),
         Box::new(collector),
+        // After the collector: it reads the run.json the collector wrote.
+        Box::new(RunArtifacts::new(
+            run_dir.clone(),
+            Some(crate::runs::history_path()),
+        )),
         Box::new(Progress::new()),
     ]);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DrillEvent>();
@@ -339,7 +345,9 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                 eprintln!("warning: reporter: {e}");
             }
         }
-        let _ = fan.finish();
+        if let Err(e) = fan.finish() {
+            eprintln!("warning: reporter: {e}");
+        }
     });
     let res = firedrill_engine::run(&plan, env.as_mut(), tx.clone()).await;
     // Only now may the embedded proxy go: every heal has run.
@@ -362,6 +370,11 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             let rec = RunRecord::load(&run_dir).map_err(|e| Failure::internal(e.to_string()))?;
             println!("{}", render_summary(&rec));
             println!("run directory: {}", run_dir.display());
+            for f in [HTML_FILE, JUNIT_FILE] {
+                if run_dir.join(f).exists() {
+                    println!("  {}", run_dir.join(f).display());
+                }
+            }
             Ok(exit_code(v) as u8)
         }
         Err(e) => {
@@ -398,9 +411,44 @@ async fn server_version(plan: &Plan, nodes: &[(String, String)]) -> Option<Strin
     None
 }
 
-pub fn report(run_dir: &Path, json: bool) -> Result<u8, Failure> {
+/// Where `--html`/`--junit` write: the run directory's file when given no
+/// value, standard output for `-`, else the file named.
+fn emit(run_dir: &Path, arg: Option<&Path>, default: &str, text: &str) -> Result<(), Failure> {
+    let path = match arg {
+        Some(p) if p.as_os_str() == "-" => {
+            print!("{text}");
+            return Ok(());
+        }
+        Some(p) => p.to_path_buf(),
+        None => run_dir.join(default),
+    };
+    let written = write_atomic(&path, text).map_err(|e| Failure::aborted(e.to_string()))?;
+    eprintln!("wrote {}", written.display());
+    Ok(())
+}
+
+pub fn report(
+    run_dir: &Path,
+    json: bool,
+    html: Option<Option<PathBuf>>,
+    junit: Option<Option<PathBuf>>,
+) -> Result<u8, Failure> {
     let rec = RunRecord::load(run_dir).map_err(|e| Failure::input(e.to_string()))?;
-    if json {
+    if html.is_some() || junit.is_some() {
+        if let Some(p) = &html {
+            emit(run_dir, p.as_deref(), HTML_FILE, &render_html(&rec))?;
+        }
+        if let Some(p) = &junit {
+            let xml = render_junit(&rec).map_err(|e| Failure::internal(e.to_string()))?;
+            emit(run_dir, p.as_deref(), JUNIT_FILE, &xml)?;
+        }
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rec).map_err(|e| Failure::internal(e.to_string()))?
+            );
+        }
+    } else if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&rec).map_err(|e| Failure::internal(e.to_string()))?

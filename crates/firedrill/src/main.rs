@@ -4,8 +4,9 @@ mod drill;
 mod embedded;
 mod heal;
 mod lab;
+mod runs;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,7 +47,20 @@ enum Cmd {
         /// Print run.json instead of the summary.
         #[arg(long)]
         json: bool,
+        /// Write the self-contained HTML report: to RUN_DIR/report.html, or
+        /// to FILE with --html=FILE (`-` for standard output).
+        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
+        html: Option<Option<PathBuf>>,
+        /// Write JUnit XML (one test per objective per trial): to
+        /// RUN_DIR/junit.xml, or to FILE with --junit=FILE (`-` for standard
+        /// output).
+        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
+        junit: Option<Option<PathBuf>>,
     },
+    /// List the runs recorded in the history database
+    /// ($FIREDRILL_STATE_DIR/history.sqlite, default .firedrill/), or show
+    /// one drill's trend.
+    Runs(RunsArgs),
     /// Serve TCP fault proxies controlled by a Toxiproxy-compatible HTTP API
     /// (/proxies, /toxics, /populate, /reset, /version, /metrics), for
     /// firedrill's labs or for any other tool's tests, as Toxiproxy does.
@@ -58,6 +72,46 @@ enum Cmd {
     /// Watchdog that heals a journaled fault if firedrill died (internal).
     #[command(name = "__heal", hide = true)]
     Heal { journal: PathBuf, id: String },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct RunsArgs {
+    #[command(subcommand)]
+    cmd: Option<RunsCmd>,
+    /// Only runs of this drill.
+    #[arg(long)]
+    drill: Option<String>,
+    /// Only runs with this verdict.
+    #[arg(long, value_enum)]
+    verdict: Option<VerdictArg>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum RunsCmd {
+    /// RPO and RTO of every trial of DRILL over time, and how often each
+    /// objective was met (recoveries within the objective / all recoveries).
+    Trend {
+        drill: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Index existing run directories (e.g. copied from CI) in the history.
+    Add {
+        #[arg(required = true)]
+        run_dirs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VerdictArg {
+    Pass,
+    Fail,
+    Inconclusive,
 }
 
 #[derive(Subcommand)]
@@ -174,7 +228,25 @@ fn main() -> ExitCode {
             Cmd::Lab(LabCmd::Down { lab: l }) => lab::down(&l),
             Cmd::Lab(LabCmd::Status { lab: l, json }) => lab::status(&l, json).await,
             Cmd::Drill { file, out } => drill::run(&file, out).await,
-            Cmd::Report { run_dir, json } => drill::report(&run_dir, json),
+            Cmd::Report {
+                run_dir,
+                json,
+                html,
+                junit,
+            } => drill::report(&run_dir, json, html, junit),
+            Cmd::Runs(a) => match a.cmd {
+                Some(RunsCmd::Trend { drill: d, json }) => runs::trend(&d, json),
+                Some(RunsCmd::Add { run_dirs }) => runs::add(&run_dirs),
+                None => runs::list(
+                    a.drill,
+                    a.verdict.map(|v| match v {
+                        VerdictArg::Pass => firedrill_ledger::Verdict::Pass,
+                        VerdictArg::Fail => firedrill_ledger::Verdict::Fail,
+                        VerdictArg::Inconclusive => firedrill_ledger::Verdict::Inconclusive,
+                    }),
+                    a.json,
+                ),
+            },
             Cmd::Heal { journal, id } => heal::watchdog(&journal, &id).await,
             Cmd::Proxy { api } => proxy(api).await,
         }

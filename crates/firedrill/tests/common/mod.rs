@@ -47,10 +47,17 @@ pub fn tempdir() -> tempfile::TempDir {
     d
 }
 
+/// The history database of test runs lives under cargo's target dir, not
+/// in the source tree (tests run with the crate as working directory).
+pub fn state_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("firedrill-state")
+}
+
 pub fn firedrill(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env_remove("FIREDRILL_LOG")
+        .env("FIREDRILL_STATE_DIR", state_dir())
         .output()
         .expect("run firedrill")
 }
@@ -189,6 +196,7 @@ pub fn start_drill(lab: &Lab) -> Drilling {
     Drilling(
         Command::new(BIN)
             .args(["drill", lab.spec_str(), "--out", out.to_str().unwrap()])
+            .env("FIREDRILL_STATE_DIR", state_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,154 @@
+//! docs/run.schema.json describes what RunRecord really writes: the fixture
+//! (v1, written by a real drill) and a record with every optional part
+//! filled in both validate, and a drifted record does not.
+//!
+//! The validator below covers the keywords the schema uses (type, const,
+//! enum, required, properties, additionalProperties, items, minItems,
+//! maxItems, $ref); it exists so this check needs no large dependency.
+
+use serde_json::Value;
+use std::path::Path;
+
+fn schema() -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/run.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(p).expect("docs/run.schema.json")).unwrap()
+}
+
+fn type_ok(t: &str, v: &Value) -> bool {
+    match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.is_u64() || v.is_i64(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => false,
+    }
+}
+
+/// Appends every violation, with its JSON path, to `errs`.
+fn validate(root: &Value, s: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
+    if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+        let target = root
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("bad $ref {r}"));
+        validate(root, target, v, path, errs);
+    }
+    if let Some(t) = s.get("type") {
+        let ok = match t {
+            Value::String(t) => type_ok(t, v),
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(|t| type_ok(t, v)),
+            _ => true,
+        };
+        if !ok {
+            errs.push(format!("{path}: {v} is not of type {t}"));
+            return;
+        }
+    }
+    if let Some(c) = s.get("const") {
+        if c != v {
+            errs.push(format!("{path}: {v} != {c}"));
+        }
+    }
+    if let Some(Value::Array(e)) = s.get("enum") {
+        if !e.contains(v) {
+            errs.push(format!("{path}: {v} not in {e:?}"));
+        }
+    }
+    if let Value::Object(obj) = v {
+        for r in s
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let k = r.as_str().unwrap_or_default();
+            if !obj.contains_key(k) {
+                errs.push(format!("{path}: missing {k}"));
+            }
+        }
+        let props = s.get("properties").and_then(Value::as_object);
+        for (k, val) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(ps) => validate(root, ps, val, &format!("{path}/{k}"), errs),
+                None if s.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    errs.push(format!("{path}: unexpected key {k}"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let Value::Array(items) = v {
+        if let Some(n) = s.get("minItems").and_then(Value::as_u64) {
+            if (items.len() as u64) < n {
+                errs.push(format!("{path}: fewer than {n} items"));
+            }
+        }
+        if let Some(n) = s.get("maxItems").and_then(Value::as_u64) {
+            if (items.len() as u64) > n {
+                errs.push(format!("{path}: more than {n} items"));
+            }
+        }
+        if let Some(is) = s.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                validate(root, is, item, &format!("{path}/{i}"), errs);
+            }
+        }
+    }
+}
+
+fn errors(v: &Value) -> Vec<String> {
+    let s = schema();
+    let mut errs = Vec::new();
+    validate(&s, &s, v, "", &mut errs);
+    errs
+}
+
+fn fixture() -> Value {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-pg-async-cut-crash/run.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn the_v1_fixture_validates() {
+    let errs = errors(&fixture());
+    assert!(errs.is_empty(), "{errs:#?}");
+}
+
+#[test]
+fn a_record_with_series_validates() {
+    let mut run = firedrill_report::RunRecord::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-pg-async-cut-crash"),
+    )
+    .unwrap();
+    run.trials[0].series = Some(firedrill_report::TrialSeries {
+        bucket_s: 0.1,
+        start_s: -3.0,
+        ok: vec![1, 2],
+        fail: vec![0, 0],
+        unknown: vec![0, 1],
+        p50_ms: vec![Some(1.5), None],
+        p99_ms: vec![Some(4.0), None],
+        lost: vec![0, 3],
+    });
+    let v = serde_json::to_value(&run).unwrap();
+    let errs = errors(&v);
+    assert!(errs.is_empty(), "{errs:#?}");
+}
+
+/// The validator is not a rubber stamp: drift is caught.
+#[test]
+fn drifted_records_do_not_validate() {
+    let mut v = fixture();
+    v["trials"][0]["rpo"]["surprise"] = Value::from(1);
+    v["trials"][0]["verdict"] = Value::from("maybe");
+    v["summary"]
+        .as_object_mut()
+        .unwrap()
+        .remove("not_recovered");
+    v["schema_version"] = Value::from(2);
+    let errs = errors(&v);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+}
