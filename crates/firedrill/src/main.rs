@@ -3,6 +3,7 @@
 mod drill;
 mod heal;
 mod lab;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -54,6 +55,25 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8474")]
         api: std::net::SocketAddr,
     },
+    /// Probe every data domain of FILE on an interval and export its live
+    /// RPO exposure per disruption as Prometheus metrics on /metrics.
+    Watch {
+        /// Objectives file (TOML, see docs/watch.md).
+        file: PathBuf,
+        /// Address of the metrics endpoint (default: the file's, else 127.0.0.1:9187).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Write Prometheus alert and recording rules for the objectives of FILE.
+    Rules {
+        file: PathBuf,
+        /// Output file (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Probe every data domain of FILE once and print its exposure against
+    /// its objectives. Exit 0 when all are within and observed, 1 otherwise.
+    Status { file: PathBuf },
     /// Watchdog that heals a journaled fault if firedrill died (internal).
     #[command(name = "__heal", hide = true)]
     Heal { journal: PathBuf, id: String },
@@ -176,6 +196,9 @@ fn main() -> ExitCode {
             Cmd::Report { run_dir, json } => drill::report(&run_dir, json),
             Cmd::Heal { journal, id } => heal::watchdog(&journal, &id).await,
             Cmd::Proxy { api } => proxy(api).await,
+            Cmd::Watch { file, listen } => watch::watch(&file, listen).await,
+            Cmd::Rules { file, out } => watch::rules(&file, out.as_deref()),
+            Cmd::Status { file } => watch::status(&file).await,
         }
     });
     match res {
