@@ -180,7 +180,11 @@ fn generated_rules_pass_promtool() {
         "--out",
         rules.to_str().expect("utf-8"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let check = Command::new(promtool)
         .args(["check", "rules"])
         .arg(&rules)
@@ -189,7 +193,10 @@ fn generated_rules_pass_promtool() {
     let text = String::from_utf8_lossy(&check.stdout).to_string()
         + &String::from_utf8_lossy(&check.stderr);
     eprintln!("{text}");
-    assert!(check.status.success(), "promtool check rules failed:\n{text}");
+    assert!(
+        check.status.success(),
+        "promtool check rules failed:\n{text}"
+    );
     assert!(text.contains("SUCCESS"), "{text}");
 }
 
@@ -218,6 +225,34 @@ fn idle_primary_and_stopped_store() {
     let _g = serial();
     let lab = Lab::up(LAB);
     let state = lab.state();
+    // The trap: with no writes at all, the replay-timestamp age of a
+    // perfectly healthy standby grows without bound.
+    psql(
+        &state,
+        "n1",
+        "CREATE TABLE t (x int); INSERT INTO t VALUES (1)",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let age = || -> f64 {
+        psql(
+            &state,
+            "n2",
+            "SELECT extract(epoch from now() - pg_last_xact_replay_timestamp())",
+        )
+        .parse()
+        .expect("replay timestamp age")
+    };
+    let before = age();
+    std::thread::sleep(Duration::from_secs(5));
+    let after = age();
+    eprintln!(
+        "idle, no watcher: now() - pg_last_xact_replay_timestamp() {before:.3} s -> {after:.3} s over 5 s, on a healthy streaming standby"
+    );
+    assert!(
+        after - before >= 4.5,
+        "the naive measure should grow while idle"
+    );
+
     let file = lab.tmp.path().join("objectives.toml");
     std::fs::write(&file, objectives(&state, "5s", "2s")).expect("write");
     let port = free_port();
@@ -232,11 +267,7 @@ fn idle_primary_and_stopped_store() {
     std::thread::sleep(Duration::from_secs(3));
     while Instant::now() < end {
         if let Some(m) = http_get(port, "/metrics") {
-            let hb = sample(
-                &m,
-                "firedrill_exposure_seconds",
-                &["source=\"heartbeat\""],
-            );
+            let hb = sample(&m, "firedrill_exposure_seconds", &["source=\"heartbeat\""]);
             let replay = sample(&m, "firedrill_pg_replay_timestamp_age_seconds", &[]);
             if let (Some(hb), Some(replay)) = (hb, replay) {
                 eprintln!("idle: heartbeat exposure {hb:.3} s, now() - pg_last_xact_replay_timestamp() {replay:.3} s");
@@ -253,9 +284,8 @@ fn idle_primary_and_stopped_store() {
         max_hb < 2.0,
         "heartbeat exposure on an idle primary reached {max_hb} s (interval 1 s)"
     );
-    // The naive measure: the watcher's own heartbeat commits are the only
-    // transactions, so it is bounded too here; what must hold is that it is
-    // not the measure we alert on. Print both for the record.
+    // With the watcher running, its heartbeat commits are the only
+    // transactions, so they also keep the naive measure fresh.
     eprintln!(
         "idle summary: max heartbeat exposure {max_hb:.3} s; replay-timestamp age {:?} -> {:?}",
         first_replay, last_replay
@@ -279,7 +309,14 @@ fn idle_primary_and_stopped_store() {
         None => Command::new(&bin),
     };
     let st = cmd
-        .args(["-D", data.to_str().expect("utf-8"), "-m", "immediate", "-w", "stop"])
+        .args([
+            "-D",
+            data.to_str().expect("utf-8"),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ])
         .status()
         .expect("pg_ctl stop");
     assert!(st.success(), "pg_ctl stop n2");
@@ -293,13 +330,20 @@ fn idle_primary_and_stopped_store() {
     .expect("probe_up went to 0 after the standby stopped");
     std::thread::sleep(Duration::from_secs(3));
     let m = http_get(port, "/metrics").expect("metrics");
-    let later = sample(&m, "firedrill_exposure_seconds", &["source=\"heartbeat\""]).expect("exposure");
+    let later =
+        sample(&m, "firedrill_exposure_seconds", &["source=\"heartbeat\""]).expect("exposure");
     eprintln!(
         "stopped standby: probe_up 0 after {:.1} s, exposure {seen:.2} s then {later:.2} s 3 s later",
         stopped.elapsed().as_secs_f64() - 3.0
     );
-    assert!(seen > 0.0, "a stopped standby must not read as zero exposure");
-    assert!(later >= seen + 2.0, "exposure must keep growing: {seen} -> {later}");
+    assert!(
+        seen > 0.0,
+        "a stopped standby must not read as zero exposure"
+    );
+    assert!(
+        later >= seen + 2.0,
+        "exposure must keep growing: {seen} -> {later}"
+    );
     let out = firedrill(&["status", file.to_str().expect("utf-8")]);
     let table = String::from_utf8_lossy(&out.stdout);
     eprintln!("status:\n{table}");
@@ -326,8 +370,17 @@ fn exposure_alert_fires_in_prometheus_when_replication_is_cut() {
     let file = lab.tmp.path().join("objectives.toml");
     std::fs::write(&file, objectives(&state, "3s", "2s")).expect("write");
     let rules = lab.tmp.path().join("rules.yml");
-    let out = firedrill(&["rules", file.to_str().unwrap(), "--out", rules.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = firedrill(&[
+        "rules",
+        file.to_str().unwrap(),
+        "--out",
+        rules.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let wport = free_port();
     let _w = start_watch(&file, wport);
@@ -347,7 +400,10 @@ fn exposure_alert_fires_in_prometheus_when_replication_is_cut() {
     let _p = Killed(
         Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", pdir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                pdir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -370,9 +426,16 @@ fn exposure_alert_fires_in_prometheus_when_replication_is_cut() {
         let r = v["data"]["result"].as_array()?;
         (r.len() == 2 && r.iter().all(|s| s["value"][1] == "1")).then_some(())
     });
-    assert!(healthy.is_some(), "Prometheus never saw firedrill_probe_up == 1 for both sources");
+    assert!(
+        healthy.is_some(),
+        "Prometheus never saw firedrill_probe_up == 1 for both sources"
+    );
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(alerts("FiredrillRpoExposureBreach"), None, "nothing fires on a healthy lab");
+    assert_eq!(
+        alerts("FiredrillRpoExposureBreach"),
+        None,
+        "nothing fires on a healthy lab"
+    );
 
     // Cut the standby's replication (the standby stops receiving WAL).
     let cut = Instant::now();
@@ -381,7 +444,10 @@ fn exposure_alert_fires_in_prometheus_when_replication_is_cut() {
     let receivers = wait_until(Duration::from_secs(10), || {
         (psql(&state, "n2", "SELECT count(*) FROM pg_stat_wal_receiver") == "0").then_some(())
     });
-    assert!(receivers.is_some(), "walreceiver still running after the cut");
+    assert!(
+        receivers.is_some(),
+        "walreceiver still running after the cut"
+    );
     let fired = wait_until(Duration::from_secs(30), || {
         (alerts("FiredrillRpoExposureBreach")? == "firing").then(|| cut.elapsed())
     })
@@ -398,11 +464,18 @@ fn exposure_alert_fires_in_prometheus_when_replication_is_cut() {
         after_crossing <= 2.0 * (interval + for_),
         "alert took {after_crossing:.2} s after the crossing"
     );
-    assert!(t >= rpo, "fired before the exposure could exceed the objective: {t}");
+    assert!(
+        t >= rpo,
+        "fired before the exposure could exceed the objective: {t}"
+    );
     let m = http_get(wport, "/metrics").expect("metrics");
     eprintln!(
         "at firing: heartbeat exposure {:?}, replication_lag exposure {:?}",
         sample(&m, "firedrill_exposure_seconds", &["source=\"heartbeat\""]),
-        sample(&m, "firedrill_exposure_seconds", &["source=\"replication_lag\""])
+        sample(
+            &m,
+            "firedrill_exposure_seconds",
+            &["source=\"replication_lag\""]
+        )
     );
 }

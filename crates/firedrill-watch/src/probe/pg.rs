@@ -119,6 +119,24 @@ impl PgProber {
         let mut results = Vec::new();
         let mut extras = Extras::new();
 
+        // 0. No primary known (first round, or lost): find it first, so
+        // this round's heartbeat is written and a one-shot status is fresh.
+        if self.primary.is_none() && dom.wants(Source::Heartbeat) {
+            let answers = futures_util::future::join_all(
+                self.nodes.iter_mut().map(|n| observe(n, &dom.name, limit)),
+            )
+            .await;
+            let primaries: Vec<usize> = answers
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| matches!(a, Ok(a) if !a.in_recovery))
+                .map(|(i, _)| i)
+                .collect();
+            if let [p] = primaries.as_slice() {
+                self.primary = Some(*p);
+            }
+        }
+
         // 1. The heartbeat on the last known primary.
         let mut beat_error = None;
         if dom.wants(Source::Heartbeat) {
