@@ -9,6 +9,7 @@
 //! second, as the data at risk does; a source never observed is `+Inf`.
 
 use crate::plan::{Objective, Plan, Source};
+use crate::probe::SourceResult;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -91,16 +92,14 @@ impl Board {
 
     /// Records one probe round of `source` for domain `d`: the nodes
     /// observed, and the nodes that should have been but were not.
-    pub fn record(
-        &mut self,
-        d: usize,
-        source: Source,
-        now: Instant,
-        observed: Vec<(String, f64)>,
-        missing: Vec<String>,
-        error: Option<String>,
-        ages: bool,
-    ) {
+    pub fn record(&mut self, d: usize, now: Instant, r: SourceResult) {
+        let SourceResult {
+            source,
+            observed,
+            missing,
+            error,
+            ages,
+        } = r;
         let Some(dom) = self.domains.get_mut(d) else {
             return;
         };
@@ -208,6 +207,16 @@ mod tests {
         }
     }
 
+    fn hb(observed: Vec<(String, f64)>, missing: Vec<String>) -> SourceResult {
+        SourceResult {
+            source: Source::Heartbeat,
+            observed,
+            missing,
+            error: None,
+            ages: false,
+        }
+    }
+
     fn board() -> Board {
         Board {
             domains: vec![DomainState::default()],
@@ -230,15 +239,7 @@ mod tests {
     fn fresh_value_is_kept_failed_value_grows() {
         let mut b = board();
         let t0 = Instant::now();
-        b.record(
-            0,
-            Source::Heartbeat,
-            t0,
-            vec![("n2".into(), 0.4)],
-            vec![],
-            None,
-            false,
-        );
+        b.record(0, t0, hb(vec![("n2".into(), 0.4)], vec![]));
         let o = objective(None);
         assert_eq!(
             b.exposure(0, &o, Source::Heartbeat, t0 + Duration::from_millis(900)),
@@ -260,15 +261,7 @@ mod tests {
     fn silence_is_a_breach() {
         let mut b = board();
         let t0 = Instant::now();
-        b.record(
-            0,
-            Source::Heartbeat,
-            t0,
-            vec![("n2".into(), 0.5)],
-            vec![],
-            None,
-            false,
-        );
+        b.record(0, t0, hb(vec![("n2".into(), 0.5)], vec![]));
         let later = t0 + Duration::from_secs(20);
         assert!(!b.up(0, Source::Heartbeat, later));
         let e = b.exposure(0, &objective(None), Source::Heartbeat, later);
@@ -281,12 +274,8 @@ mod tests {
         let t0 = Instant::now();
         b.record(
             0,
-            Source::Heartbeat,
             t0,
-            vec![("n2".into(), 3.0), ("n3".into(), 0.2)],
-            vec![],
-            None,
-            false,
+            hb(vec![("n2".into(), 3.0), ("n3".into(), 0.2)], vec![]),
         );
         assert_eq!(b.exposure(0, &objective(None), Source::Heartbeat, t0), 0.2);
         assert_eq!(
@@ -299,25 +288,9 @@ mod tests {
     fn a_missing_node_ages_and_downs_the_source() {
         let mut b = board();
         let t0 = Instant::now();
-        b.record(
-            0,
-            Source::Heartbeat,
-            t0,
-            vec![("n2".into(), 0.1)],
-            vec![],
-            None,
-            false,
-        );
+        b.record(0, t0, hb(vec![("n2".into(), 0.1)], vec![]));
         let t1 = t0 + Duration::from_secs(1);
-        b.record(
-            0,
-            Source::Heartbeat,
-            t1,
-            vec![],
-            vec!["n2".into()],
-            None,
-            false,
-        );
+        b.record(0, t1, hb(vec![], vec!["n2".into()]));
         assert!(!b.up(0, Source::Heartbeat, t1));
         let e = b.exposure(
             0,

@@ -78,7 +78,7 @@ pub fn apply(board: &Mutex<Board>, d: usize, round: Round, now: Instant) {
     for r in round.results {
         match r.error {
             Some(e) if r.observed.is_empty() => b.fail(d, r.source, now, e),
-            error => b.record(d, r.source, now, r.observed, r.missing, error, r.ages),
+            _ => b.record(d, now, r),
         }
     }
     if let Some(dom) = b.domains.get_mut(d) {
