@@ -21,6 +21,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # The HTML report's browser test opens report.html in headless Chromium.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# firedrill watch's tests check the generated rules and fire real alerts.
+command -v promtool >/dev/null || need+=(prometheus)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

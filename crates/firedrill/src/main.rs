@@ -5,6 +5,7 @@ mod embedded;
 mod heal;
 mod lab;
 mod runs;
+mod watch;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -69,6 +70,25 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8474")]
         api: std::net::SocketAddr,
     },
+    /// Probe every data domain of FILE on an interval and export its live
+    /// RPO exposure per disruption as Prometheus metrics on /metrics.
+    Watch {
+        /// Objectives file (TOML, see docs/watch.md).
+        file: PathBuf,
+        /// Address of the metrics endpoint (default: the file's, else 127.0.0.1:9187).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Write Prometheus alert and recording rules for the objectives of FILE.
+    Rules {
+        file: PathBuf,
+        /// Output file (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Probe every data domain of FILE once and print its exposure against
+    /// its objectives. Exit 0 when all are within and observed, 1 otherwise.
+    Status { file: PathBuf },
     /// Watchdog that heals a journaled fault if firedrill died (internal).
     #[command(name = "__heal", hide = true)]
     Heal { journal: PathBuf, id: String },
@@ -249,6 +269,9 @@ fn main() -> ExitCode {
             },
             Cmd::Heal { journal, id } => heal::watchdog(&journal, &id).await,
             Cmd::Proxy { api } => proxy(api).await,
+            Cmd::Watch { file, listen } => watch::watch(&file, listen).await,
+            Cmd::Rules { file, out } => watch::rules(&file, out.as_deref()),
+            Cmd::Status { file } => watch::status(&file).await,
         }
     });
     match res {

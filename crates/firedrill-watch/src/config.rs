@@ -1,0 +1,577 @@
+//! The objectives file as written (serde types), and its validation into a
+//! [`Plan`]. Parse first, validate second, every problem at once with
+//! `file:line:column`, and nothing probed before the whole file is valid.
+
+use crate::plan::{
+    Credentials, Disruption, EtcdStore, Objective, PgNodePlan, PgStore, PgbackrestPlan, Plan,
+    RedisNode, RedisStore, Settings, Source, StoreKind, WatchedDomain,
+};
+use crate::WatchError;
+use firedrill_spec::{line_col, Diagnostic, Diagnostics, Dur};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// One objectives file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchFile {
+    #[serde(default)]
+    pub watch: WatchSettings,
+    #[serde(default, rename = "domain")]
+    pub domains: Vec<DomainSpec>,
+}
+
+/// How the watcher probes and what the generated rules assume.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSettings {
+    /// Probe interval (default 1 s): the heartbeat period, so the idle
+    /// exposure floor.
+    pub interval: Option<Spanned<Dur>>,
+    /// Per-probe deadline (default: the interval).
+    pub timeout: Option<Spanned<Dur>>,
+    /// Default `--listen` address of `firedrill watch`.
+    pub listen: Option<Spanned<String>>,
+    /// Fraction of the objective at which the "approaching" ticket fires.
+    pub approaching: Option<Spanned<f64>>,
+    /// How long a breach must last before an alert fires (default 1m).
+    #[serde(rename = "for")]
+    pub for_: Option<Spanned<Dur>>,
+    /// Target fraction of time the exposure stays within the objective.
+    pub compliance: Option<Spanned<f64>>,
+    /// SLO period of the compliance target (default 30d).
+    pub period: Option<Spanned<Dur>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSpec {
+    pub name: Spanned<String>,
+    pub store: StoreSpec,
+    /// Keyed by disruption: node_loss, region_loss, corruption, or a name.
+    pub objectives: BTreeMap<String, Spanned<ObjectiveSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSpec {
+    pub kind: Spanned<String>,
+    /// Store name in metrics (default: the domain's name).
+    pub name: Option<Spanned<String>>,
+    /// postgres: libpq conninfo per node (no password); redis: host:port;
+    /// etcd: host:port of the client URL.
+    #[serde(default)]
+    pub nodes: Vec<NodeSpec>,
+    pub user: Option<String>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    pub pgbackrest: Option<PgbackrestSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: Spanned<String>,
+    /// postgres only.
+    pub conninfo: Option<Spanned<String>>,
+    /// redis and etcd.
+    pub addr: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgbackrestSpec {
+    pub stanza: Spanned<String>,
+    pub config: Option<PathBuf>,
+    /// Program to run (default `pgbackrest` on PATH).
+    pub command: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectiveSpec {
+    pub rpo: Option<Spanned<Dur>>,
+    pub rto: Option<Spanned<Dur>>,
+    pub sources: Spanned<Vec<Spanned<String>>>,
+    /// The standbys (or replicas) that survive this disruption and would be
+    /// promoted; default every one.
+    pub nodes: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// A loaded objectives file with its source, for diagnostics.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub source: String,
+    pub file: WatchFile,
+}
+
+impl Loaded {
+    fn at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        let (line, col) = if span.start == 0 && span.end == 0 {
+            (0, 0)
+        } else {
+            line_col(&self.source, span.start)
+        };
+        Diagnostic {
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+}
+
+fn invalid(path: &Path, items: Vec<Diagnostic>) -> WatchError {
+    WatchError::Invalid(Diagnostics {
+        path: path.to_path_buf(),
+        items,
+    })
+}
+
+/// Reads, parses and validates an objectives file. Secrets are read from
+/// the environment or their file here, so a missing one is an input error
+/// before anything is probed.
+pub fn load(path: &Path) -> Result<Plan, WatchError> {
+    let source = std::fs::read_to_string(path).map_err(|source| WatchError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, source)
+}
+
+pub fn parse(path: &Path, source: String) -> Result<Plan, WatchError> {
+    let file = match toml::from_str::<WatchFile>(&source) {
+        Ok(f) => f,
+        Err(e) => {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(&source, s.start))
+                .unwrap_or((0, 0));
+            return Err(invalid(
+                path,
+                vec![Diagnostic {
+                    line,
+                    col,
+                    message: e.message().trim().to_string(),
+                }],
+            ));
+        }
+    };
+    let loaded = Loaded {
+        path: path.to_path_buf(),
+        source,
+        file,
+    };
+    validate(&loaded)
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Which exposure sources a kind of store can give.
+fn sources_for(kind: StoreKind) -> &'static [Source] {
+    match kind {
+        StoreKind::Postgres => &[
+            Source::Heartbeat,
+            Source::ReplicationLag,
+            Source::Archive,
+            Source::Backup,
+        ],
+        StoreKind::Redis => &[Source::ReplicationLag],
+        StoreKind::Etcd => &[Source::Raft],
+    }
+}
+
+fn validate(l: &Loaded) -> Result<Plan, WatchError> {
+    let mut out = Vec::new();
+    let w = &l.file.watch;
+    let interval = w
+        .interval
+        .as_ref()
+        .map(|d| d.get_ref().0)
+        .unwrap_or(Duration::from_secs(1));
+    if let Some(i) = &w.interval {
+        if i.get_ref().0 < Duration::from_millis(100) || i.get_ref().0 > Duration::from_secs(3600) {
+            out.push(l.at(i.span(), "interval must be between 100ms and 1h"));
+        }
+    }
+    let timeout = w
+        .timeout
+        .as_ref()
+        .map(|d| d.get_ref().0)
+        .unwrap_or(interval);
+    if let Some(t) = &w.timeout {
+        if t.get_ref().0 < Duration::from_millis(10) {
+            out.push(l.at(t.span(), "timeout must be at least 10ms"));
+        }
+    }
+    let listen = match &w.listen {
+        Some(s) => match s.get_ref().parse() {
+            Ok(a) => a,
+            Err(_) => {
+                out.push(l.at(
+                    s.span(),
+                    "listen must be an address like \"127.0.0.1:9187\"",
+                ));
+                default_listen()
+            }
+        },
+        None => default_listen(),
+    };
+    let approaching = w.approaching.as_ref().map(|a| *a.get_ref()).unwrap_or(0.8);
+    if let Some(a) = &w.approaching {
+        if !(*a.get_ref() > 0.0 && *a.get_ref() < 1.0) {
+            out.push(l.at(a.span(), "approaching must be a fraction between 0 and 1"));
+        }
+    }
+    let for_ = w
+        .for_
+        .as_ref()
+        .map(|d| d.get_ref().0)
+        .unwrap_or(Duration::from_secs(60));
+    let compliance = w.compliance.as_ref().map(|a| *a.get_ref()).unwrap_or(0.999);
+    if let Some(c) = &w.compliance {
+        // The fastest burn alert (14.4x) needs 14.4 * (1 - c) < 1 to be able to fire.
+        if !(*c.get_ref() < 1.0 && 14.4 * (1.0 - *c.get_ref()) < 1.0) {
+            out.push(l.at(
+                c.span(),
+                "compliance must be below 1 and above 0.9306 (a 14.4x burn of a larger budget cannot be observed)",
+            ));
+        }
+    }
+    let period = w
+        .period
+        .as_ref()
+        .map(|d| d.get_ref().0)
+        .unwrap_or(Duration::from_secs(30 * 86400));
+    if let Some(p) = &w.period {
+        if p.get_ref().0 < Duration::from_secs(7 * 86400) {
+            out.push(l.at(
+                p.span(),
+                "period must be at least 7d (the slowest burn window is 3d)",
+            ));
+        }
+    }
+
+    if l.file.domains.is_empty() {
+        out.push(l.at(
+            0..0,
+            "no [[domain]] in this file: declare at least one data domain",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let mut domains = Vec::new();
+    for d in &l.file.domains {
+        if let Some(dom) = validate_domain(l, d, &mut names, &mut out) {
+            domains.push(dom);
+        }
+    }
+    if !out.is_empty() {
+        return Err(invalid(&l.path, out));
+    }
+    Ok(Plan {
+        path: l.path.clone(),
+        settings: Settings {
+            interval,
+            timeout,
+            listen,
+            approaching,
+            for_,
+            compliance,
+            period,
+        },
+        domains,
+    })
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9187))
+}
+
+fn validate_domain(
+    l: &Loaded,
+    d: &DomainSpec,
+    names: &mut BTreeSet<String>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<WatchedDomain> {
+    let before = out.len();
+    let name = d.name.get_ref().clone();
+    if !valid_name(&name) {
+        out.push(l.at(
+            d.name.span(),
+            "domain name must be 1-63 letters, digits, '-' or '_'",
+        ));
+    } else if !names.insert(name.clone()) {
+        out.push(l.at(d.name.span(), format!("domain {name:?} is declared twice")));
+    }
+    let s = &d.store;
+    let kind = match s.kind.get_ref().as_str() {
+        "postgres" => Some(StoreKind::Postgres),
+        "redis" => Some(StoreKind::Redis),
+        "etcd" => Some(StoreKind::Etcd),
+        other => {
+            out.push(l.at(
+                s.kind.span(),
+                format!("unknown store kind {other:?}: expected postgres, redis or etcd"),
+            ));
+            None
+        }
+    };
+    let store_name = match &s.name {
+        Some(n) if !valid_name(n.get_ref()) => {
+            out.push(l.at(
+                n.span(),
+                "store name must be 1-63 letters, digits, '-' or '_'",
+            ));
+            name.clone()
+        }
+        Some(n) => n.get_ref().clone(),
+        None => name.clone(),
+    };
+    if s.nodes.is_empty() {
+        out.push(l.at(
+            s.kind.span(),
+            "the store needs at least one [[domain.store.nodes]]",
+        ));
+    }
+    let mut node_names = BTreeSet::new();
+    for n in &s.nodes {
+        if !valid_name(n.name.get_ref()) {
+            out.push(l.at(
+                n.name.span(),
+                "node name must be 1-63 letters, digits, '-' or '_'",
+            ));
+        } else if !node_names.insert(n.name.get_ref().clone()) {
+            out.push(l.at(
+                n.name.span(),
+                format!("node {:?} is declared twice", n.name.get_ref()),
+            ));
+        }
+    }
+    let creds = credentials(l, s, out);
+
+    let store = match kind {
+        Some(StoreKind::Postgres) => {
+            let mut nodes = Vec::new();
+            for n in &s.nodes {
+                if let Some(a) = &n.addr {
+                    out.push(l.at(a.span(), "postgres nodes take conninfo, not addr"));
+                }
+                let Some(ci) = &n.conninfo else {
+                    out.push(l.at(n.name.span(), "postgres node needs conninfo"));
+                    continue;
+                };
+                match ci.get_ref().parse::<tokio_postgres::Config>() {
+                    Ok(c) if c.get_password().is_some() => out.push(l.at(
+                        ci.span(),
+                        "conninfo must not hold a password: use password_env or password_file",
+                    )),
+                    Ok(_) => nodes.push(PgNodePlan {
+                        name: n.name.get_ref().clone(),
+                        conninfo: ci.get_ref().clone(),
+                    }),
+                    Err(e) => out.push(l.at(ci.span(), format!("bad conninfo: {e}"))),
+                }
+            }
+            let pgbackrest = s.pgbackrest.as_ref().map(|p| PgbackrestPlan {
+                stanza: p.stanza.get_ref().clone(),
+                config: p.config.clone(),
+                command: p
+                    .command
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("pgbackrest")),
+            });
+            if let Some(p) = &s.pgbackrest {
+                if !valid_name(p.stanza.get_ref()) {
+                    out.push(l.at(
+                        p.stanza.span(),
+                        "stanza must be letters, digits, '-' or '_'",
+                    ));
+                }
+            }
+            if let Some(u) = &s.user {
+                if u.is_empty() {
+                    out.push(l.at(s.kind.span(), "user must not be empty"));
+                }
+            }
+            Some(crate::plan::Store::Postgres(PgStore {
+                nodes,
+                user: s.user.clone(),
+                pgbackrest,
+            }))
+        }
+        Some(k @ (StoreKind::Redis | StoreKind::Etcd)) => {
+            if let Some(p) = &s.pgbackrest {
+                out.push(l.at(p.stanza.span(), "pgbackrest is for postgres stores"));
+            }
+            let mut nodes = Vec::new();
+            for n in &s.nodes {
+                if let Some(c) = &n.conninfo {
+                    out.push(l.at(
+                        c.span(),
+                        "conninfo is for postgres nodes: give addr = \"host:port\"",
+                    ));
+                }
+                let Some(a) = &n.addr else {
+                    out.push(l.at(n.name.span(), "node needs addr = \"host:port\""));
+                    continue;
+                };
+                if !valid_addr(a.get_ref()) {
+                    out.push(l.at(a.span(), "addr must be host:port"));
+                    continue;
+                }
+                nodes.push(RedisNode {
+                    name: n.name.get_ref().clone(),
+                    addr: a.get_ref().clone(),
+                });
+            }
+            Some(if k == StoreKind::Redis {
+                crate::plan::Store::Redis(RedisStore {
+                    nodes,
+                    user: s.user.clone(),
+                })
+            } else {
+                crate::plan::Store::Etcd(EtcdStore { nodes })
+            })
+        }
+        _ => None,
+    };
+
+    let mut objectives = Vec::new();
+    if d.objectives.is_empty() {
+        out.push(l.at(
+            d.name.span(),
+            "give at least one objective, e.g. [domain.objectives.node_loss]",
+        ));
+    }
+    for (disruption, o) in &d.objectives {
+        let span = o.span();
+        let o = o.get_ref();
+        if !valid_name(disruption) {
+            out.push(l.at(
+                span.clone(),
+                format!("disruption name {disruption:?} must be letters, digits, '-' or '_'"),
+            ));
+        }
+        if o.rpo.is_none() && o.rto.is_none() {
+            out.push(l.at(
+                span.clone(),
+                format!("objective {disruption:?} needs rpo, rto, or both"),
+            ));
+        }
+        let mut sources = Vec::new();
+        if o.sources.get_ref().is_empty() {
+            out.push(l.at(
+                o.sources.span(),
+                "sources must name at least one exposure source",
+            ));
+        }
+        for src in o.sources.get_ref() {
+            match Source::parse(src.get_ref()) {
+                None => out.push(l.at(
+                    src.span(),
+                    format!(
+                        "unknown source {:?}: expected heartbeat, replication_lag, archive, backup or raft",
+                        src.get_ref()
+                    ),
+                )),
+                Some(x) => {
+                    if let Some(k) = kind {
+                        if !sources_for(k).contains(&x) {
+                            out.push(l.at(
+                                src.span(),
+                                format!("a {} store has no {} source", k.as_str(), x.as_str()),
+                            ));
+                        }
+                    }
+                    if x == Source::Backup && s.pgbackrest.is_none() {
+                        out.push(l.at(src.span(), "the backup source needs [domain.store.pgbackrest]"));
+                    }
+                    if sources.contains(&x) {
+                        out.push(l.at(src.span(), "source listed twice"));
+                    }
+                    sources.push(x);
+                }
+            }
+        }
+        let nodes = match &o.nodes {
+            None => None,
+            Some(ns) => {
+                for n in ns.get_ref() {
+                    if !node_names.contains(n.get_ref()) {
+                        out.push(l.at(
+                            n.span(),
+                            format!("no node named {:?} in this store", n.get_ref()),
+                        ));
+                    }
+                }
+                Some(ns.get_ref().iter().map(|n| n.get_ref().clone()).collect())
+            }
+        };
+        objectives.push(Objective {
+            disruption: Disruption(disruption.clone()),
+            rpo: o.rpo.as_ref().map(|r| r.get_ref().0),
+            rto: o.rto.as_ref().map(|r| r.get_ref().0),
+            sources,
+            nodes,
+        });
+    }
+    if out.len() > before {
+        return None;
+    }
+    Some(WatchedDomain {
+        name,
+        store_name,
+        store: store?,
+        credentials: creds?,
+        objectives,
+    })
+}
+
+fn valid_addr(a: &str) -> bool {
+    match a.rsplit_once(':') {
+        Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+/// Resolves the secret now, so a missing one fails validation. The value
+/// only ever lives in [`Credentials`], whose Debug redacts it.
+fn credentials(l: &Loaded, s: &StoreSpec, out: &mut Vec<Diagnostic>) -> Option<Credentials> {
+    match (&s.password_env, &s.password_file) {
+        (Some(e), Some(_)) => {
+            out.push(l.at(e.span(), "give password_env or password_file, not both"));
+            None
+        }
+        (Some(e), None) => match std::env::var(e.get_ref()) {
+            Ok(v) => Some(Credentials::new(Some(v))),
+            Err(_) => {
+                out.push(l.at(
+                    e.span(),
+                    format!("environment variable {} is not set", e.get_ref()),
+                ));
+                None
+            }
+        },
+        (None, Some(f)) => match std::fs::read_to_string(f.get_ref()) {
+            Ok(v) => Some(Credentials::new(Some(
+                v.trim_end_matches(['\n', '\r']).to_string(),
+            ))),
+            Err(e) => {
+                out.push(l.at(
+                    f.span(),
+                    format!("cannot read password_file {}: {e}", f.get_ref().display()),
+                ));
+                None
+            }
+        },
+        (None, None) => Some(Credentials::new(None)),
+    }
+}

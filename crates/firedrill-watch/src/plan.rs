@@ -1,0 +1,200 @@
+//! The validated objectives: runtime types, separate from what TOML
+//! deserializes into, so the probes never see an unchecked value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub settings: Settings,
+    pub domains: Vec<WatchedDomain>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub listen: SocketAddr,
+    /// Fraction of the objective for the "approaching" ticket.
+    pub approaching: f64,
+    /// `for:` of the threshold alerts.
+    pub for_: Duration,
+    /// Target fraction of time within the objective (the SLO).
+    pub compliance: f64,
+    pub period: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchedDomain {
+    pub name: String,
+    pub store_name: String,
+    pub store: Store,
+    pub credentials: Credentials,
+    pub objectives: Vec<Objective>,
+}
+
+impl WatchedDomain {
+    /// Every source some objective of this domain asks for.
+    pub fn wants(&self, s: Source) -> bool {
+        self.objectives.iter().any(|o| o.sources.contains(&s))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Store {
+    Postgres(PgStore),
+    Redis(RedisStore),
+    Etcd(EtcdStore),
+}
+
+impl Store {
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            Store::Postgres(_) => StoreKind::Postgres,
+            Store::Redis(_) => StoreKind::Redis,
+            Store::Etcd(_) => StoreKind::Etcd,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Postgres,
+    Redis,
+    Etcd,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Postgres => "postgres",
+            StoreKind::Redis => "redis",
+            StoreKind::Etcd => "etcd",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pub nodes: Vec<PgNodePlan>,
+    pub user: Option<String>,
+    pub pgbackrest: Option<PgbackrestPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PgNodePlan {
+    pub name: String,
+    /// Without a password (validated).
+    pub conninfo: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PgbackrestPlan {
+    pub stanza: String,
+    pub config: Option<PathBuf>,
+    pub command: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    pub nodes: Vec<RedisNode>,
+    pub user: Option<String>,
+}
+
+/// A redis or etcd member: name and `host:port`.
+#[derive(Debug, Clone)]
+pub struct RedisNode {
+    pub name: String,
+    pub addr: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EtcdStore {
+    pub nodes: Vec<RedisNode>,
+}
+
+/// A secret read from the environment or a file. Debug never shows it.
+#[derive(Clone)]
+pub struct Credentials {
+    password: Option<String>,
+}
+
+impl Credentials {
+    pub fn new(password: Option<String>) -> Self {
+        Credentials { password }
+    }
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.password {
+            Some(_) => f.write_str("Credentials(<redacted>)"),
+            None => f.write_str("Credentials(none)"),
+        }
+    }
+}
+
+/// The failure model an objective covers, by name (`node_loss`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Disruption(pub String);
+
+#[derive(Debug, Clone)]
+pub struct Objective {
+    pub disruption: Disruption,
+    pub rpo: Option<Duration>,
+    pub rto: Option<Duration>,
+    pub sources: Vec<Source>,
+    /// Nodes that survive the disruption (promotion candidates); None = all.
+    pub nodes: Option<Vec<String>>,
+}
+
+impl Objective {
+    pub fn counts(&self, node: &str) -> bool {
+        self.nodes
+            .as_ref()
+            .is_none_or(|ns| ns.iter().any(|n| n == node))
+    }
+}
+
+/// Where an exposure estimate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// Age of the newest firedrill heartbeat replayed on a standby.
+    Heartbeat,
+    /// The store's own replication lag (pg_stat_replication, Redis offsets).
+    ReplicationLag,
+    /// Age of the last WAL segment archived (point-in-time recovery).
+    Archive,
+    /// Age of the newest completed backup (pgBackRest).
+    Backup,
+    /// etcd: committed entries live on a quorum while a leader exists.
+    Raft,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] = [
+        Source::Heartbeat,
+        Source::ReplicationLag,
+        Source::Archive,
+        Source::Backup,
+        Source::Raft,
+    ];
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Heartbeat => "heartbeat",
+            Source::ReplicationLag => "replication_lag",
+            Source::Archive => "archive",
+            Source::Backup => "backup",
+            Source::Raft => "raft",
+        }
+    }
+}

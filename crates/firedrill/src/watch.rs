@@ -1,0 +1,61 @@
+//! `watch`, `rules` and `status`: live RPO exposure from an objectives file.
+
+use crate::Failure;
+use firedrill_watch::WatchError;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+fn load(file: &Path) -> Result<firedrill_watch::Plan, Failure> {
+    firedrill_watch::load(file).map_err(|e| match e {
+        WatchError::Read { .. } | WatchError::Invalid(_) => Failure::input(e.to_string()),
+        other => Failure::internal(other.to_string()),
+    })
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn watch(file: &Path, listen: Option<SocketAddr>) -> Result<u8, Failure> {
+    let plan = load(file)?;
+    let addr = listen.unwrap_or(plan.settings.listen);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Failure::internal(e.to_string()))?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    };
+    eprintln!(
+        "firedrill watch: {} domain(s), every {:?}, metrics on http://{addr}/metrics",
+        plan.domains.len(),
+        plan.settings.interval
+    );
+    firedrill_watch::serve(plan, addr, shutdown)
+        .await
+        .map(|_| 0)
+        .map_err(|e| match e {
+            WatchError::Listen { .. } => Failure::input(e.to_string()),
+            other => Failure::aborted(other.to_string()),
+        })
+}
+
+/// Writes the rule groups to `out`, or stdout.
+pub fn rules(file: &Path, out: Option<&Path>) -> Result<u8, Failure> {
+    let plan = load(file)?;
+    let text = firedrill_watch::rules::render(&plan);
+    match out {
+        Some(p) => std::fs::write(p, text)
+            .map_err(|e| Failure::internal(format!("cannot write {}: {e}", p.display())))?,
+        None => print!("{text}"),
+    }
+    Ok(0)
+}
+
+/// Exit 0 when every exposure is within its objective and observed, 1 otherwise.
+pub async fn status(file: &Path) -> Result<u8, Failure> {
+    let plan = load(file)?;
+    let settle = plan.settings.interval.min(Duration::from_secs(1));
+    let (table, ok) = firedrill_watch::status_once(&plan, settle).await;
+    print!("{table}");
+    Ok(if ok { 0 } else { 1 })
+}
