@@ -150,66 +150,71 @@ pub(crate) fn config_yaml(state: &LabState, i: usize) -> String {
         params.push_str(&format!("        {}: {}\n", q(k), param(v)));
     }
     let run = state.dir.join("run");
-    format!(
-        "# firedrill lab {lab}: generated, do not edit\n\
-scope: {scope}\n\
-namespace: /firedrill/\n\
-name: {name}\n\
-log:\n  level: INFO\n\
-restapi:\n  listen: 127.0.0.1:{api}\n  connect_address: 127.0.0.1:{api}\n\
-etcd3:\n  hosts: {hosts}\n\
-bootstrap:\n\
-  dcs:\n\
-    ttl: {ttl}\n\
-    loop_wait: {loop_wait}\n\
-    retry_timeout: {retry}\n\
-    maximum_lag_on_failover: {lag}\n\
-    synchronous_mode: {sync}\n\
-    synchronous_mode_strict: {strict}\n\
-    postgresql:\n\
-      use_pg_rewind: true\n\
-      use_slots: true\n\
-      parameters:\n\
-        wal_log_hints: \"on\"\n\
-        shared_buffers: \"16MB\"\n\
-        max_wal_senders: 10\n\
-        max_replication_slots: 10\n\
-        hot_standby: \"on\"\n\
-        wal_receiver_status_interval: \"1s\"\n\
-{params}\
-  initdb:\n  - encoding: UTF8\n  - locale: C\n  - data-checksums\n\
-  pg_hba:\n\
-  - local all all trust\n\
-  - host all all 127.0.0.1/32 trust\n\
-  - host replication all 127.0.0.1/32 trust\n\
-postgresql:\n\
-  listen: 127.0.0.1:{port}\n\
-  connect_address: 127.0.0.1:{port}\n\
-  data_dir: {data}\n\
-  bin_dir: {bin}\n\
-  pgpass: {pgpass}\n\
-  authentication:\n\
-    superuser:\n      username: postgres\n\
-    replication:\n      username: replicator\n\
-    rewind:\n      username: postgres\n\
-  parameters:\n\
-    unix_socket_directories: {run}\n",
-        lab = state.name,
-        scope = q(&state.name),
-        name = q(&n.name),
-        hosts = q(&hosts.join(",")),
-        ttl = p.ttl.get_ref().0.as_secs(),
-        loop_wait = p.loop_wait.get_ref().0.as_secs(),
-        retry = p.retry_timeout.get_ref().0.as_secs(),
-        lag = p.maximum_lag_on_failover,
-        sync = p.synchronous_mode,
-        strict = p.strict(),
-        port = n.port,
-        data = q(&n.data_dir.to_string_lossy()),
-        bin = q(&state.bin_dir.to_string_lossy()),
-        pgpass = q(&run.join(format!("pgpass-{}", n.name)).to_string_lossy()),
-        run = q(&run.to_string_lossy()),
-    )
+    let lines: Vec<String> = vec![
+        format!("# firedrill lab {}: generated, do not edit", state.name),
+        format!("scope: {}", q(&state.name)),
+        "namespace: /firedrill/".into(),
+        format!("name: {}", q(&n.name)),
+        "log:".into(),
+        "  level: INFO".into(),
+        "restapi:".into(),
+        format!("  listen: 127.0.0.1:{api}"),
+        format!("  connect_address: 127.0.0.1:{api}"),
+        "etcd3:".into(),
+        format!("  hosts: {}", q(&hosts.join(","))),
+        "bootstrap:".into(),
+        "  dcs:".into(),
+        format!("    ttl: {}", p.ttl.get_ref().0.as_secs()),
+        format!("    loop_wait: {}", p.loop_wait.get_ref().0.as_secs()),
+        format!(
+            "    retry_timeout: {}",
+            p.retry_timeout.get_ref().0.as_secs()
+        ),
+        format!("    maximum_lag_on_failover: {}", p.maximum_lag_on_failover),
+        format!("    synchronous_mode: {}", p.synchronous_mode),
+        format!("    synchronous_mode_strict: {}", p.strict()),
+        "    postgresql:".into(),
+        "      use_pg_rewind: true".into(),
+        "      use_slots: true".into(),
+        "      parameters:".into(),
+        "        wal_log_hints: \"on\"".into(),
+        "        shared_buffers: \"16MB\"".into(),
+        "        max_wal_senders: 10".into(),
+        "        max_replication_slots: 10".into(),
+        "        hot_standby: \"on\"".into(),
+        "        wal_receiver_status_interval: \"1s\"".into(),
+    ];
+    let mut text = lines.join("\n") + "\n" + &params;
+    let rest: Vec<String> = vec![
+        "  initdb:".into(),
+        "  - encoding: UTF8".into(),
+        "  - locale: C".into(),
+        "  - data-checksums".into(),
+        "  pg_hba:".into(),
+        "  - local all all trust".into(),
+        "  - host all all 127.0.0.1/32 trust".into(),
+        "  - host replication all 127.0.0.1/32 trust".into(),
+        "postgresql:".into(),
+        format!("  listen: 127.0.0.1:{}", n.port),
+        format!("  connect_address: 127.0.0.1:{}", n.port),
+        format!("  data_dir: {}", q(&n.data_dir.to_string_lossy())),
+        format!("  bin_dir: {}", q(&state.bin_dir.to_string_lossy())),
+        format!(
+            "  pgpass: {}",
+            q(&run.join(format!("pgpass-{}", n.name)).to_string_lossy())
+        ),
+        "  authentication:".into(),
+        "    superuser:".into(),
+        "      username: postgres".into(),
+        "    replication:".into(),
+        "      username: replicator".into(),
+        "    rewind:".into(),
+        "      username: postgres".into(),
+        "  parameters:".into(),
+        format!("    unix_socket_directories: {}", q(&run.to_string_lossy())),
+    ];
+    text += &(rest.join("\n") + "\n");
+    text
 }
 
 /// Patroni's `/cluster` from the first node that answers.
