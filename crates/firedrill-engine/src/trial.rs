@@ -1105,12 +1105,16 @@ pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(),
 }
 
 async fn heal_one(sh: &Shared, id: &str) {
-    let owed = {
+    // `more`: other heals of the same step are still owed (a managed node's
+    // pause owes one per process); the step counts as healed after the last.
+    let (owed, more) = {
         let mut o = lock(&sh.owed);
         let Some(i) = o.iter().position(|x| x.id == id) else {
             return;
         };
-        o.remove(i)
+        let owed = o.remove(i);
+        let more = o.iter().any(|x| x.record == owed.record);
+        (owed, more)
     };
     let heal_start = sh.now();
     let entry = HealEntry {
@@ -1125,15 +1129,24 @@ async fn heal_one(sh: &Shared, id: &str) {
         res = heal_entry(&entry, pw.as_deref()).await;
     }
     let heal_done = sh.now();
-    let (step, action, node) = {
+    let (step, action, node, first_start, earlier_error) = {
         let mut tl = lock(&sh.timeline);
         let f = &mut tl.faults[owed.record];
-        f.heal_start = Some(heal_start);
-        f.heal_done = Some(heal_done);
+        let first_start = *f.heal_start.get_or_insert(heal_start);
+        let earlier_error = f.error.clone().filter(|e| e.starts_with("heal failed"));
+        if !more {
+            f.heal_done = Some(heal_done);
+        }
         if let Err(e) = &res {
             f.error = Some(format!("heal failed: {e}"));
         }
-        (f.step, f.action.clone(), f.node.clone())
+        (
+            f.step,
+            f.action.clone(),
+            f.node.clone(),
+            first_start,
+            earlier_error,
+        )
     };
     match &res {
         Ok(()) => sh.journal.remove(id),
@@ -1142,14 +1155,17 @@ async fn heal_one(sh: &Shared, id: &str) {
             step + 1
         )),
     }
+    if more {
+        return;
+    }
     sh.emit(DrillEvent::FaultHealed {
         trial: sh.trial,
         step,
         action,
         node,
-        t_start: heal_start,
+        t_start: first_start,
         t_done: heal_done,
-        error: res.err(),
+        error: res.err().or(earlier_error),
     });
 }
 
