@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what firedrill needs on a fresh Debian or Ubuntu machine: the
-# PostgreSQL server packages (the labs and tests run the real servers) and a
-# Rust toolchain if none is present. Safe to run again: it only installs
+# PostgreSQL, etcd and Patroni server packages (the labs and tests run the
+# real servers) and a Rust toolchain if none is present. Safe to run again: it only installs
 # what is missing.
 set -euo pipefail
 
@@ -12,6 +12,10 @@ for d in /usr/lib/postgresql/*/bin; do
 done
 $pg_ok || need+=(postgresql postgresql-contrib)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# etcd and Patroni labs (Debian: etcd-server 3.4, patroni 3.0).
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v patroni >/dev/null 2>&1 || need+=(patroni)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need+=(curl)

@@ -31,7 +31,7 @@ fn leader_kill(example_file: &str) -> Figures {
                 .unwrap_or_else(|| panic!("trial {i}: the cluster never recovered")),
         );
         f.detected
-            .push(d.f64(i, "rto.detected_s").unwrap_or(f64::NAN));
+            .push(d.f64(i, "rto.phases.detected_s").unwrap_or(f64::NAN));
     }
     assert!(
         d.run["target"]

@@ -32,8 +32,8 @@ fn run(example_file: &str) -> Drill {
     eprintln!(
         "{example_file}: {target}\n  RTO {:?} s, detected {:?} s, first write {:?} s, lost {}, unknown {} survived / {} lost",
         d.f64(0, "rto.achieved_s"),
-        d.f64(0, "rto.detected_s"),
-        d.f64(0, "rto.first_write_s"),
+        d.f64(0, "rto.phases.detected_s"),
+        d.f64(0, "rto.phases.first_write_s"),
         d.u64(0, "rpo.lost"),
         d.u64(0, "rpo.unknown_survived"),
         d.u64(0, "rpo.unknown_lost"),
