@@ -1,4 +1,6 @@
-//! Real local PostgreSQL streaming-replication clusters for drills.
+//! Real local clusters for drills: PostgreSQL streaming replication, etcd
+//! (`etcd.rs`), and Patroni-managed PostgreSQL with its etcd DCS
+//! (`patroni.rs`).
 //!
 //! A lab is a directory holding `state.json`, `data/<node>/`,
 //! `logs/<node>.log`, `run/` (unix sockets) and `archive/`. Every server is

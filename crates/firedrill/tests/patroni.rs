@@ -10,8 +10,9 @@ fn available() -> bool {
     pg_available() && programs_available(&["patroni", "etcd"])
 }
 
-/// Runs one example drill on its own fresh lab.
-fn run(example_file: &str) -> Drill {
+/// Runs one example drill on its own fresh lab; returns the drill and its
+/// `detected` events (read before the lab's directory goes).
+fn run(example_file: &str) -> (Drill, String) {
     let lab = Lab::up(&example(example_file));
     let d = lab.drill("run");
     assert!(
@@ -38,7 +39,8 @@ fn run(example_file: &str) -> Drill {
         d.u64(0, "rpo.unknown_survived"),
         d.u64(0, "rpo.unknown_lost"),
     );
-    d
+    let det = detected_by(&d);
+    (d, det)
 }
 
 fn detected_by(d: &Drill) -> String {
@@ -55,7 +57,7 @@ fn patroni_sync_mode_node_death_loses_nothing() {
         return;
     }
     let _g = serial();
-    let d = run("patroni-sync-kill.toml");
+    let (d, det) = run("patroni-sync-kill.toml");
     assert_eq!(
         d.u64(0, "rpo.lost"),
         0,
@@ -66,7 +68,6 @@ fn patroni_sync_mode_node_death_loses_nothing() {
         rto < 20.0,
         "ttl 10 / loop_wait 2 / retry_timeout 3: RTO {rto} s"
     );
-    let det = detected_by(&d);
     assert!(
         det.contains("patroni leader n2"),
         "detected by Patroni's leader change: {det}"
@@ -80,7 +81,7 @@ fn patroni_default_timing_fails_over_slower_than_tuned() {
         return;
     }
     let _g = serial();
-    let tuned = run("patroni-async-kill.toml");
+    let (tuned, _) = run("patroni-async-kill.toml");
     let t = tuned
         .f64(0, "rto.achieved_s")
         .expect("tuned: Patroni failed over");
@@ -88,7 +89,7 @@ fn patroni_default_timing_fails_over_slower_than_tuned() {
         t < 20.0,
         "ttl 10 / loop_wait 2 / retry_timeout 3: RTO {t} s"
     );
-    let defaults = run("patroni-defaults-kill.toml");
+    let (defaults, _) = run("patroni-defaults-kill.toml");
     let d = defaults
         .f64(0, "rto.achieved_s")
         .expect("defaults: Patroni failed over");
@@ -105,9 +106,8 @@ fn patroni_paused_sync_standby_stalls_writes_then_falls_back_to_async() {
         return;
     }
     let _g = serial();
-    let d = run("patroni-sync-standby-pause.toml");
+    let (d, det) = run("patroni-sync-standby-pause.toml");
     let stall = d.f64(0, "rto.achieved_s").expect("writes resumed");
-    let det = detected_by(&d);
     eprintln!("writes stalled {stall:.2} s; {det}");
     assert!(
         stall > 0.5,
