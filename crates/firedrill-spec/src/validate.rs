@@ -172,12 +172,14 @@ fn check_kind_tables(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>
         }
         let hb = e.heartbeat.get_ref().0;
         let el = e.election.get_ref().0;
-        if hb < std::time::Duration::from_millis(1) || hb.subsec_nanos() % 1_000_000 != 0 {
+        let whole_ms =
+            |d: std::time::Duration| std::time::Duration::from_millis(d.as_millis() as u64) == d;
+        if hb < std::time::Duration::from_millis(1) || !whole_ms(hb) {
             out.push(spec.at(
                 e.heartbeat.span(),
                 "heartbeat must be a whole number of milliseconds, at least 1ms",
             ));
-        } else if el < hb * 5 || el.subsec_nanos() % 1_000_000 != 0 {
+        } else if el < hb * 5 || !whole_ms(el) {
             out.push(spec.at(
                 e.election.span(),
                 format!(

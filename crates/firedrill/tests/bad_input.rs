@@ -230,14 +230,26 @@ fn patroni_table_on_an_etcd_lab() {
 
 #[test]
 fn kill_process_outside_patroni() {
-    check(
-        &GOOD.replace(
+    // A drill-only problem: `lab up` of this file is valid (and would start
+    // the lab), so only `drill` is checked.
+    let tmp = tempdir();
+    let spec = tmp.path().join("spec.toml");
+    let text = GOOD
+        .replace(
             "node = \"primary\"",
             "node = \"primary\"\nkill_process = \"postgres\"",
-        ),
-        "17:16:",
-        "kill_process is for Patroni nodes",
+        )
+        .replace("@DIR@", &tmp.path().join("lab").display().to_string());
+    std::fs::write(&spec, text).unwrap();
+    let out = firedrill(&["drill", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:17:16:", spec.display()))
+            && err.contains("kill_process is for Patroni nodes"),
+        "{err}"
     );
+    assert!(!tmp.path().join("lab").exists());
 }
 
 #[test]
@@ -256,7 +268,7 @@ fn cut_replication_on_etcd() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains(&format!("{}:18:10:", spec.display()))
+        err.contains(&format!("{}:17:10:", spec.display()))
             && err.contains("cut_replication is for PostgreSQL standbys"),
         "{err}"
     );
