@@ -3,6 +3,8 @@
 # PostgreSQL server packages (the labs and tests run the real servers),
 # Chromium (the HTML report is tested in a real headless browser) and a
 # Rust toolchain if none is present. Safe to run again: it only installs
+# PostgreSQL, etcd and Patroni server packages (the labs and tests run the
+# real servers) and a Rust toolchain if none is present. Safe to run again: it only installs
 # what is missing.
 set -euo pipefail
 
@@ -13,6 +15,10 @@ for d in /usr/lib/postgresql/*/bin; do
 done
 $pg_ok || need+=(postgresql postgresql-contrib)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# etcd and Patroni labs (Debian: etcd-server 3.4, patroni 3.0).
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v patroni >/dev/null 2>&1 || need+=(patroni)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need+=(curl)

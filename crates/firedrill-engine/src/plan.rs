@@ -15,6 +15,15 @@ pub enum ProcSource {
     Handle(ProcHandle),
     /// A pid file the user pointed at (read at injection time).
     PidFile(PathBuf),
+    /// A PostgreSQL node run by a manager (Patroni): the manager recorded
+    /// when firedrill started it, and the postmaster read from the data
+    /// directory's postmaster.pid at injection time (the manager may have
+    /// restarted it). Node death is both; `kill_process = "postgres"` only
+    /// the postmaster.
+    Managed {
+        manager: ProcHandle,
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +84,9 @@ pub struct StepPlan {
     /// Network faults: which links, and the toxic's attributes.
     pub link: LinkScope,
     pub attrs: serde_json::Value,
+    /// Process faults: only the node's server process (`"postgres"`), not
+    /// its manager. None: the whole node.
+    pub process: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +175,7 @@ impl Plan {
                         "jitter": s.jitter.as_ref().map(|j| j.get_ref().0.as_millis() as u64).unwrap_or(0),
                         "rate": s.rate_kbps.as_ref().map(|r| *r.get_ref()).unwrap_or(0),
                     }),
+                    process: s.kill_process.as_ref().map(|p| p.get_ref().clone()),
                 }
             })
             .collect();

@@ -745,16 +745,36 @@ async fn resolve(sh: &Shared, r: &NodeRef) -> Result<String, EngineError> {
     }
 }
 
-fn proc_of(sh: &Shared, node: &str) -> Result<ProcHandle, EngineError> {
+/// The processes a process fault on `node` signals, in order: a managed
+/// node's manager first (so it cannot restart its server in between), then
+/// its postmaster as it runs now.
+fn procs_of(
+    sh: &Shared,
+    node: &str,
+    process: Option<&str>,
+) -> Result<Vec<ProcHandle>, EngineError> {
     let n = sh
         .nodes
         .iter()
         .find(|n| n.name == node)
         .ok_or_else(|| EngineError::Fault(format!("no node named {node}")))?;
     match &n.proc {
-        ProcSource::Handle(h) => Ok(*h),
-        ProcSource::PidFile(p) => {
-            ProcHandle::from_pid_file(p).map_err(|e| EngineError::Fault(e.to_string()))
+        ProcSource::Handle(h) => Ok(vec![*h]),
+        ProcSource::PidFile(p) => ProcHandle::from_pid_file(p)
+            .map(|h| vec![h])
+            .map_err(|e| EngineError::Fault(e.to_string())),
+        ProcSource::Managed { manager, data_dir } => {
+            let post = ProcHandle::from_postmaster_pid(data_dir)
+                .ok()
+                .filter(|h| h.is_alive());
+            match (process, post) {
+                (Some(_), Some(p)) => Ok(vec![p]),
+                (Some(_), None) => Err(EngineError::Fault(format!(
+                    "{node} has no running postmaster (postmaster.pid in {})",
+                    data_dir.display()
+                ))),
+                (None, p) => Ok(std::iter::once(*manager).chain(p).collect()),
+            }
         }
         ProcSource::None => Err(EngineError::Fault(format!("no pid known for {node}"))),
     }
@@ -785,31 +805,39 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
     let res: Result<(), String> = async {
         match step.action {
             FaultAction::Kill | FaultAction::Stop | FaultAction::Pause => {
-                let h = proc_of(sh, node).map_err(|e| e.to_string())?;
+                let hs = procs_of(sh, node, step.process.as_deref()).map_err(|e| e.to_string())?;
                 let action = match step.action {
                     FaultAction::Kill => ProcessAction::Kill,
                     FaultAction::Stop => ProcessAction::Stop,
                     _ => ProcessAction::Pause,
                 };
                 if action == ProcessAction::Pause {
-                    owe(
-                        sh,
-                        &heal_id,
-                        idx,
-                        step.for_,
-                        HealAction::Continue {
-                            node: node.into(),
-                            proc: h,
-                        },
-                    )?;
+                    // One heal per process: each is resumed on its own.
+                    for (i, h) in hs.iter().enumerate() {
+                        owe(
+                            sh,
+                            &sub_heal_id(&heal_id, i),
+                            idx,
+                            step.for_,
+                            HealAction::Continue {
+                                node: node.into(),
+                                proc: *h,
+                            },
+                        )?;
+                    }
                 }
-                tokio::task::spawn_blocking(move || apply_process_fault(&h, action))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())
+                tokio::task::spawn_blocking(move || {
+                    for h in &hs {
+                        apply_process_fault(h, action)?;
+                    }
+                    Ok::<(), firedrill_faults::FaultError>(())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
             }
             FaultAction::Resume => {
-                let h = proc_of(sh, node).map_err(|e| e.to_string())?;
+                let hs = procs_of(sh, node, step.process.as_deref()).map_err(|e| e.to_string())?;
                 // A resume is the heal of the pause it ends.
                 let owed: Vec<String> = lock(&sh.owed)
                     .iter()
@@ -821,10 +849,15 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
                 for id in owed {
                     heal_one(sh, &id).await;
                 }
-                tokio::task::spawn_blocking(move || apply_process_fault(&h, ProcessAction::Resume))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())
+                tokio::task::spawn_blocking(move || {
+                    for h in &hs {
+                        apply_process_fault(h, ProcessAction::Resume)?;
+                    }
+                    Ok::<(), firedrill_faults::FaultError>(())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
             }
             FaultAction::Partition if step.link == LinkScope::All && veth_of(&sh.nodes, node).is_some() => {
                 let dev = veth_of(&sh.nodes, node).unwrap_or_default();
@@ -920,10 +953,28 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
         let sh2 = sh.clone();
         sh.spawn(async move {
             tokio::time::sleep(d).await;
-            heal_one(&sh2, &heal_id).await;
+            // The step's heal, or each of its per-process heals.
+            let ids: Vec<String> = lock(&sh2.owed)
+                .iter()
+                .filter(|o| o.id == heal_id || o.id.starts_with(&format!("{heal_id}.")))
+                .map(|o| o.id.clone())
+                .collect();
+            for id in ids {
+                heal_one(&sh2, &id).await;
+            }
         });
     }
     Ok(())
+}
+
+/// The heal id of the `i`th process a step signals: the step's own id for
+/// the first, so single-process nodes keep the ids they always had.
+fn sub_heal_id(id: &str, i: usize) -> String {
+    if i == 0 {
+        id.to_string()
+    } else {
+        format!("{id}.{i}")
+    }
 }
 
 /// The host-side veth of a node of a netns lab.
@@ -1054,12 +1105,16 @@ pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(),
 }
 
 async fn heal_one(sh: &Shared, id: &str) {
-    let owed = {
+    // `more`: other heals of the same step are still owed (a managed node's
+    // pause owes one per process); the step counts as healed after the last.
+    let (owed, more) = {
         let mut o = lock(&sh.owed);
         let Some(i) = o.iter().position(|x| x.id == id) else {
             return;
         };
-        o.remove(i)
+        let owed = o.remove(i);
+        let more = o.iter().any(|x| x.record == owed.record);
+        (owed, more)
     };
     let heal_start = sh.now();
     let entry = HealEntry {
@@ -1074,15 +1129,24 @@ async fn heal_one(sh: &Shared, id: &str) {
         res = heal_entry(&entry, pw.as_deref()).await;
     }
     let heal_done = sh.now();
-    let (step, action, node) = {
+    let (step, action, node, first_start, earlier_error) = {
         let mut tl = lock(&sh.timeline);
         let f = &mut tl.faults[owed.record];
-        f.heal_start = Some(heal_start);
-        f.heal_done = Some(heal_done);
+        let first_start = *f.heal_start.get_or_insert(heal_start);
+        let earlier_error = f.error.clone().filter(|e| e.starts_with("heal failed"));
+        if !more {
+            f.heal_done = Some(heal_done);
+        }
         if let Err(e) = &res {
             f.error = Some(format!("heal failed: {e}"));
         }
-        (f.step, f.action.clone(), f.node.clone())
+        (
+            f.step,
+            f.action.clone(),
+            f.node.clone(),
+            first_start,
+            earlier_error,
+        )
     };
     match &res {
         Ok(()) => sh.journal.remove(id),
@@ -1091,14 +1155,17 @@ async fn heal_one(sh: &Shared, id: &str) {
             step + 1
         )),
     }
+    if more {
+        return;
+    }
     sh.emit(DrillEvent::FaultHealed {
         trial: sh.trial,
         step,
         action,
         node,
-        t_start: heal_start,
+        t_start: first_start,
         t_done: heal_done,
-        error: res.err(),
+        error: res.err().or(earlier_error),
     });
 }
 

@@ -75,6 +75,9 @@ pub enum LabError {
         log_tail: String,
     },
 
+    #[error("server program not found: {0}")]
+    Program(String),
+
     #[error("no free loopback port: {0}")]
     NoFreePort(String),
 

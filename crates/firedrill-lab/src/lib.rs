@@ -1,4 +1,6 @@
-//! Real local PostgreSQL streaming-replication clusters for drills.
+//! Real local clusters for drills: PostgreSQL streaming replication, etcd
+//! (`etcd.rs`), and Patroni-managed PostgreSQL with its etcd DCS
+//! (`patroni.rs`).
 //!
 //! A lab is a directory holding `state.json`, `data/<node>/`,
 //! `logs/<node>.log`, `run/` (unix sockets) and `archive/`. Every server is
@@ -12,8 +14,11 @@
 //! multi-thread runtime (preferably via `spawn_blocking`). `status` is async.
 
 mod error;
+mod etcd;
+mod http;
 pub mod links;
 pub mod netns;
+mod patroni;
 mod pg;
 mod status;
 
@@ -70,6 +75,9 @@ pub struct LabState {
     /// The bridge of a `links = "netns"` lab.
     #[serde(default)]
     pub netns: Option<netns::NetnsState>,
+    /// A Patroni lab's DCS: the etcd members it started for Patroni.
+    #[serde(default)]
+    pub dcs: Vec<NodeState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,9 +99,16 @@ pub struct NodeState {
     pub log_file: PathBuf,
     /// The postmaster, recorded when we started it; None until then.
     pub proc: Option<ProcHandle>,
-    /// libpq key=value, no password (the lab trusts loopback and, in a
-    /// netns lab, its bridge subnet).
+    /// How firedrill reaches the node, in the store's own syntax: libpq
+    /// key=value, no password (the lab trusts loopback and, in a netns lab,
+    /// its bridge subnet), or `http://127.0.0.1:PORT` for an etcd member.
     pub conninfo: String,
+    /// etcd: the member's peer (Raft) port.
+    #[serde(default)]
+    pub peer_port: Option<u16>,
+    /// Patroni: the node's REST API port.
+    #[serde(default)]
+    pub api_port: Option<u16>,
     /// `links = "netns"`: the node's namespace, veth pair and address.
     #[serde(default)]
     pub net: Option<netns::NodeNet>,
@@ -136,6 +151,28 @@ impl LabState {
             hosts.join(","),
             ports.join(",")
         )
+    }
+
+    /// Every port the lab holds, in the order its kind's build picks them,
+    /// so a reset can ask for the same ones again.
+    pub fn ports(&self) -> Vec<u16> {
+        let nodes = self.nodes.iter();
+        nodes
+            .clone()
+            .map(|n| n.port)
+            .chain(nodes.clone().filter_map(|n| n.peer_port))
+            .chain(nodes.filter_map(|n| n.api_port))
+            .chain(self.dcs.iter().map(|n| n.port))
+            .chain(self.dcs.iter().filter_map(|n| n.peer_port))
+            .collect()
+    }
+
+    /// Patroni's REST API of every node, `(node, http://127.0.0.1:PORT)`.
+    pub fn patroni_apis(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n.name.clone(), format!("http://127.0.0.1:{}", n.api_port?))))
+            .collect()
     }
 
     fn tools(&self) -> Tools<'_> {
@@ -307,8 +344,7 @@ pub fn reset(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<LabStat
     check_links(&state.spec)?;
     progress("stopping the old lab");
     down(state)?;
-    let ports: Vec<u16> = state.nodes.iter().map(|n| n.port).collect();
-    build(&state.spec, state.dir.clone(), &ports, progress)
+    build(&state.spec, state.dir.clone(), &state.ports(), progress)
 }
 
 /// Checks that the machine supports the spec's links before anything is
@@ -387,7 +423,11 @@ fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
 }
 
 fn teardown(state: &LabState) -> Result<(), LabError> {
-    stop_nodes(&state.nodes)?;
+    match state.spec.kind {
+        firedrill_spec::LabKind::Patroni => patroni::stop(state)?,
+        _ => stop_nodes(&state.nodes)?,
+    }
+    stop_nodes(&state.dcs)?;
     links::stop(state);
     // Before the directory goes: state.json is what finds them again.
     netns::remove(state)?;
@@ -404,6 +444,13 @@ fn build(
     preferred_ports: &[u16],
     progress: &mut dyn FnMut(&str),
 ) -> Result<LabState, LabError> {
+    match spec.kind {
+        firedrill_spec::LabKind::Etcd => return etcd::build(spec, dir, preferred_ports, progress),
+        firedrill_spec::LabKind::Patroni => {
+            return patroni::build(spec, dir, preferred_ports, progress)
+        }
+        firedrill_spec::LabKind::Postgres => {}
+    }
     let bin_dir = find_bin_dir(spec.bin_dir.as_deref())?;
     let run_as = RunAs::resolve(spec.user.as_deref())?;
     let names = spec.node_names();
@@ -444,12 +491,15 @@ fn build(
                     log_file: dir.join("logs").join(format!("{name}.log")),
                     proc: None,
                     net,
+                    peer_port: None,
+                    api_port: None,
                 }
             })
             .collect(),
         proxy: None,
         links: Vec::new(),
         netns: net,
+        dcs: Vec::new(),
     };
     match populate(&mut state, progress) {
         Ok(()) => Ok(state),
@@ -529,6 +579,19 @@ fn check_traversal(dir: &Path, ru: &RunAs, name: &str) -> Result<(), LabError> {
         }
     }
     Ok(())
+}
+
+/// The lab directory (searchable by the servers' user), its `subs`, and
+/// state.json, so that from here on a crash leaves a lab `down` can clean.
+pub(crate) fn make_layout(state: &mut LabState, subs: &[&str]) -> Result<(), LabError> {
+    let dir = state.dir.clone();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(LabError::io(&dir))?;
+    if let Some(ru) = &state.run_as {
+        check_traversal(&dir, ru, &state.name)?;
+    }
+    etcd::make_dirs(state, subs)?;
+    state.save()
 }
 
 /// The layout, the primary, the standbys, and synchronous replication.
@@ -829,6 +892,7 @@ mod tests {
             proxy: None,
             links: Vec::new(),
             netns: None,
+            dcs: Vec::new(),
         };
         let json = serde_json::to_string(&st).unwrap();
         let back: LabState = serde_json::from_str(&json).unwrap();
@@ -853,6 +917,8 @@ mod tests {
             proc: None,
             conninfo: String::new(),
             net: None,
+            peer_port: None,
+            api_port: None,
         };
         let st = LabState {
             name: "m".into(),
@@ -865,6 +931,7 @@ mod tests {
             proxy: None,
             links: Vec::new(),
             netns: None,
+            dcs: Vec::new(),
         };
         assert_eq!(
             st.multi_host_conninfo(),

@@ -50,6 +50,81 @@ struct Probe {
 /// a node whose recorded process is dead is "down", one that is alive but
 /// does not answer is "unreachable".
 pub async fn status(state: &LabState) -> Vec<NodeStatus> {
+    match state.spec.kind {
+        firedrill_spec::LabKind::Etcd => {
+            let st = state.clone();
+            return tokio::task::spawn_blocking(move || etcd_status(&st))
+                .await
+                .unwrap_or_default();
+        }
+        firedrill_spec::LabKind::Patroni => {
+            let mut out = pg_status(state).await;
+            let st = state.clone();
+            let view = tokio::task::spawn_blocking(move || crate::patroni::cluster(&st))
+                .await
+                .ok()
+                .flatten();
+            // Patroni's own view of each member beside PostgreSQL's.
+            for s in out.iter_mut() {
+                let m = view.as_ref().and_then(|v| {
+                    v["members"]
+                        .as_array()?
+                        .iter()
+                        .find(|m| m["name"].as_str() == Some(s.name.as_str()))
+                        .cloned()
+                });
+                if let Some(m) = m {
+                    let r = format!(
+                        "patroni {} {}",
+                        m["role"].as_str().unwrap_or("?"),
+                        m["state"].as_str().unwrap_or("?")
+                    );
+                    s.replication = Some(match &s.replication {
+                        Some(x) => format!("{r}; {x}"),
+                        None => r,
+                    });
+                }
+            }
+            return out;
+        }
+        firedrill_spec::LabKind::Postgres => {}
+    }
+    pg_status(state).await
+}
+
+/// etcd members: leader or follower, as each member says.
+fn etcd_status(state: &LabState) -> Vec<NodeStatus> {
+    state
+        .nodes
+        .iter()
+        .map(|n| {
+            let alive = n.proc.is_some_and(|p| p.is_alive());
+            let (role, replication) = if !alive {
+                ("down".to_string(), None)
+            } else {
+                match crate::etcd::member_status(n.port) {
+                    Ok((id, leader)) if leader != 0 && id == leader => ("leader".into(), None),
+                    Ok((_, 0)) => ("follower".into(), Some("no leader".into())),
+                    Ok((_, leader)) => ("follower".into(), Some(format!("leader id {leader:x}"))),
+                    Err(_) => ("unreachable".into(), None),
+                }
+            };
+            NodeStatus {
+                name: n.name.clone(),
+                pid: n.proc.map(|p| p.pid),
+                alive,
+                port: n.port,
+                role,
+                replication,
+                lag_bytes: None,
+                lag_s: None,
+                timeline: None,
+            }
+        })
+        .collect()
+}
+
+async fn pg_status(state: &LabState) -> Vec<NodeStatus> {
     let probes = state.nodes.iter().map(|n| {
         let alive = n.proc.is_some_and(|p| p.is_alive());
         let conninfo = n.conninfo.clone();

@@ -104,6 +104,43 @@ impl ProcHandle {
         })
     }
 
+    /// The postmaster of a PostgreSQL data directory, from its
+    /// `postmaster.pid`, for servers a manager (Patroni) starts and may
+    /// restart. A stale pid file after a crash may name a recycled pid, so
+    /// the file's own start time (line 3, Unix seconds) must match the
+    /// process's start time within 2 s, and the pid file must name this
+    /// data directory (line 2): otherwise the pid is not that postmaster.
+    pub fn from_postmaster_pid(data_dir: &Path) -> Result<Self, ProcError> {
+        let path = data_dir.join("postmaster.pid");
+        let bad = |msg: &str| ProcError::PidFile {
+            path: path.display().to_string(),
+            msg: msg.into(),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(&e.to_string()))?;
+        let lines: Vec<&str> = text.lines().collect();
+        let named = lines
+            .get(1)
+            .map(|l| Path::new(l.trim()))
+            .ok_or_else(|| bad("no data directory line"))?;
+        let same_dir = named == data_dir
+            || matches!((named.canonicalize(), data_dir.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if !same_dir {
+            return Err(bad("names another data directory"));
+        }
+        let started: u64 = lines
+            .get(2)
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| bad("no start time line"))?;
+        let h = Self::from_pid_file(&path)?;
+        let boot = boot_time().ok_or_else(|| bad("cannot read the boot time from /proc/stat"))?;
+        // /proc start times count USER_HZ ticks, 100 per second on Linux.
+        let proc_start = boot + h.start_time / 100;
+        if proc_start.abs_diff(started) > 2 {
+            return Err(ProcError::NotOurs { pid: h.pid });
+        }
+        Ok(h)
+    }
+
     /// The process is running (not exited, not a zombie) and is still the
     /// one recorded.
     pub fn is_alive(&self) -> bool {
@@ -193,6 +230,14 @@ impl ProcHandle {
         }
         !self.is_alive()
     }
+}
+
+/// Unix time of the last boot (`btime` in /proc/stat).
+fn boot_time() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// All descendants of `root`, by walking /proc parent links.

@@ -56,6 +56,111 @@ pub struct LabSpec {
     /// veth link set down); it needs root and iproute2.
     #[serde(default)]
     pub links: Links,
+    /// `kind = "etcd"`: the cluster's size and Raft timeouts.
+    pub etcd: Option<EtcdLabSpec>,
+    /// `kind = "patroni"`: the failover knobs Patroni is bootstrapped with.
+    pub patroni: Option<PatroniLabSpec>,
+}
+
+/// `[lab.etcd]`: the Raft timeouts are what set an etcd cluster's RTO, so
+/// they are the knobs a drill compares.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdLabSpec {
+    /// Cluster size: 3 or 5 members (e1, e2, …).
+    #[serde(default = "three")]
+    pub members: Spanned<u32>,
+    /// `--heartbeat-interval` (etcd's default 100ms).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat: Spanned<Dur>,
+    /// `--election-timeout` (etcd's default 1s); at least 5 × heartbeat.
+    #[serde(default = "default_election")]
+    pub election: Spanned<Dur>,
+}
+
+impl Default for EtcdLabSpec {
+    fn default() -> Self {
+        EtcdLabSpec {
+            members: three(),
+            heartbeat: default_heartbeat(),
+            election: default_election(),
+        }
+    }
+}
+
+fn three() -> Spanned<u32> {
+    Spanned::new(0..0, 3)
+}
+fn default_heartbeat() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur(std::time::Duration::from_millis(100)))
+}
+fn default_election() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur(std::time::Duration::from_secs(1)))
+}
+
+/// `[lab.patroni]`: Patroni's dynamic configuration at bootstrap. Its RTO is
+/// governed by ttl, loop_wait and retry_timeout; synchronous_mode trades
+/// availability for RPO = 0. Defaults are Patroni's own.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatroniLabSpec {
+    /// Leader key lifetime: a dead leader is replaced after at most this.
+    #[serde(default = "default_ttl")]
+    pub ttl: Spanned<Dur>,
+    /// Seconds between HA loop runs.
+    #[serde(default = "default_loop_wait")]
+    pub loop_wait: Spanned<Dur>,
+    /// How long DCS and PostgreSQL operations are retried.
+    #[serde(default = "default_retry_timeout")]
+    pub retry_timeout: Spanned<Dur>,
+    /// Bytes a replica may lag and still take over.
+    #[serde(default = "default_max_lag")]
+    pub maximum_lag_on_failover: u64,
+    /// Patroni manages synchronous_standby_names: only the sync standby may
+    /// be promoted.
+    #[serde(default)]
+    pub synchronous_mode: bool,
+    /// With synchronous_mode: block writes rather than fall back to async
+    /// when no synchronous standby is left.
+    #[serde(default)]
+    pub synchronous_mode_strict: Option<Spanned<bool>>,
+}
+
+impl Default for PatroniLabSpec {
+    fn default() -> Self {
+        PatroniLabSpec {
+            ttl: default_ttl(),
+            loop_wait: default_loop_wait(),
+            retry_timeout: default_retry_timeout(),
+            maximum_lag_on_failover: default_max_lag(),
+            synchronous_mode: false,
+            synchronous_mode_strict: None,
+        }
+    }
+}
+
+impl PatroniLabSpec {
+    pub fn strict(&self) -> bool {
+        self.synchronous_mode_strict
+            .as_ref()
+            .is_some_and(|s| *s.get_ref())
+    }
+}
+
+fn secs(s: u64) -> Spanned<Dur> {
+    Spanned::new(0..0, Dur(std::time::Duration::from_secs(s)))
+}
+fn default_ttl() -> Spanned<Dur> {
+    secs(30)
+}
+fn default_loop_wait() -> Spanned<Dur> {
+    secs(10)
+}
+fn default_retry_timeout() -> Spanned<Dur> {
+    secs(10)
+}
+fn default_max_lag() -> u64 {
+    1 << 20
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
@@ -75,8 +180,23 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LabKind {
+    /// PostgreSQL streaming replication, failover by firedrill or a command.
     #[default]
     Postgres,
+    /// An etcd (Raft) cluster.
+    Etcd,
+    /// PostgreSQL managed by Patroni, with an etcd cluster as its DCS.
+    Patroni,
+}
+
+impl LabKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabKind::Postgres => "postgres",
+            LabKind::Etcd => "etcd",
+            LabKind::Patroni => "patroni",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
@@ -108,8 +228,25 @@ impl SyncCommit {
 
 impl LabSpec {
     /// Node names in creation order; the first is the initial primary.
+    /// etcd members are e1, e2, …; PostgreSQL nodes (Patroni's too) n1, n2, ….
     pub fn node_names(&self) -> Vec<String> {
-        (1..=self.standbys + 1).map(|i| format!("n{i}")).collect()
+        match self.kind {
+            LabKind::Etcd => {
+                let n = self.etcd.clone().unwrap_or_default().members.into_inner();
+                (1..=n).map(|i| format!("e{i}")).collect()
+            }
+            _ => (1..=self.standbys + 1).map(|i| format!("n{i}")).collect(),
+        }
+    }
+
+    /// The Patroni settings in force (Patroni's defaults when the table is absent).
+    pub fn patroni_settings(&self) -> PatroniLabSpec {
+        self.patroni.clone().unwrap_or_default()
+    }
+
+    /// The etcd settings in force.
+    pub fn etcd_settings(&self) -> EtcdLabSpec {
+        self.etcd.clone().unwrap_or_default()
     }
 }
 
@@ -304,6 +441,10 @@ pub struct FaultStep {
     pub jitter: Option<Spanned<Dur>>,
     /// `bandwidth`: KB per second.
     pub rate_kbps: Option<Spanned<u64>>,
+    /// Process faults on a Patroni node: `"postgres"` signals only the
+    /// postmaster (Patroni restarts it locally); by default the whole node
+    /// (Patroni and its postmaster) is hit, as in a machine failure.
+    pub kill_process: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

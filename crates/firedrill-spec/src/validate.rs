@@ -1,7 +1,9 @@
 //! Semantic checks that serde cannot do. Every check runs, so the user sees
 //! every problem in one go.
 
-use crate::{Diagnostic, DrillSpec, FaultAction, LabSpec, LoadedSpec, Replication, WorkloadMode};
+use crate::{
+    Diagnostic, DrillSpec, FaultAction, LabKind, LabSpec, LoadedSpec, Replication, WorkloadMode,
+};
 use std::collections::HashSet;
 
 /// Roles a fault step may name instead of a node. They are resolved when the
@@ -45,6 +47,9 @@ pub struct NodeUniverse {
     /// own clients and each node, and nothing else (it cannot reroute the
     /// store's replication).
     pub clients_proxy: bool,
+    /// The kind of store: which faults make sense (no `cut_replication`
+    /// for etcd; `kill_process` only for Patroni nodes).
+    pub kind: LabKind,
 }
 
 impl NodeUniverse {
@@ -53,10 +58,15 @@ impl NodeUniverse {
         NodeUniverse {
             with_pid: names.iter().cloned().collect(),
             names,
-            sync: lab.replication == Replication::Sync,
+            sync: match lab.kind {
+                LabKind::Postgres => lab.replication == Replication::Sync,
+                LabKind::Patroni => lab.patroni_settings().synchronous_mode,
+                LabKind::Etcd => false,
+            },
             proxied: lab.links == crate::Links::Proxied,
             netns: lab.links == crate::Links::Netns,
             clients_proxy: false,
+            kind: lab.kind,
         }
     }
 }
@@ -80,9 +90,23 @@ pub fn validate_lab(spec: &LoadedSpec) -> Vec<Diagnostic> {
             "lab name must be 1-63 letters, digits, '-' or '_'",
         ));
     }
-    if lab.standbys == 0 || lab.standbys > 8 {
-        out.push(spec.at(0..0, "lab standbys must be between 1 and 8"));
+    match lab.kind {
+        LabKind::Postgres => {
+            if lab.standbys == 0 || lab.standbys > 8 {
+                out.push(spec.at(0..0, "lab standbys must be between 1 and 8"));
+            }
+        }
+        LabKind::Patroni => {
+            if lab.standbys == 0 || lab.standbys > 2 {
+                out.push(spec.at(
+                    0..0,
+                    "a patroni lab has 2 or 3 nodes: standbys must be 1 or 2",
+                ));
+            }
+        }
+        LabKind::Etcd => {}
     }
+    check_kind_tables(spec, lab, &mut out);
     if let Some(q) = &lab.sync_quorum {
         if lab.replication != Replication::Sync {
             out.push(spec.at(q.span(), "sync_quorum needs replication = \"sync\""));
@@ -105,6 +129,118 @@ pub fn validate_lab(spec: &LoadedSpec) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// The `[lab.etcd]` and `[lab.patroni]` tables, and the settings that only
+/// some kinds have.
+fn check_kind_tables(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>) {
+    let kind = lab.kind.as_str();
+    if lab.etcd.is_some() && lab.kind != LabKind::Etcd {
+        out.push(spec.at(
+            lab.name.span(),
+            format!("[lab.etcd] needs kind = \"etcd\" (this lab is {kind})"),
+        ));
+    }
+    if lab.patroni.is_some() && lab.kind != LabKind::Patroni {
+        out.push(spec.at(
+            lab.name.span(),
+            format!("[lab.patroni] needs kind = \"patroni\" (this lab is {kind})"),
+        ));
+    }
+    if lab.kind != LabKind::Postgres {
+        if lab.links != crate::Links::Direct {
+            out.push(spec.at(
+                lab.name.span(),
+                format!("links = proxied/netns is only for postgres labs, not {kind}"),
+            ));
+        }
+        if lab.replication != Replication::Async || lab.sync_quorum.is_some() {
+            out.push(spec.at(
+                lab.name.span(),
+                format!(
+                    "replication and sync_quorum are for postgres labs; {kind} labs set their own (patroni: [lab.patroni] synchronous_mode)"
+                ),
+            ));
+        }
+    }
+    if lab.kind == LabKind::Etcd {
+        if !lab.settings.is_empty() {
+            out.push(spec.at(
+                lab.name.span(),
+                "[lab.settings] holds postgresql.conf settings; an etcd lab has none",
+            ));
+        }
+        let e = lab.etcd_settings();
+        let m = *e.members.get_ref();
+        if m != 3 && m != 5 {
+            out.push(spec.at(e.members.span(), "an etcd lab has 3 or 5 members"));
+        }
+        let hb = e.heartbeat.get_ref().0;
+        let el = e.election.get_ref().0;
+        let whole_ms =
+            |d: std::time::Duration| std::time::Duration::from_millis(d.as_millis() as u64) == d;
+        if hb < std::time::Duration::from_millis(1) || !whole_ms(hb) {
+            out.push(spec.at(
+                e.heartbeat.span(),
+                "heartbeat must be a whole number of milliseconds, at least 1ms",
+            ));
+        } else if el < hb * 5 || !whole_ms(el) {
+            out.push(spec.at(
+                e.election.span(),
+                format!(
+                    "election must be whole milliseconds and at least 5 × heartbeat ({} here); etcd refuses less",
+                    crate::Dur(hb * 5)
+                ),
+            ));
+        } else if el > std::time::Duration::from_secs(50) {
+            out.push(spec.at(
+                e.election.span(),
+                "election must be at most 50s (etcd's limit)",
+            ));
+        }
+    }
+    if lab.kind == LabKind::Patroni {
+        let p = lab.patroni_settings();
+        let whole = |d: &toml::Spanned<crate::Dur>,
+                     name: &str,
+                     min: u64,
+                     out: &mut Vec<Diagnostic>| {
+            let v = d.get_ref().0;
+            if v.subsec_nanos() != 0 || v.as_secs() < min {
+                out.push(spec.at(
+                    d.span(),
+                    format!("{name} must be a whole number of seconds, at least {min}s (Patroni counts in seconds)"),
+                ));
+                false
+            } else {
+                true
+            }
+        };
+        let ok = whole(&p.ttl, "ttl", 5, out)
+            & whole(&p.loop_wait, "loop_wait", 1, out)
+            & whole(&p.retry_timeout, "retry_timeout", 1, out);
+        if ok {
+            let (t, l, r) = (
+                p.ttl.get_ref().0.as_secs(),
+                p.loop_wait.get_ref().0.as_secs(),
+                p.retry_timeout.get_ref().0.as_secs(),
+            );
+            if l + 2 * r > t {
+                out.push(spec.at(
+                    p.ttl.span(),
+                    format!("Patroni needs loop_wait + 2 × retry_timeout <= ttl ({l} + 2 × {r} > {t}): the leader could lose its key while retrying"),
+                ));
+            }
+        }
+        if let Some(s) = &p.synchronous_mode_strict {
+            if *s.get_ref() && !p.synchronous_mode {
+                out.push(spec.at(
+                    s.span(),
+                    "synchronous_mode_strict needs synchronous_mode = true",
+                ));
+            }
+        }
+    }
 }
 
 /// Checks a drill. `universe` is the set of nodes of the target when it is
@@ -202,7 +338,9 @@ fn own_universe(
                 out.push(spec.at(0..0, "target: give password_env or password_file, not both"));
             }
             let mut u = NodeUniverse {
-                clients_proxy: true,
+                // The embedded proxy rewrites libpq conninfos only.
+                clients_proxy: t.kind == LabKind::Postgres,
+                kind: t.kind,
                 ..NodeUniverse::default()
             };
             for n in &t.nodes {
@@ -364,6 +502,36 @@ fn check_faults(
                     ));
                 }
             }
+        }
+        if let Some(kp) = &s.kill_process {
+            if !matches!(
+                action,
+                FaultAction::Kill | FaultAction::Stop | FaultAction::Pause
+            ) {
+                out.push(spec.at(
+                    kp.span(),
+                    format!(
+                        "kill_process applies to kill, stop and pause, not {}",
+                        action.as_str()
+                    ),
+                ));
+            } else if kp.get_ref() != "postgres" {
+                out.push(spec.at(
+                    kp.span(),
+                    format!("kill_process must be \"postgres\" (the postmaster alone), not {:?}; leave it out to hit the whole node", kp.get_ref()),
+                ));
+            } else if u.is_some_and(|u| u.kind != LabKind::Patroni) {
+                out.push(spec.at(
+                    kp.span(),
+                    "kill_process is for Patroni nodes (a postmaster with a manager that restarts it); elsewhere the postmaster is the node",
+                ));
+            }
+        }
+        if action == FaultAction::CutReplication && u.is_some_and(|u| u.kind == LabKind::Etcd) {
+            out.push(spec.at(
+                s.action.span(),
+                "cut_replication is for PostgreSQL standbys; an etcd follower has no replication link to cut (use pause or a network fault)",
+            ));
         }
         if action == FaultAction::CutReplication && node == "primary" {
             out.push(spec.at(

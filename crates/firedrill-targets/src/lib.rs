@@ -7,6 +7,9 @@
 //! The engine sees every store through [`Target`], so a drill, its fault
 //! schedule and its analysis are the same whatever the store.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+pub mod http;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
@@ -190,6 +193,11 @@ pub enum StoreConfig {
     /// PostgreSQL streaming replication.
     #[default]
     Postgres,
+    /// PostgreSQL managed by Patroni: a PostgreSQL target whose failovers
+    /// are watched on Patroni's REST API. `api`: (node, `http://host:port`).
+    Patroni { api: Vec<(String, String)> },
+    /// An etcd cluster (v3 API); node addresses are `http://host:port`.
+    Etcd,
 }
 
 /// Opens the target for one trial. `password` comes from the environment
@@ -203,6 +211,12 @@ pub fn open(
     match store {
         #[cfg(feature = "postgres")]
         StoreConfig::Postgres => Ok(Box::new(postgres::PgStore::new(nodes, password, run_id)?)),
+        #[cfg(feature = "postgres")]
+        StoreConfig::Patroni { api } => Ok(Box::new(
+            postgres::PgStore::new(nodes, password, run_id)?.with_patroni(api),
+        )),
+        #[cfg(feature = "etcd")]
+        StoreConfig::Etcd => Ok(Box::new(etcd::EtcdStore::new(nodes, run_id)?)),
         #[allow(unreachable_patterns)]
         other => Err(TargetError::Other(format!(
             "this build of firedrill has no target for {other:?} (cargo feature)"

@@ -12,7 +12,8 @@ use firedrill_report::{
     ObjectivesRecord, Progress, Reporter, RunArtifacts, RunCollector, RunMeta, RunRecord,
     HTML_FILE, JUNIT_FILE,
 };
-use firedrill_spec::{validate_drill, LinkScope, LoadedSpec, NodeUniverse, TargetSpec};
+use firedrill_spec::{validate_drill, LabKind, LinkScope, LoadedSpec, NodeUniverse, TargetSpec};
+use firedrill_targets::StoreConfig;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +35,14 @@ impl LabEnv {
                 name: n.name.clone(),
                 conninfo: n.conninfo.clone(),
                 client_conninfo: self.state.client_conninfo(&n.name),
-                proc: n.proc.map(ProcSource::Handle).unwrap_or(ProcSource::None),
+                proc: match (n.proc, self.state.spec.kind) {
+                    (Some(h), firedrill_spec::LabKind::Patroni) => ProcSource::Managed {
+                        manager: h,
+                        data_dir: n.data_dir.clone(),
+                    },
+                    (Some(h), _) => ProcSource::Handle(h),
+                    (None, _) => ProcSource::None,
+                },
                 links: self
                     .state
                     .links
@@ -91,8 +99,16 @@ impl Environment for LabEnv {
                 )
             };
             log(why);
+            let started = std::time::Instant::now();
             self.state = firedrill_lab::reset(&self.state, &mut |_| {})
                 .map_err(|e| EngineError::Preflight(format!("lab reset failed: {e}")))?;
+            // Rebuilding a Patroni lab takes tens of seconds: worth knowing
+            // when a drill's wall time is surprising.
+            log(format!(
+                "lab {} reset to healthy in {:.1} s (trial {trial})",
+                self.state.name,
+                started.elapsed().as_secs_f64()
+            ));
         }
         std::fs::write(self.state.dir.join(DRILLED_MARK), b"")
             .map_err(|e| EngineError::Preflight(format!("lab dir: {e}")))?;
@@ -241,6 +257,13 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     // Network faults against explicit endpoints run through the embedded
     // proxy; it lives until the drill ends.
     let mut embedded: Option<crate::embedded::EmbeddedProxy> = None;
+    let store = match &target {
+        Target::Lab(s) => store_config(s),
+        Target::Endpoints(t) => match t.kind {
+            firedrill_spec::LabKind::Etcd => StoreConfig::Etcd,
+            _ => StoreConfig::Postgres,
+        },
+    };
     let (mut env, desc, cleanup): (Box<dyn Environment>, String, bool) = match target {
         Target::Lab(s) => {
             let desc = format!(
@@ -251,10 +274,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     .map(|n| n.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                match s.spec.replication {
-                    firedrill_spec::Replication::Async => "async",
-                    firedrill_spec::Replication::Sync => "sync",
-                }
+                store_settings(&s.spec)
             );
             (Box::new(LabEnv { state: *s }), desc, false)
         }
@@ -304,7 +324,8 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     };
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
-    let plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
+    let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
+    plan.store = store;
 
     let meta = RunMeta {
         drill: plan.drill.clone(),
@@ -388,6 +409,51 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                 code: e.exit_code() as u8,
                 message: e.to_string(),
             })
+        }
+    }
+}
+
+/// The target's kind and the settings only that kind has, from the lab.
+fn store_config(s: &LabState) -> StoreConfig {
+    match s.spec.kind {
+        LabKind::Postgres => StoreConfig::Postgres,
+        LabKind::Etcd => StoreConfig::Etcd,
+        LabKind::Patroni => StoreConfig::Patroni {
+            api: s.patroni_apis(),
+        },
+    }
+}
+
+/// The settings that govern the store's RPO and RTO, as the run records
+/// them in its target description: which knob was in force is half of any
+/// comparison.
+fn store_settings(spec: &firedrill_spec::LabSpec) -> String {
+    let secs = |d: &firedrill_spec::Dur| d.0.as_secs();
+    match spec.kind {
+        LabKind::Postgres => match spec.replication {
+            firedrill_spec::Replication::Async => "async".into(),
+            firedrill_spec::Replication::Sync => "sync".into(),
+        },
+        LabKind::Etcd => {
+            let e = spec.etcd_settings();
+            format!(
+                "etcd: members {}, heartbeat {}, election {}",
+                e.members.get_ref(),
+                e.heartbeat.get_ref(),
+                e.election.get_ref()
+            )
+        }
+        LabKind::Patroni => {
+            let p = spec.patroni_settings();
+            format!(
+                "patroni: ttl {}, loop_wait {}, retry_timeout {}, maximum_lag_on_failover {}, synchronous_mode {}, synchronous_mode_strict {}",
+                secs(p.ttl.get_ref()),
+                secs(p.loop_wait.get_ref()),
+                secs(p.retry_timeout.get_ref()),
+                p.maximum_lag_on_failover,
+                p.synchronous_mode,
+                p.strict()
+            )
         }
     }
 }

@@ -127,3 +127,150 @@ fn help_explains_each_command() {
         assert!(out.stdout.len() > 100, "{args:?} help is too thin");
     }
 }
+
+/// `lab up` of a spec whose [lab] is invalid: exit 2 at the place, nothing started.
+fn check_lab(text: &str, expect_loc: &str, expect_msg: &str) {
+    let tmp = tempdir();
+    let spec = tmp.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        text.replace("@DIR@", &tmp.path().join("lab").display().to_string()),
+    )
+    .unwrap();
+    let out = firedrill(&["lab", "up", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:{expect_loc}", spec.display())),
+        "expected {expect_loc} in: {err}"
+    );
+    assert!(
+        err.contains(expect_msg),
+        "expected {expect_msg:?} in: {err}"
+    );
+    assert!(!tmp.path().join("lab").exists(), "nothing may be started");
+}
+
+const ETCD: &str = r#"[lab]
+name = "bad-etcd"
+kind = "etcd"
+dir = "@DIR@"
+
+[lab.etcd]
+members = 3
+heartbeat = "100ms"
+election = "1s"
+"#;
+
+const PATRONI: &str = r#"[lab]
+name = "bad-patroni"
+kind = "patroni"
+dir = "@DIR@"
+
+[lab.patroni]
+ttl = "10s"
+loop_wait = "2s"
+retry_timeout = "3s"
+synchronous_mode = true
+"#;
+
+#[test]
+fn etcd_election_shorter_than_five_heartbeats() {
+    check_lab(
+        &ETCD.replace("election = \"1s\"", "election = \"300ms\""),
+        "9:12:",
+        "at least 5 × heartbeat",
+    );
+}
+
+#[test]
+fn etcd_even_member_count() {
+    check_lab(
+        &ETCD.replace("members = 3", "members = 4"),
+        "7:11:",
+        "3 or 5 members",
+    );
+}
+
+#[test]
+fn etcd_unknown_key() {
+    check_lab(
+        &ETCD.replace("members = 3", "members = 3\nhearbeat = \"1s\""),
+        "8:1:",
+        "unknown field `hearbeat`",
+    );
+}
+
+#[test]
+fn patroni_timing_rule() {
+    check_lab(
+        &PATRONI.replace("retry_timeout = \"3s\"", "retry_timeout = \"5s\""),
+        "7:7:",
+        "loop_wait + 2 × retry_timeout <= ttl",
+    );
+}
+
+#[test]
+fn patroni_fractional_ttl() {
+    check_lab(
+        &PATRONI.replace("ttl = \"10s\"", "ttl = \"10500ms\""),
+        "7:7:",
+        "whole number of seconds",
+    );
+}
+
+#[test]
+fn patroni_table_on_an_etcd_lab() {
+    check_lab(
+        &format!("{ETCD}\n[lab.patroni]\nttl = \"10s\"\n"),
+        "2:8:",
+        "[lab.patroni] needs kind = \"patroni\"",
+    );
+}
+
+#[test]
+fn kill_process_outside_patroni() {
+    // A drill-only problem: `lab up` of this file is valid (and would start
+    // the lab), so only `drill` is checked.
+    let tmp = tempdir();
+    let spec = tmp.path().join("spec.toml");
+    let text = GOOD
+        .replace(
+            "node = \"primary\"",
+            "node = \"primary\"\nkill_process = \"postgres\"",
+        )
+        .replace("@DIR@", &tmp.path().join("lab").display().to_string());
+    std::fs::write(&spec, text).unwrap();
+    let out = firedrill(&["drill", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:17:16:", spec.display()))
+            && err.contains("kill_process is for Patroni nodes"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("lab").exists());
+}
+
+#[test]
+fn cut_replication_on_etcd() {
+    let text = format!(
+        "{ETCD}\n[drill]\nname = \"x\"\n[drill.workload]\nduration = \"5s\"\n[[drill.faults]]\nat = \"1s\"\naction = \"cut_replication\"\nnode = \"e2\"\n[drill.objectives]\nrpo = \"0s\"\n"
+    );
+    let tmp = tempdir();
+    let spec = tmp.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        text.replace("@DIR@", &tmp.path().join("lab").display().to_string()),
+    )
+    .unwrap();
+    let out = firedrill(&["drill", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:17:10:", spec.display()))
+            && err.contains("cut_replication is for PostgreSQL standbys"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("lab").exists());
+}

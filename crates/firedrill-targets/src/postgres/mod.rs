@@ -6,6 +6,7 @@
 //! standby tells how far behind that standby is, on the observer's clock.
 
 mod config;
+pub mod patroni;
 mod store;
 
 pub use config::{endpoint, multi_host, parse_node, redirect, PgNode};

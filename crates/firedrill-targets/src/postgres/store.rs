@@ -10,6 +10,9 @@ use std::time::Duration;
 pub struct PgStore {
     pub target: PgTarget,
     clients: Vec<PgNode>,
+    /// Patroni's REST APIs (node, `http://host:port`), when Patroni manages
+    /// the nodes: its leader changes are the failover signals.
+    patroni: Vec<(String, String)>,
 }
 
 impl PgStore {
@@ -32,7 +35,15 @@ impl PgStore {
                 run_id: run_id.into(),
             },
             clients,
+            patroni: Vec::new(),
         })
+    }
+
+    /// The same store, managed by Patroni: failovers are watched on its
+    /// REST APIs.
+    pub fn with_patroni(mut self, apis: &[(String, String)]) -> PgStore {
+        self.patroni = apis.to_vec();
+        self
     }
 
     /// `primary` first, then the others: libpq's multi-host order.
@@ -130,6 +141,18 @@ impl Target for PgStore {
     }
     async fn server_version(&self, node: &str) -> Result<String, TargetError> {
         self.target.server_version(node).await
+    }
+    async fn failover_watch(&self) -> Option<Box<dyn crate::FailoverWatch>> {
+        if self.patroni.is_empty() {
+            return None;
+        }
+        match super::patroni::PatroniWatch::new(&self.patroni).await {
+            Ok(w) => Some(Box::new(w)),
+            Err(e) => {
+                tracing::warn!("patroni watch: {e}");
+                None
+            }
+        }
     }
 }
 

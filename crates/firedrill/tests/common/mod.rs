@@ -37,6 +37,52 @@ pub fn pg_available() -> bool {
     found
 }
 
+/// True when the named server programs are installed (on PATH or in
+/// /usr/bin). Under CI=true a missing one fails the test instead of
+/// skipping it.
+pub fn programs_available(programs: &[&str]) -> bool {
+    let on_path = |p: &str| {
+        std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+            .unwrap_or(false)
+            || Path::new("/usr/bin").join(p).is_file()
+    };
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !on_path(p)).collect();
+    if !missing.is_empty() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "{} missing (CI=true: this is a failure, not a skip; scripts/install-deps.sh installs them)",
+                missing.join(", ")
+            );
+        }
+        eprintln!("skipping: {} not installed", missing.join(", "));
+        return false;
+    }
+    true
+}
+
+/// An example spec from examples/, placed in the test's lab directory.
+pub fn example(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(text.contains("\n[lab]\n"), "{name} has no [lab] table");
+    text.replacen("\n[lab]\n", "\n[lab]\ndir = \"@DIR@\"\n", 1)
+}
+
+/// The median of some figures.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
 /// A temporary directory the unprivileged server user can traverse.
 pub fn tempdir() -> tempfile::TempDir {
     let d = tempfile::Builder::new()
