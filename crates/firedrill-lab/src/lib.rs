@@ -15,6 +15,7 @@ mod error;
 pub mod links;
 pub mod netns;
 mod pg;
+mod redis;
 mod status;
 
 pub use error::LabError;
@@ -70,6 +71,9 @@ pub struct LabState {
     /// The bridge of a `links = "netns"` lab.
     #[serde(default)]
     pub netns: Option<netns::NetnsState>,
+    /// A Redis lab's sentinels (`conninfo` is their `host:port`).
+    #[serde(default)]
+    pub sentinels: Vec<NodeState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,7 +311,12 @@ pub fn reset(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<LabStat
     check_links(&state.spec)?;
     progress("stopping the old lab");
     down(state)?;
-    let ports: Vec<u16> = state.nodes.iter().map(|n| n.port).collect();
+    let ports: Vec<u16> = state
+        .nodes
+        .iter()
+        .chain(&state.sentinels)
+        .map(|n| n.port)
+        .collect();
     build(&state.spec, state.dir.clone(), &ports, progress)
 }
 
@@ -358,7 +367,7 @@ fn clear_dir(dir: &Path, reset: bool, progress: &mut dyn FnMut(&str)) -> Result<
 /// Stops the recorded servers: SIGCONT first (a drill may have paused
 /// them), SIGINT (fast shutdown), then SIGKILL of the whole tree for any
 /// that did not exit in time.
-fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
+pub(crate) fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
     let live: Vec<(&str, ProcHandle)> = nodes
         .iter()
         .filter_map(|n| n.proc.map(|p| (n.name.as_str(), p)))
@@ -387,6 +396,8 @@ fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
 }
 
 fn teardown(state: &LabState) -> Result<(), LabError> {
+    // Sentinels first, so they do not fail over a master being stopped.
+    stop_nodes(&state.sentinels)?;
     stop_nodes(&state.nodes)?;
     links::stop(state);
     // Before the directory goes: state.json is what finds them again.
@@ -404,6 +415,9 @@ fn build(
     preferred_ports: &[u16],
     progress: &mut dyn FnMut(&str),
 ) -> Result<LabState, LabError> {
+    if spec.kind == firedrill_spec::LabKind::RedisSentinel {
+        return redis::build(spec, dir, preferred_ports, progress);
+    }
     let bin_dir = find_bin_dir(spec.bin_dir.as_deref())?;
     let run_as = RunAs::resolve(spec.user.as_deref())?;
     let names = spec.node_names();
@@ -450,6 +464,7 @@ fn build(
         proxy: None,
         links: Vec::new(),
         netns: net,
+        sentinels: Vec::new(),
     };
     match populate(&mut state, progress) {
         Ok(()) => Ok(state),
@@ -463,12 +478,18 @@ fn build(
 
 /// Picks one loopback port per node: the preferred ones if all are free,
 /// else from `base` upwards, else whatever the kernel hands out.
+fn free_default(p: u16) -> bool {
+    ![5432, 6379, 26379].contains(&p)
+}
+
 pub(crate) fn pick_ports(
     n: usize,
     base: Option<u16>,
     preferred: &[u16],
 ) -> Result<Vec<u16>, LabError> {
-    let free = |p: u16| p != 5432 && TcpListener::bind(("127.0.0.1", p)).is_ok();
+    // Never the default ports of PostgreSQL, Redis and Sentinel: a
+    // distribution's own service may start there at any time.
+    let free = |p: u16| free_default(p) && TcpListener::bind(("127.0.0.1", p)).is_ok();
     if preferred.len() == n && preferred.iter().all(|&p| free(p)) {
         return Ok(preferred.to_vec());
     }
@@ -483,23 +504,25 @@ pub(crate) fn pick_ports(
     }
     // Hold every listener until all are picked so the kernel gives distinct ports.
     let mut held = Vec::new();
-    for _ in 0..n {
+    let mut ports = Vec::new();
+    while ports.len() < n {
         let l =
             TcpListener::bind(("127.0.0.1", 0)).map_err(|e| LabError::NoFreePort(e.to_string()))?;
+        let p = l
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|e| LabError::NoFreePort(e.to_string()))?;
+        if free_default(p) {
+            ports.push(p);
+        }
         held.push(l);
     }
-    held.iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(|e| LabError::NoFreePort(e.to_string()))
-        })
-        .collect()
+    Ok(ports)
 }
 
 /// The servers cannot use a directory they cannot reach: every ancestor
 /// must be searchable by the run-as user (e.g. /root is not).
-fn check_traversal(dir: &Path, ru: &RunAs, name: &str) -> Result<(), LabError> {
+pub(crate) fn check_traversal(dir: &Path, ru: &RunAs, name: &str) -> Result<(), LabError> {
     let user = std::ffi::CString::new(ru.user.clone()).map_err(|_| LabError::Traverse {
         user: ru.user.clone(),
         blocked: dir.to_path_buf(),
@@ -829,6 +852,7 @@ mod tests {
             proxy: None,
             links: Vec::new(),
             netns: None,
+            sentinels: Vec::new(),
         };
         let json = serde_json::to_string(&st).unwrap();
         let back: LabState = serde_json::from_str(&json).unwrap();
@@ -865,6 +889,7 @@ mod tests {
             proxy: None,
             links: Vec::new(),
             netns: None,
+            sentinels: Vec::new(),
         };
         assert_eq!(
             st.multi_host_conninfo(),

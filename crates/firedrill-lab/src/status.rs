@@ -50,6 +50,9 @@ struct Probe {
 /// a node whose recorded process is dead is "down", one that is alive but
 /// does not answer is "unreachable".
 pub async fn status(state: &LabState) -> Vec<NodeStatus> {
+    if state.spec.kind == firedrill_spec::LabKind::RedisSentinel {
+        return crate::redis::status(state).await;
+    }
     let probes = state.nodes.iter().map(|n| {
         let alive = n.proc.is_some_and(|p| p.is_alive());
         let conninfo = n.conninfo.clone();
@@ -309,6 +312,7 @@ fn render_links(state: &LabState) -> String {
                 format!("{} -> {p} (replication)", l.node)
             }
             (crate::links::LinkKind::Replication, None) => format!("{} replication", l.node),
+            (crate::links::LinkKind::Peers, _) => format!("peers -> {}", l.node),
         };
         let toxics = if alive {
             match api.get_proxy(&l.name) {

@@ -44,6 +44,7 @@ impl LabEnv {
                             kind: match l.kind {
                                 LinkKind::Clients => LinkScope::Clients,
                                 LinkKind::Replication => LinkScope::Replication,
+                                LinkKind::Peers => LinkScope::Peers,
                             },
                             proxy: l.name.clone(),
                             peer: l.peer.clone(),
@@ -239,6 +240,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             .map(|n| (n.name.get_ref().clone(), n.conninfo.get_ref().clone()))
             .collect(),
     };
+    let store = store_config(&target, d.target.as_ref(), &d.workload);
     let (mut env, desc, cleanup): (Box<dyn Environment>, String, bool) = match target {
         Target::Lab(s) => {
             let desc = format!(
@@ -249,9 +251,10 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     .map(|n| n.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                match s.spec.replication {
-                    firedrill_spec::Replication::Async => "async",
-                    firedrill_spec::Replication::Sync => "sync",
+                match (s.spec.kind, s.spec.replication) {
+                    (firedrill_spec::LabKind::RedisSentinel, _) => "redis + sentinel",
+                    (_, firedrill_spec::Replication::Async) => "async",
+                    (_, firedrill_spec::Replication::Sync) => "sync",
                 }
             );
             (Box::new(LabEnv { state: *s }), desc, false)
@@ -291,7 +294,8 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             )
         }
     };
-    let plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
+    let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
+    plan.store = store;
 
     let meta = RunMeta {
         drill: plan.drill.clone(),
@@ -362,6 +366,70 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                 message: e.to_string(),
             })
         }
+    }
+}
+
+/// The kind of store and its kind-specific settings: from the lab state
+/// (sentinels, announced addresses) and the drill's target options.
+fn store_config(
+    target: &Target,
+    t: Option<&TargetSpec>,
+    w: &firedrill_spec::WorkloadSpec,
+) -> firedrill_targets::StoreConfig {
+    use firedrill_targets::{RedisWrite, StoreConfig};
+    let write = match t.and_then(|t| t.redis_write.as_ref()).map(|w| *w.get_ref()) {
+        Some(firedrill_spec::RedisWrite::Rpush) => RedisWrite::Rpush,
+        Some(firedrill_spec::RedisWrite::Xadd) => RedisWrite::Xadd,
+        _ => RedisWrite::Set,
+    };
+    let wait = t.and_then(|t| t.redis_wait.as_ref()).map(|n| {
+        let timeout = t
+            .and_then(|t| t.redis_wait_timeout.as_ref())
+            .map(|d| d.get_ref().0)
+            // Half the op's budget: the rest is for the write itself.
+            .unwrap_or(w.op_timeout.0 / 2);
+        (*n.get_ref(), timeout)
+    });
+    match target {
+        Target::Lab(s) if s.spec.kind == firedrill_spec::LabKind::RedisSentinel => {
+            StoreConfig::Redis {
+                sentinels: s.sentinels.iter().map(|n| n.conninfo.clone()).collect(),
+                master_name: s
+                    .spec
+                    .redis
+                    .as_ref()
+                    .map(|r| r.master_name())
+                    .unwrap_or_else(|| "firedrill".into()),
+                write,
+                wait,
+                announced: s
+                    .nodes
+                    .iter()
+                    .filter_map(|n| {
+                        s.peers_port(&n.name)
+                            .map(|p| (n.name.clone(), format!("127.0.0.1:{p}")))
+                    })
+                    .collect(),
+            }
+        }
+        Target::Endpoints(t) if t.kind == firedrill_spec::LabKind::RedisSentinel => {
+            StoreConfig::Redis {
+                sentinels: t
+                    .redis_sentinels
+                    .iter()
+                    .map(|s| s.get_ref().clone())
+                    .collect(),
+                master_name: t
+                    .redis_master_name
+                    .as_ref()
+                    .map(|n| n.get_ref().clone())
+                    .unwrap_or_else(|| "mymaster".into()),
+                write,
+                wait,
+                announced: Vec::new(),
+            }
+        }
+        _ => StoreConfig::Postgres,
     }
 }
 
