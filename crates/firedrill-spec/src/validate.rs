@@ -342,6 +342,8 @@ fn own_universe(
             Some(lab) if lab.name.get_ref() == l.get_ref() => Some(NodeUniverse::from_lab(lab)),
             _ => None, // resolved by the caller from the lab's state
         },
+        // Only options (redis_write, …): the target is this file's lab.
+        (None, true) if spec.file.lab.is_some() => spec.file.lab.as_ref().map(NodeUniverse::from_lab),
         (None, true) => {
             out.push(spec.at(
                 0..0,
@@ -629,7 +631,7 @@ fn check_network_step(
             {
                 out.push(spec.at(
                     l.span(),
-                    "link = \"clients\", \"replication\" or \"peers\" needs links = \"proxied\": a links = \"netns\" lab partitions a node's whole veth link (link = \"all\")",
+                    "link = \"clients\" or \"replication\" needs links = \"proxied\" (as does \"peers\"): a links = \"netns\" lab partitions a node's whole veth link (link = \"all\")",
                 ));
             }
         } else if !u.proxied {
