@@ -7,22 +7,29 @@
 use super::Shared;
 use crate::{FailoverSignal, FailoverWatch};
 use async_trait::async_trait;
+use futures_util::stream::SelectAll;
 use futures_util::StreamExt;
 use redis::aio::PubSubStream;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 const CHANNELS: [&str; 3] = ["+odown", "+switch-master", "+convert-to-slave"];
 
+/// Listens to every sentinel: `+convert-to-slave` is announced only by the
+/// sentinel that sent it, while `+odown` and `+switch-master` come from
+/// each of them, so repeats are dropped.
 pub struct SentinelWatch {
     shared: Arc<Shared>,
-    stream: PubSubStream,
+    stream: SelectAll<PubSubStream>,
+    seen: HashSet<String>,
 }
 
 impl SentinelWatch {
-    /// Subscribes on the first sentinel that answers; None when none does
+    /// Subscribes on every sentinel that answers; None when none does
     /// (then automatic recovery alone marks detection).
     pub(crate) async fn open(shared: Arc<Shared>) -> Option<SentinelWatch> {
+        let mut stream = SelectAll::new();
         for addr in &shared.sentinels {
             let Ok(client) = redis::Client::open(format!("redis://{addr}/")) else {
                 continue;
@@ -35,13 +42,17 @@ impl SentinelWatch {
                 Ok::<_, redis::RedisError>(ps)
             };
             if let Ok(Ok(ps)) = tokio::time::timeout(Duration::from_secs(2), sub).await {
-                return Some(SentinelWatch {
-                    stream: ps.into_on_message(),
-                    shared,
-                });
+                stream.push(ps.into_on_message());
             }
         }
-        None
+        if stream.is_empty() {
+            return None;
+        }
+        Some(SentinelWatch {
+            shared,
+            stream,
+            seen: HashSet::new(),
+        })
     }
 
     fn name_of(&self, host: &str, port: &str) -> String {
@@ -56,6 +67,17 @@ impl SentinelWatch {
 #[async_trait]
 impl FailoverWatch for SentinelWatch {
     async fn next(&mut self) -> Option<FailoverSignal> {
+        loop {
+            let sig = self.read().await?;
+            if self.seen.insert(sig.how.clone()) {
+                return Some(sig);
+            }
+        }
+    }
+}
+
+impl SentinelWatch {
+    async fn read(&mut self) -> Option<FailoverSignal> {
         let msg = self.stream.next().await?;
         let channel = msg.get_channel_name().to_string();
         let payload: String = msg.get_payload().unwrap_or_default();
