@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what firedrill needs on a fresh Debian or Ubuntu machine: the
-# PostgreSQL server packages (the labs and tests run the real servers) and a
+# PostgreSQL, Redis and Redis Sentinel server packages (the labs and tests
+# run the real servers) and a
 # Rust toolchain if none is present. Safe to run again: it only installs
 # what is missing.
 set -euo pipefail
@@ -12,6 +13,10 @@ for d in /usr/lib/postgresql/*/bin; do
 done
 $pg_ok || need+=(postgresql postgresql-contrib)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# Redis labs (kind = "redis-sentinel") run these; labs never use the
+# packages' own services on 6379/26379.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need+=(curl)

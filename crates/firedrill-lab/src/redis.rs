@@ -252,8 +252,7 @@ fn populate(
             };
             let ok = get("flags").as_deref() == Some("master")
                 && get("num-slaves").and_then(|v| v.parse::<usize>().ok()) == Some(want)
-                && get("num-other-sentinels").and_then(|v| v.parse::<usize>().ok())
-                    == Some(others);
+                && get("num-other-sentinels").and_then(|v| v.parse::<usize>().ok()) == Some(others);
             ok.then_some(())
         })?;
     }
@@ -431,12 +430,22 @@ fn status_blocking(state: &LabState) -> Vec<NodeStatus> {
             None => ("down".to_string(), None, None),
             Some(i) => match info_field(i, "role") {
                 Some("master") => {
-                    master_offset = info_field(i, "master_repl_offset").and_then(|v| v.parse().ok());
-                    let replicas = i.lines().filter(|l| l.starts_with("slave") && l.contains("ip=")).count();
-                    ("master".to_string(), Some(format!("{replicas} replicas")), None)
+                    master_offset =
+                        info_field(i, "master_repl_offset").and_then(|v| v.parse().ok());
+                    let replicas = i
+                        .lines()
+                        .filter(|l| l.starts_with("slave") && l.contains("ip="))
+                        .count();
+                    (
+                        "master".to_string(),
+                        Some(format!("{replicas} replicas")),
+                        None,
+                    )
                 }
                 _ => {
-                    let m = info_field(i, "master_port").map(name_of).unwrap_or_default();
+                    let m = info_field(i, "master_port")
+                        .map(name_of)
+                        .unwrap_or_default();
                     let link = info_field(i, "master_link_status").unwrap_or("?");
                     (
                         "replica".to_string(),
@@ -457,7 +466,9 @@ fn status_blocking(state: &LabState) -> Vec<NodeStatus> {
             port: n.port,
             role,
             replication,
-            lag_bytes: offset.zip(master_offset).map(|(o, m): (u64, u64)| m.saturating_sub(o)),
+            lag_bytes: offset
+                .zip(master_offset)
+                .map(|(o, m): (u64, u64)| m.saturating_sub(o)),
             lag_s: None,
             timeline: None,
         })
@@ -474,7 +485,9 @@ fn status_blocking(state: &LabState) -> Vec<NodeStatus> {
             .then(|| {
                 query::<Vec<String>>(
                     &s.conninfo,
-                    redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(&master_name),
+                    redis::cmd("SENTINEL")
+                        .arg("get-master-addr-by-name")
+                        .arg(&master_name),
                 )
                 .ok()
             })

@@ -214,7 +214,8 @@ mod redis {
     use crate::{validate_drill, validate_lab, LoadedSpec};
     use std::path::Path;
 
-    const LAB: &str = "[lab]\nname = \"r\"\nkind = \"redis-sentinel\"\nstandbys = 2\nlinks = \"proxied\"\n";
+    const LAB: &str =
+        "[lab]\nname = \"r\"\nkind = \"redis-sentinel\"\nstandbys = 2\nlinks = \"proxied\"\n";
     const DRILL: &str = "[drill]\nname = \"d\"\n[drill.workload]\nduration = \"5s\"\n[drill.recovery]\nautomatic = true\n[drill.objectives]\nrpo = \"1s\"\n";
 
     fn errors(text: &str) -> Vec<String> {
@@ -256,11 +257,13 @@ mod redis {
         let text = "[lab]\nname = \"p\"\n[lab.redis]\ndown_after = \"1s\"\n[drill]\nname = \"d\"\n[drill.target]\nlab = \"p\"\nredis_write = \"rpush\"\n[drill.workload]\nduration = \"5s\"\n[drill.objectives]\nrpo = \"1s\"\n";
         let e = errors(text);
         assert!(
-            e.iter().any(|l| l.contains("[lab.redis] needs kind = \"redis-sentinel\"")),
+            e.iter()
+                .any(|l| l.contains("[lab.redis] needs kind = \"redis-sentinel\"")),
             "{e:?}"
         );
         assert!(
-            e.iter().any(|l| l.starts_with("9:15: redis_* options apply to Redis targets only")),
+            e.iter()
+                .any(|l| l.starts_with("9:15: redis_* options apply to Redis targets only")),
             "{e:?}"
         );
     }

@@ -243,7 +243,11 @@ fn check_redis_target(
                 "Redis endpoints need redis_sentinels = [\"host:port\", ...]: clients ask Sentinel for the master",
             ));
         }
-        for s in t.redis_sentinels.iter().chain(t.nodes.iter().map(|n| &n.conninfo)) {
+        for s in t
+            .redis_sentinels
+            .iter()
+            .chain(t.nodes.iter().map(|n| &n.conninfo))
+        {
             if !is_host_port(s.get_ref()) {
                 out.push(spec.at(s.span(), "a Redis address is host:port"));
             }
@@ -343,7 +347,9 @@ fn own_universe(
             _ => None, // resolved by the caller from the lab's state
         },
         // Only options (redis_write, …): the target is this file's lab.
-        (None, true) if spec.file.lab.is_some() => spec.file.lab.as_ref().map(NodeUniverse::from_lab),
+        (None, true) if spec.file.lab.is_some() => {
+            spec.file.lab.as_ref().map(NodeUniverse::from_lab)
+        }
         (None, true) => {
             out.push(spec.at(
                 0..0,

@@ -118,7 +118,9 @@ fn partitioned_master_loses_zombie_writes() {
     assert!(zombie > 0, "no zombie loss");
     // The clients were on the master's side: they kept writing through
     // the partition (the proxies cut peers only).
-    let healed = d.trial(0)["faults"][0]["healed_s"].as_f64().expect("healed");
+    let healed = d.trial(0)["faults"][0]["healed_s"]
+        .as_f64()
+        .expect("healed");
     let (first, last) = span(&d);
     assert!(first < 1.0, "loss starts at the partition, not {first}");
     assert!(
@@ -126,7 +128,10 @@ fn partitioned_master_loses_zombie_writes() {
         "the loss should extend past the heal ({healed} s), ends at {last} s"
     );
     // The writes acknowledged during the partition are (nearly) all lost.
-    assert!(zombie as f64 >= 0.8 * 200.0 * 10.0, "only {zombie} of {ok} lost");
+    assert!(
+        zombie as f64 >= 0.8 * 200.0 * 10.0,
+        "only {zombie} of {ok} lost"
+    );
     eprintln!(
         "FIGURES zombie: {zombie} of {ok} acknowledged writes lost; loss span {first:.2} .. {last:.2} s, \
          {:.2} s past the heal at {healed:.2} s",
@@ -158,7 +163,10 @@ fn min_replicas_bounds_the_zombie_window() {
         );
     }
     assert_eq!(d.u64(0, "rpo.phantoms"), 0);
-    assert!(d.u64(0, "ops.fail") > 0, "the master never refused (NOREPLICAS)");
+    assert!(
+        d.u64(0, "ops.fail") > 0,
+        "the master never refused (NOREPLICAS)"
+    );
     assert!(d.f64(0, "rto.achieved_s").is_some(), "never recovered");
     eprintln!("FIGURES min-replicas: lost {lost}, loss window {first:.2} .. {last:.2} s");
 }

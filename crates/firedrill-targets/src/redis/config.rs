@@ -54,7 +54,12 @@ pub async fn connect(
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(limit))
         .set_response_timeout(None);
-    match timeout(limit, client.get_multiplexed_async_connection_with_config(&cfg)).await {
+    match timeout(
+        limit,
+        client.get_multiplexed_async_connection_with_config(&cfg),
+    )
+    .await
+    {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
         Err(_) => Err(format!("{addr}: connect timed out after {limit:?}")),
@@ -97,7 +102,8 @@ mod tests {
 
     #[test]
     fn info_fields() {
-        let info = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nslave_repl_offset:42\r\n";
+        let info =
+            "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nslave_repl_offset:42\r\n";
         assert_eq!(info_field(info, "role"), Some("slave"));
         assert_eq!(info_field(info, "slave_repl_offset"), Some("42"));
         assert_eq!(info_field(info, "master_repl_offset"), None);

@@ -147,14 +147,23 @@ impl RedisStore {
             .ok_or_else(|| TargetError::Other(format!("no node named {name}")))
     }
 
-    async fn conn(&self, name: &str, limit: Duration) -> Result<MultiplexedConnection, TargetError> {
+    async fn conn(
+        &self,
+        name: &str,
+        limit: Duration,
+    ) -> Result<MultiplexedConnection, TargetError> {
         let n = self.node(name)?;
         connect(&n.control, self.shared.password.as_deref(), limit)
             .await
             .map_err(|msg| node_err(name, msg))
     }
 
-    async fn info(&self, name: &str, section: &str, limit: Duration) -> Result<String, TargetError> {
+    async fn info(
+        &self,
+        name: &str,
+        section: &str,
+        limit: Duration,
+    ) -> Result<String, TargetError> {
         let mut c = self.conn(name, limit).await?;
         let mut cmd = redis::cmd("INFO");
         cmd.arg(section);
@@ -163,7 +172,11 @@ impl RedisStore {
             .map_err(|e| node_err(name, e))
     }
 
-    async fn audit_keys(&self, c: &mut MultiplexedConnection, name: &str) -> Result<Vec<u64>, TargetError> {
+    async fn audit_keys(
+        &self,
+        c: &mut MultiplexedConnection,
+        name: &str,
+    ) -> Result<Vec<u64>, TargetError> {
         let mut ids = Vec::new();
         let mut cursor: u64 = 0;
         let pattern = format!("fd:{}:*", self.shared.run_id);
@@ -185,7 +198,11 @@ impl RedisStore {
         }
     }
 
-    async fn audit_list(&self, c: &mut MultiplexedConnection, name: &str) -> Result<Vec<u64>, TargetError> {
+    async fn audit_list(
+        &self,
+        c: &mut MultiplexedConnection,
+        name: &str,
+    ) -> Result<Vec<u64>, TargetError> {
         let mut ids = Vec::new();
         let mut start = 0usize;
         loop {
@@ -211,7 +228,11 @@ impl RedisStore {
         }
     }
 
-    async fn audit_stream(&self, c: &mut MultiplexedConnection, name: &str) -> Result<Vec<u64>, TargetError> {
+    async fn audit_stream(
+        &self,
+        c: &mut MultiplexedConnection,
+        name: &str,
+    ) -> Result<Vec<u64>, TargetError> {
         let mut ids = Vec::new();
         let mut from = "-".to_string();
         loop {
@@ -221,10 +242,9 @@ impl RedisStore {
                 .arg("+")
                 .arg("COUNT")
                 .arg(AUDIT_BATCH);
-            let reply: redis::streams::StreamRangeReply =
-                query(c, &cmd, Duration::from_secs(10))
-                    .await
-                    .map_err(|e| node_err(name, e))?;
+            let reply: redis::streams::StreamRangeReply = query(c, &cmd, Duration::from_secs(10))
+                .await
+                .map_err(|e| node_err(name, e))?;
             for e in &reply.ids {
                 let seq = match e.map.get("seq") {
                     Some(Value::BulkString(b)) => {
@@ -263,16 +283,15 @@ impl Target for RedisStore {
 
     async fn roles(&self, limit: Duration) -> Vec<(String, LiveRole)> {
         let futs = self.shared.nodes.iter().map(|n| async move {
-            let role = match tokio::time::timeout(limit, self.info(&n.name, "replication", limit))
-                .await
-            {
-                Ok(Ok(info)) => match info_field(&info, "role") {
-                    Some("master") => LiveRole::Primary,
-                    Some("slave") => LiveRole::Standby,
+            let role =
+                match tokio::time::timeout(limit, self.info(&n.name, "replication", limit)).await {
+                    Ok(Ok(info)) => match info_field(&info, "role") {
+                        Some("master") => LiveRole::Primary,
+                        Some("slave") => LiveRole::Standby,
+                        _ => LiveRole::Unreachable,
+                    },
                     _ => LiveRole::Unreachable,
-                },
-                _ => LiveRole::Unreachable,
-            };
+                };
             (n.name.clone(), role)
         });
         futures_util::future::join_all(futs).await
