@@ -133,7 +133,7 @@ impl Environment for EndpointEnv {
 
 enum Target {
     Lab(Box<LabState>),
-    Endpoints(TargetSpec),
+    Endpoints(Box<TargetSpec>),
 }
 
 /// Finds the target and checks the whole spec against it, before anything
@@ -174,7 +174,7 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
         return Err(Failure::input(spec.fail(errs).to_string()));
     }
     if let Some(t) = endpoints {
-        return Ok(Target::Endpoints(t.clone()));
+        return Ok(Target::Endpoints(Box::new(t.clone())));
     }
     match (state, lab_name) {
         (Some(s), _) => Ok(Target::Lab(Box::new(s))),
