@@ -657,6 +657,12 @@ fn check_network_step(
         out.push(spec.at(s.action.span(), "bandwidth needs rate_kbps > 0"));
     }
     if let Some(l) = &s.link {
+        if *l.get_ref() == crate::LinkScope::Replication && u.is_some_and(|u| u.redis) {
+            out.push(spec.at(
+                l.span(),
+                "a Redis lab proxies each node's peers path, not each replication link: use link = \"peers\"",
+            ));
+        }
         if *l.get_ref() == crate::LinkScope::Replication && s.node.get_ref() == "primary" {
             out.push(spec.at(
                 l.span(),
