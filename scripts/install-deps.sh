@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Installs what firedrill needs on a fresh Debian or Ubuntu machine: the
-# PostgreSQL server packages (the labs and tests run the real servers),
-# Chromium (the HTML report is tested in a real headless browser) and a
-# Rust toolchain if none is present. Safe to run again: it only installs
-# PostgreSQL, etcd and Patroni server packages (the labs and tests run the
-# real servers) and a Rust toolchain if none is present. Safe to run again: it only installs
-# what is missing.
+# server packages the labs and tests run for real (PostgreSQL, etcd, Patroni,
+# Redis and Sentinel), Prometheus (promtool and a real server for `watch`),
+# Chromium (the HTML report is tested in a headless browser), and a Rust
+# toolchain if none is present. Safe to run again: it only installs what is
+# missing.
 set -euo pipefail
 
 need=()
@@ -19,6 +18,10 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v patroni >/dev/null 2>&1 || need+=(patroni)
+# Redis labs (kind = "redis-sentinel") run these; labs never use the
+# packages' own services on 6379/26379.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need+=(curl)

@@ -987,7 +987,7 @@ fn veth_of(nodes: &[NodeSpec], node: &str) -> Option<String> {
 
 /// The proxied links a network fault on `node` hits: its clients' link,
 /// its own replication link, or (all) both and every replication link
-/// whose other end is `node`.
+/// whose other end is `node`; `peers` is all but the clients' link.
 fn select_links(nodes: &[NodeSpec], node: &str, scope: LinkScope) -> Vec<NodeLink> {
     let mut out = Vec::new();
     for n in nodes {
@@ -997,6 +997,9 @@ fn select_links(nodes: &[NodeSpec], node: &str, scope: LinkScope) -> Vec<NodeLin
                 LinkScope::Clients => own && l.kind == LinkScope::Clients,
                 LinkScope::Replication => own && l.kind == LinkScope::Replication,
                 LinkScope::All => own || l.peer.as_deref() == Some(node),
+                LinkScope::Peers => {
+                    (own && l.kind != LinkScope::Clients) || l.peer.as_deref() == Some(node)
+                }
             };
             if hit {
                 out.push(l.clone());

@@ -87,6 +87,7 @@ pub(crate) fn build(
         links: Vec::new(),
         netns: None,
         dcs: Vec::new(),
+        sentinels: Vec::new(),
     };
     let e = spec.etcd_settings();
     let res = (|| {

@@ -20,6 +20,7 @@ pub mod links;
 pub mod netns;
 mod patroni;
 mod pg;
+mod redis;
 mod status;
 
 pub use error::LabError;
@@ -78,6 +79,9 @@ pub struct LabState {
     /// A Patroni lab's DCS: the etcd members it started for Patroni.
     #[serde(default)]
     pub dcs: Vec<NodeState>,
+    /// A Redis lab's sentinels (`conninfo` is their `host:port`).
+    #[serde(default)]
+    pub sentinels: Vec<NodeState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +168,7 @@ impl LabState {
             .chain(nodes.filter_map(|n| n.api_port))
             .chain(self.dcs.iter().map(|n| n.port))
             .chain(self.dcs.iter().filter_map(|n| n.peer_port))
+            .chain(self.sentinels.iter().map(|n| n.port))
             .collect()
     }
 
@@ -394,7 +399,7 @@ fn clear_dir(dir: &Path, reset: bool, progress: &mut dyn FnMut(&str)) -> Result<
 /// Stops the recorded servers: SIGCONT first (a drill may have paused
 /// them), SIGINT (fast shutdown), then SIGKILL of the whole tree for any
 /// that did not exit in time.
-fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
+pub(crate) fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
     let live: Vec<(&str, ProcHandle)> = nodes
         .iter()
         .filter_map(|n| n.proc.map(|p| (n.name.as_str(), p)))
@@ -423,6 +428,8 @@ fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
 }
 
 fn teardown(state: &LabState) -> Result<(), LabError> {
+    // Sentinels first, so they do not fail over a master being stopped.
+    stop_nodes(&state.sentinels)?;
     match state.spec.kind {
         firedrill_spec::LabKind::Patroni => patroni::stop(state)?,
         _ => stop_nodes(&state.nodes)?,
@@ -448,6 +455,9 @@ fn build(
         firedrill_spec::LabKind::Etcd => return etcd::build(spec, dir, preferred_ports, progress),
         firedrill_spec::LabKind::Patroni => {
             return patroni::build(spec, dir, preferred_ports, progress)
+        }
+        firedrill_spec::LabKind::RedisSentinel => {
+            return redis::build(spec, dir, preferred_ports, progress)
         }
         firedrill_spec::LabKind::Postgres => {}
     }
@@ -500,6 +510,7 @@ fn build(
         links: Vec::new(),
         netns: net,
         dcs: Vec::new(),
+        sentinels: Vec::new(),
     };
     match populate(&mut state, progress) {
         Ok(()) => Ok(state),
@@ -513,12 +524,18 @@ fn build(
 
 /// Picks one loopback port per node: the preferred ones if all are free,
 /// else from `base` upwards, else whatever the kernel hands out.
+fn free_default(p: u16) -> bool {
+    ![5432, 6379, 26379].contains(&p)
+}
+
 pub(crate) fn pick_ports(
     n: usize,
     base: Option<u16>,
     preferred: &[u16],
 ) -> Result<Vec<u16>, LabError> {
-    let free = |p: u16| p != 5432 && TcpListener::bind(("127.0.0.1", p)).is_ok();
+    // Never the default ports of PostgreSQL, Redis and Sentinel: a
+    // distribution's own service may start there at any time.
+    let free = |p: u16| free_default(p) && TcpListener::bind(("127.0.0.1", p)).is_ok();
     if preferred.len() == n && preferred.iter().all(|&p| free(p)) {
         return Ok(preferred.to_vec());
     }
@@ -533,23 +550,25 @@ pub(crate) fn pick_ports(
     }
     // Hold every listener until all are picked so the kernel gives distinct ports.
     let mut held = Vec::new();
-    for _ in 0..n {
+    let mut ports = Vec::new();
+    while ports.len() < n {
         let l =
             TcpListener::bind(("127.0.0.1", 0)).map_err(|e| LabError::NoFreePort(e.to_string()))?;
+        let p = l
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|e| LabError::NoFreePort(e.to_string()))?;
+        if free_default(p) {
+            ports.push(p);
+        }
         held.push(l);
     }
-    held.iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(|e| LabError::NoFreePort(e.to_string()))
-        })
-        .collect()
+    Ok(ports)
 }
 
 /// The servers cannot use a directory they cannot reach: every ancestor
 /// must be searchable by the run-as user (e.g. /root is not).
-fn check_traversal(dir: &Path, ru: &RunAs, name: &str) -> Result<(), LabError> {
+pub(crate) fn check_traversal(dir: &Path, ru: &RunAs, name: &str) -> Result<(), LabError> {
     let user = std::ffi::CString::new(ru.user.clone()).map_err(|_| LabError::Traverse {
         user: ru.user.clone(),
         blocked: dir.to_path_buf(),
@@ -893,6 +912,7 @@ mod tests {
             links: Vec::new(),
             netns: None,
             dcs: Vec::new(),
+            sentinels: Vec::new(),
         };
         let json = serde_json::to_string(&st).unwrap();
         let back: LabState = serde_json::from_str(&json).unwrap();
@@ -932,6 +952,7 @@ mod tests {
             links: Vec::new(),
             netns: None,
             dcs: Vec::new(),
+            sentinels: Vec::new(),
         };
         assert_eq!(
             st.multi_host_conninfo(),

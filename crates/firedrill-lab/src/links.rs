@@ -27,6 +27,9 @@ pub enum LinkKind {
     Clients,
     /// Standby `node` → its primary `peer` (WAL flows back through it).
     Replication,
+    /// Everyone but the clients → `node` (Redis: sentinels and replicas
+    /// reach the node through it, because the node announces its address).
+    Peers,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,10 +65,31 @@ fn proxy_bin() -> Result<PathBuf, LabError> {
 /// Starts the proxy and creates a proxy per link. Called before the
 /// servers start: a proxy does not need its upstream to exist yet.
 pub(crate) fn start(state: &mut LabState) -> Result<(), LabError> {
+    let primary = state.nodes[0].clone();
+    let mut wanted = Vec::new();
+    for (i, n) in state.nodes.iter().enumerate() {
+        wanted.push((LinkKind::Clients, n.name.clone(), None, n.port));
+        if i > 0 {
+            wanted.push((
+                LinkKind::Replication,
+                n.name.clone(),
+                Some(primary.name.clone()),
+                primary.port,
+            ));
+        }
+    }
+    start_links(state, wanted)
+}
+
+/// Starts the proxy and one proxy per `(kind, node, peer, upstream port)`.
+pub(crate) fn start_links(
+    state: &mut LabState,
+    wanted: Vec<(LinkKind, String, Option<String>, u16)>,
+) -> Result<(), LabError> {
     let bin = proxy_bin()?;
-    // All ports at once, so no two of them can collide: the API, one per
-    // node for its clients, one per standby for its replication link.
-    let picked = crate::pick_ports(2 * state.nodes.len(), None, &[])?;
+    // All ports at once, so no two of them can collide: the API and one
+    // per link.
+    let picked = crate::pick_ports(wanted.len() + 1, None, &[])?;
     let mut ports = picked.into_iter();
     let mut free_port = || {
         ports
@@ -99,27 +123,21 @@ pub(crate) fn start(state: &mut LabState) -> Result<(), LabError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let primary = state.nodes[0].clone();
     let mut links = Vec::new();
-    for (i, n) in state.nodes.iter().enumerate() {
+    for (kind, node, peer, upstream_port) in wanted {
+        let suffix = match kind {
+            LinkKind::Clients => "clients",
+            LinkKind::Replication => "replication",
+            LinkKind::Peers => "peers",
+        };
         links.push(LinkState {
-            name: format!("{}-clients", n.name),
-            kind: LinkKind::Clients,
-            node: n.name.clone(),
-            peer: None,
+            name: format!("{node}-{suffix}"),
+            kind,
+            node,
+            peer,
             listen_port: free_port()?,
-            upstream_port: n.port,
+            upstream_port,
         });
-        if i > 0 {
-            links.push(LinkState {
-                name: format!("{}-replication", n.name),
-                kind: LinkKind::Replication,
-                node: n.name.clone(),
-                peer: Some(primary.name.clone()),
-                listen_port: free_port()?,
-                upstream_port: primary.port,
-            });
-        }
     }
     for l in &links {
         client
@@ -161,14 +179,28 @@ impl LabState {
     /// The conninfo the workload's clients use for `node`: through its
     /// clients proxy in a proxied lab.
     pub fn client_conninfo(&self, node: &str) -> Option<String> {
+        let redis = self.spec.kind == firedrill_spec::LabKind::RedisSentinel;
         self.links
             .iter()
             .find(|l| l.kind == LinkKind::Clients && l.node == node)
             .map(|l| {
-                format!(
-                    "host=127.0.0.1 port={} user=postgres dbname=postgres",
-                    l.listen_port
-                )
+                if redis {
+                    format!("127.0.0.1:{}", l.listen_port)
+                } else {
+                    format!(
+                        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                        l.listen_port
+                    )
+                }
             })
+    }
+
+    /// The port a node announces to its peers: its peers proxy in a
+    /// proxied Redis lab.
+    pub fn peers_port(&self, node: &str) -> Option<u16> {
+        self.links
+            .iter()
+            .find(|l| l.kind == LinkKind::Peers && l.node == node)
+            .map(|l| l.listen_port)
     }
 }

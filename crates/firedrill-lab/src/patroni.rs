@@ -68,6 +68,7 @@ pub(crate) fn build(
         links: Vec::new(),
         netns: None,
         dcs: etcd::members(&dir, &dcs_names, &ports[2 * n..], "dcs", "dcs-"),
+        sentinels: Vec::new(),
     };
     let res = (|| {
         crate::make_layout(&mut state, &["data", "dcs", "logs", "run", "patroni"])?;

@@ -87,6 +87,7 @@ pub async fn status(state: &LabState) -> Vec<NodeStatus> {
             }
             return out;
         }
+        firedrill_spec::LabKind::RedisSentinel => return crate::redis::status(state).await,
         firedrill_spec::LabKind::Postgres => {}
     }
     pg_status(state).await
@@ -396,6 +397,7 @@ fn render_links(state: &LabState) -> String {
                 format!("{} -> {p} (replication)", l.node)
             }
             (crate::links::LinkKind::Replication, None) => format!("{} replication", l.node),
+            (crate::links::LinkKind::Peers, _) => format!("peers -> {}", l.node),
         };
         let toxics = if alive {
             match api.get_proxy(&l.name) {

@@ -209,3 +209,62 @@ fn direct_lab_still_refuses_network_faults() {
         "{e:?}"
     );
 }
+
+mod redis {
+    use crate::{validate_drill, validate_lab, LoadedSpec};
+    use std::path::Path;
+
+    const LAB: &str =
+        "[lab]\nname = \"r\"\nkind = \"redis-sentinel\"\nstandbys = 2\nlinks = \"proxied\"\n";
+    const DRILL: &str = "[drill]\nname = \"d\"\n[drill.workload]\nduration = \"5s\"\n[drill.recovery]\nautomatic = true\n[drill.objectives]\nrpo = \"1s\"\n";
+
+    fn errors(text: &str) -> Vec<String> {
+        let spec = LoadedSpec::parse(Path::new("s.toml"), text.to_string()).expect("parses");
+        let mut e = validate_lab(&spec);
+        e.extend(validate_drill(&spec, None));
+        e.iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_redis_lab_with_its_knobs_is_valid() {
+        let text = format!(
+            "{LAB}[lab.redis]\ndown_after = \"1s\"\nmin_replicas_to_write = 1\nmin_replicas_max_lag = \"2s\"\nappendfsync = \"always\"\n{DRILL}[drill.target]\nredis_write = \"xadd\"\nredis_wait = 1\nredis_wait_timeout = \"500ms\"\n[[drill.faults]]\nat = \"1s\"\naction = \"partition\"\nnode = \"primary\"\nlink = \"peers\"\nfor = \"2s\"\n"
+        );
+        assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_redis_settings_point_at_themselves() {
+        let text = format!(
+            "{LAB}[lab.redis]\nmin_replicas_to_write = 3\nmin_replicas_max_lag = \"1500ms\"\n{DRILL}[drill.target]\nredis_wait = 0\nredis_wait_timeout = \"2s\"\n[[drill.faults]]\nat = \"1s\"\naction = \"cut_replication\"\nnode = \"n2\"\n"
+        );
+        let e = errors(&text);
+        for want in [
+            "7:25: min_replicas_to_write must be at most the number of replicas (2)",
+            "8:24: min_replicas_max_lag is whole seconds",
+            "18:14: redis_wait is the number of replicas",
+            "19:22: redis_wait_timeout must be more than 0 and less than workload.op_timeout",
+            "22:10: cut_replication is a PostgreSQL fault",
+        ] {
+            assert!(e.iter().any(|l| l.starts_with(want)), "{want}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn redis_options_need_a_redis_target() {
+        let text = "[lab]\nname = \"p\"\n[lab.redis]\ndown_after = \"1s\"\n[drill]\nname = \"d\"\n[drill.target]\nlab = \"p\"\nredis_write = \"rpush\"\n[drill.workload]\nduration = \"5s\"\n[drill.objectives]\nrpo = \"1s\"\n";
+        let e = errors(text);
+        assert!(
+            e.iter()
+                .any(|l| l.contains("[lab.redis] needs kind = \"redis-sentinel\"")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("9:15: redis_* options apply to Redis targets only")),
+            "{e:?}"
+        );
+    }
+}

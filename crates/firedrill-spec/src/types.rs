@@ -60,6 +60,9 @@ pub struct LabSpec {
     pub etcd: Option<EtcdLabSpec>,
     /// `kind = "patroni"`: the failover knobs Patroni is bootstrapped with.
     pub patroni: Option<PatroniLabSpec>,
+    /// `kind = "redis-sentinel"`: the Redis and Sentinel settings that set
+    /// RPO and RTO (`[lab.redis]`).
+    pub redis: Option<RedisLabSpec>,
 }
 
 /// `[lab.etcd]`: the Raft timeouts are what set an etcd cluster's RTO, so
@@ -85,6 +88,90 @@ impl Default for EtcdLabSpec {
             heartbeat: default_heartbeat(),
             election: default_election(),
         }
+    }
+}
+
+/// `[lab.redis]`: the knobs of a Redis + Sentinel lab. Every one of them
+/// moves a measured figure, so each is explicit in the spec.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedisLabSpec {
+    /// Sentinel `down-after-milliseconds`: how long a master must be
+    /// unreachable before a sentinel calls it down (default 1s here; 30 s
+    /// in Redis).
+    pub down_after: Option<Spanned<Dur>>,
+    /// Sentinel `failover-timeout` (default 5s here; 3 min in Redis).
+    pub failover_timeout: Option<Spanned<Dur>>,
+    /// `min-replicas-to-write`: the master refuses writes when fewer
+    /// replicas than this are connected with a lag within
+    /// `min_replicas_max_lag` (default 0: never refuses).
+    pub min_replicas_to_write: Option<Spanned<u32>>,
+    /// `min-replicas-max-lag`, whole seconds (default 10s).
+    pub min_replicas_max_lag: Option<Spanned<Dur>>,
+    /// `appendonly` (default false).
+    #[serde(default)]
+    pub appendonly: bool,
+    /// `appendfsync` (default everysec).
+    #[serde(default)]
+    pub appendfsync: AppendFsync,
+    /// Number of sentinels (default 3; quorum is a majority).
+    pub sentinels: Option<Spanned<u32>>,
+    /// The name sentinels monitor the master under (default `firedrill`).
+    pub master_name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AppendFsync {
+    Always,
+    #[default]
+    Everysec,
+    No,
+}
+
+impl AppendFsync {
+    pub fn as_conf(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+}
+
+impl RedisLabSpec {
+    pub fn down_after(&self) -> std::time::Duration {
+        self.down_after
+            .as_ref()
+            .map(|d| d.get_ref().0)
+            .unwrap_or(std::time::Duration::from_secs(1))
+    }
+    pub fn failover_timeout(&self) -> std::time::Duration {
+        self.failover_timeout
+            .as_ref()
+            .map(|d| d.get_ref().0)
+            .unwrap_or(std::time::Duration::from_secs(5))
+    }
+    pub fn min_replicas_max_lag_s(&self) -> u64 {
+        self.min_replicas_max_lag
+            .as_ref()
+            .map(|d| d.get_ref().0.as_secs())
+            .unwrap_or(10)
+    }
+    pub fn min_replicas_to_write(&self) -> u32 {
+        self.min_replicas_to_write
+            .as_ref()
+            .map(|v| *v.get_ref())
+            .unwrap_or(0)
+    }
+    pub fn sentinels(&self) -> u32 {
+        self.sentinels.as_ref().map(|s| *s.get_ref()).unwrap_or(3)
+    }
+    pub fn master_name(&self) -> String {
+        self.master_name
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| "firedrill".into())
     }
 }
 
@@ -187,6 +274,9 @@ pub enum LabKind {
     Etcd,
     /// PostgreSQL managed by Patroni, with an etcd cluster as its DCS.
     Patroni,
+    /// One Redis master, `standbys` replicas and a group of sentinels.
+    #[serde(rename = "redis-sentinel")]
+    RedisSentinel,
 }
 
 impl LabKind {
@@ -195,6 +285,7 @@ impl LabKind {
             LabKind::Postgres => "postgres",
             LabKind::Etcd => "etcd",
             LabKind::Patroni => "patroni",
+            LabKind::RedisSentinel => "redis-sentinel",
         }
     }
 }
@@ -293,6 +384,31 @@ pub struct TargetSpec {
     pub password_file: Option<PathBuf>,
     /// Command that restores the store to healthy between trials (endpoints only).
     pub reset_command: Option<String>,
+    /// Redis: what each ledger write is (default `set`).
+    pub redis_write: Option<Spanned<RedisWrite>>,
+    /// Redis: `WAIT numreplicas timeout` after each write; a write counts
+    /// as acknowledged only if WAIT reached this many replicas.
+    pub redis_wait: Option<Spanned<u32>>,
+    /// Redis: the WAIT timeout (default 1s; must be below op_timeout).
+    pub redis_wait_timeout: Option<Spanned<Dur>>,
+    /// Redis endpoints: the sentinels (`host:port`) clients ask for the master.
+    #[serde(default)]
+    pub redis_sentinels: Vec<Spanned<String>>,
+    /// Redis endpoints: the master name the sentinels monitor.
+    pub redis_master_name: Option<Spanned<String>>,
+}
+
+/// The command a Redis workload client writes one ledger entry with.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisWrite {
+    /// `SET fd:<run_id>:<seq> <payload>`: one key per entry.
+    #[default]
+    Set,
+    /// `RPUSH fd:<run_id>:list <seq>:<payload>`: one list (a queue).
+    Rpush,
+    /// `XADD fd:<run_id>:stream * seq <seq> p <payload>`: one stream.
+    Xadd,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -384,6 +500,10 @@ pub enum LinkScope {
     Clients,
     /// Only the standby's replication link to its primary.
     Replication,
+    /// Every link except the clients': the node's replication links (both
+    /// ends) and, in a Redis lab, the path sentinels and replicas use to
+    /// reach it. The node's clients still reach it (a zombie master).
+    Peers,
 }
 
 impl FaultAction {

@@ -50,6 +50,9 @@ pub struct NodeUniverse {
     /// The kind of store: which faults make sense (no `cut_replication`
     /// for etcd; `kill_process` only for Patroni nodes).
     pub kind: LabKind,
+    /// The store is Redis (with Sentinel): no replication cut, and the
+    /// `redis_*` target options apply.
+    pub redis: bool,
 }
 
 impl NodeUniverse {
@@ -61,12 +64,13 @@ impl NodeUniverse {
             sync: match lab.kind {
                 LabKind::Postgres => lab.replication == Replication::Sync,
                 LabKind::Patroni => lab.patroni_settings().synchronous_mode,
-                LabKind::Etcd => false,
+                LabKind::Etcd | LabKind::RedisSentinel => false,
             },
             proxied: lab.links == crate::Links::Proxied,
             netns: lab.links == crate::Links::Netns,
             clients_proxy: false,
             kind: lab.kind,
+            redis: lab.kind == LabKind::RedisSentinel,
         }
     }
 }
@@ -91,7 +95,7 @@ pub fn validate_lab(spec: &LoadedSpec) -> Vec<Diagnostic> {
         ));
     }
     match lab.kind {
-        LabKind::Postgres => {
+        LabKind::Postgres | LabKind::RedisSentinel => {
             if lab.standbys == 0 || lab.standbys > 8 {
                 out.push(spec.at(0..0, "lab standbys must be between 1 and 8"));
             }
@@ -107,6 +111,7 @@ pub fn validate_lab(spec: &LoadedSpec) -> Vec<Diagnostic> {
         LabKind::Etcd => {}
     }
     check_kind_tables(spec, lab, &mut out);
+    check_redis_lab(spec, lab, &mut out);
     if let Some(q) = &lab.sync_quorum {
         if lab.replication != Replication::Sync {
             out.push(spec.at(q.span(), "sync_quorum needs replication = \"sync\""));
@@ -147,7 +152,7 @@ fn check_kind_tables(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>
             format!("[lab.patroni] needs kind = \"patroni\" (this lab is {kind})"),
         ));
     }
-    if lab.kind != LabKind::Postgres {
+    if matches!(lab.kind, LabKind::Etcd | LabKind::Patroni) {
         if lab.links != crate::Links::Direct {
             out.push(spec.at(
                 lab.name.span(),
@@ -243,6 +248,161 @@ fn check_kind_tables(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>
     }
 }
 
+/// `kind = "redis-sentinel"` and `[lab.redis]` go together; PostgreSQL
+/// knobs mean nothing to Redis, and silently ignoring them would drill a
+/// different setup than the one written.
+fn check_redis_lab(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>) {
+    let redis = lab.kind == crate::LabKind::RedisSentinel;
+    if !redis {
+        if lab.redis.is_some() {
+            out.push(spec.at(
+                lab.name.span(),
+                "[lab.redis] needs kind = \"redis-sentinel\"",
+            ));
+        }
+        return;
+    }
+    if lab.replication != Replication::Async || lab.sync_quorum.is_some() {
+        out.push(spec.at(
+            lab.name.span(),
+            "replication and sync_quorum are PostgreSQL settings: a Redis lab replicates asynchronously (use [lab.redis] min_replicas_to_write, or redis_wait in the drill)",
+        ));
+    }
+    if !lab.settings.is_empty() {
+        out.push(spec.at(
+            lab.name.span(),
+            "[lab.settings] holds postgresql.conf settings; a Redis lab takes [lab.redis]",
+        ));
+    }
+    if lab.links == crate::Links::Netns {
+        out.push(spec.at(
+            lab.name.span(),
+            "a Redis lab supports links = \"direct\" or \"proxied\" (partitions go through the proxies)",
+        ));
+    }
+    let Some(r) = &lab.redis else { return };
+    let ms = |d: &crate::Dur| d.0.as_millis();
+    if let Some(d) = &r.down_after {
+        if ms(d.get_ref()) < 100 {
+            out.push(spec.at(d.span(), "down_after must be at least 100ms"));
+        }
+    }
+    if let Some(d) = &r.failover_timeout {
+        if ms(d.get_ref()) < 1000 {
+            out.push(spec.at(d.span(), "failover_timeout must be at least 1s"));
+        }
+    }
+    if let Some(d) = &r.min_replicas_max_lag {
+        let v = d.get_ref().0;
+        if v.as_secs() == 0 || v.subsec_nanos() != 0 {
+            out.push(spec.at(
+                d.span(),
+                "min_replicas_max_lag is whole seconds (Redis counts it in seconds), at least 1s",
+            ));
+        }
+    }
+    if let Some(m) = &r.min_replicas_to_write {
+        if *m.get_ref() > lab.standbys {
+            out.push(spec.at(
+                m.span(),
+                format!(
+                    "min_replicas_to_write must be at most the number of replicas ({})",
+                    lab.standbys
+                ),
+            ));
+        }
+    }
+    if let Some(s) = &r.sentinels {
+        if !(1..=7).contains(s.get_ref()) {
+            out.push(spec.at(s.span(), "sentinels must be between 1 and 7"));
+        }
+    }
+    if let Some(n) = &r.master_name {
+        if !valid_name(n.get_ref()) {
+            out.push(spec.at(
+                n.span(),
+                "master_name must be 1-63 letters, digits, '-' or '_'",
+            ));
+        }
+    }
+}
+
+/// The `redis_*` options of `[drill.target]`: only for Redis targets, and
+/// a WAIT timeout that fits inside the operation's timeout.
+fn check_redis_target(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    u: Option<&NodeUniverse>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(t) = &d.target else { return };
+    let explicit_redis = !t.nodes.is_empty() && t.kind == crate::LabKind::RedisSentinel;
+    let redis = explicit_redis || u.is_some_and(|u| u.redis);
+    let known = explicit_redis || u.is_some();
+    let opts: Vec<std::ops::Range<usize>> = [
+        t.redis_write.as_ref().map(|v| v.span()),
+        t.redis_wait.as_ref().map(|v| v.span()),
+        t.redis_wait_timeout.as_ref().map(|v| v.span()),
+        t.redis_master_name.as_ref().map(|v| v.span()),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(t.redis_sentinels.iter().map(|s| s.span()))
+    .collect();
+    if known && !redis {
+        for span in opts {
+            out.push(spec.at(span, "redis_* options apply to Redis targets only"));
+        }
+        return;
+    }
+    if let Some(w) = &t.redis_wait {
+        if *w.get_ref() == 0 {
+            out.push(spec.at(
+                w.span(),
+                "redis_wait is the number of replicas WAIT must reach: at least 1",
+            ));
+        }
+    }
+    if let Some(wt) = &t.redis_wait_timeout {
+        if t.redis_wait.is_none() {
+            out.push(spec.at(wt.span(), "redis_wait_timeout needs redis_wait"));
+        }
+        if wt.get_ref().is_zero() || *wt.get_ref() >= d.workload.op_timeout {
+            out.push(spec.at(
+                wt.span(),
+                format!(
+                    "redis_wait_timeout must be more than 0 and less than workload.op_timeout ({})",
+                    d.workload.op_timeout
+                ),
+            ));
+        }
+    }
+    if explicit_redis {
+        if t.redis_sentinels.is_empty() {
+            out.push(spec.at(
+                0..0,
+                "Redis endpoints need redis_sentinels = [\"host:port\", ...]: clients ask Sentinel for the master",
+            ));
+        }
+        for s in t
+            .redis_sentinels
+            .iter()
+            .chain(t.nodes.iter().map(|n| &n.conninfo))
+        {
+            if !is_host_port(s.get_ref()) {
+                out.push(spec.at(s.span(), "a Redis address is host:port"));
+            }
+        }
+    }
+}
+
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
 /// Checks a drill. `universe` is the set of nodes of the target when it is
 /// known from outside the file (a lab that is already up); otherwise it is
 /// taken from the file's own lab or endpoints.
@@ -263,6 +423,7 @@ pub fn validate_drill(spec: &LoadedSpec, universe: Option<&NodeUniverse>) -> Vec
     let universe = universe.cloned().or(own);
 
     check_workload(spec, d, &mut out);
+    check_redis_target(spec, d, universe.as_ref(), &mut out);
     check_faults(spec, d, universe.as_ref(), &mut out);
     check_recovery(spec, d, universe.as_ref(), &mut out);
     check_slo(spec, d, &mut out);
@@ -326,6 +487,10 @@ fn own_universe(
             Some(lab) if lab.name.get_ref() == l.get_ref() => Some(NodeUniverse::from_lab(lab)),
             _ => None, // resolved by the caller from the lab's state
         },
+        // Only options (redis_write, …): the target is this file's lab.
+        (None, true) if spec.file.lab.is_some() => {
+            spec.file.lab.as_ref().map(NodeUniverse::from_lab)
+        }
         (None, true) => {
             out.push(spec.at(
                 0..0,
@@ -341,6 +506,7 @@ fn own_universe(
                 // The embedded proxy rewrites libpq conninfos only.
                 clients_proxy: t.kind == LabKind::Postgres,
                 kind: t.kind,
+                redis: t.kind == LabKind::RedisSentinel,
                 ..NodeUniverse::default()
             };
             for n in &t.nodes {
@@ -533,6 +699,12 @@ fn check_faults(
                 "cut_replication is for PostgreSQL standbys; an etcd follower has no replication link to cut (use pause or a network fault)",
             ));
         }
+        if action == FaultAction::CutReplication && u.is_some_and(|u| u.redis) {
+            out.push(spec.at(
+                s.action.span(),
+                "cut_replication is a PostgreSQL fault; for Redis use partition with link = \"peers\" or \"replication\" (links = \"proxied\")",
+            ));
+        }
         if action == FaultAction::CutReplication && node == "primary" {
             out.push(spec.at(
                 s.node.span(),
@@ -639,7 +811,7 @@ fn check_network_step(
             {
                 out.push(spec.at(
                     l.span(),
-                    "link = \"clients\" or \"replication\" needs links = \"proxied\": a links = \"netns\" lab partitions a node's whole veth link (link = \"all\")",
+                    "link = \"clients\" or \"replication\" needs links = \"proxied\" (as does \"peers\"): a links = \"netns\" lab partitions a node's whole veth link (link = \"all\")",
                 ));
             }
         } else if u.clients_proxy && !u.proxied {
@@ -666,6 +838,12 @@ fn check_network_step(
         out.push(spec.at(s.action.span(), "bandwidth needs rate_kbps > 0"));
     }
     if let Some(l) = &s.link {
+        if *l.get_ref() == crate::LinkScope::Replication && u.is_some_and(|u| u.redis) {
+            out.push(spec.at(
+                l.span(),
+                "a Redis lab proxies each node's peers path, not each replication link: use link = \"peers\"",
+            ));
+        }
         if *l.get_ref() == crate::LinkScope::Replication && s.node.get_ref() == "primary" {
             out.push(spec.at(
                 l.span(),

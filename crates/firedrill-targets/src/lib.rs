@@ -12,6 +12,8 @@ pub mod etcd;
 pub mod http;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use async_trait::async_trait;
 use firedrill_ledger::Outcome;
@@ -198,6 +200,33 @@ pub enum StoreConfig {
     Patroni { api: Vec<(String, String)> },
     /// An etcd cluster (v3 API); node addresses are `http://host:port`.
     Etcd,
+    /// Redis replication with Sentinel. Node addresses are `host:port`.
+    Redis {
+        /// Sentinels (`host:port`) the clients ask for the master.
+        sentinels: Vec<String>,
+        /// The name the sentinels monitor the master under.
+        master_name: String,
+        /// The command each ledger write is.
+        write: RedisWrite,
+        /// `WAIT numreplicas timeout` after each write.
+        wait: Option<(u32, Duration)>,
+        /// Node name → the address the node announces to Sentinel and its
+        /// replicas (`replica-announce-ip:port`), which is what Sentinel
+        /// answers with; nodes absent here announce their control address.
+        announced: Vec<(String, String)>,
+    },
+}
+
+/// The command a Redis workload client writes one ledger entry with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RedisWrite {
+    /// One key per entry.
+    #[default]
+    Set,
+    /// One list (a queue): RPUSH.
+    Rpush,
+    /// One stream: XADD.
+    Xadd,
 }
 
 /// Opens the target for one trial. `password` comes from the environment
@@ -217,6 +246,10 @@ pub fn open(
         )),
         #[cfg(feature = "etcd")]
         StoreConfig::Etcd => Ok(Box::new(etcd::EtcdStore::new(nodes, run_id)?)),
+        #[cfg(feature = "redis")]
+        StoreConfig::Redis { .. } => Ok(Box::new(redis::RedisStore::new(
+            store, nodes, password, run_id,
+        )?)),
         #[allow(unreachable_patterns)]
         other => Err(TargetError::Other(format!(
             "this build of firedrill has no target for {other:?} (cargo feature)"

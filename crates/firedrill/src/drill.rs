@@ -13,7 +13,6 @@ use firedrill_report::{
     HTML_FILE, JUNIT_FILE,
 };
 use firedrill_spec::{validate_drill, LabKind, LinkScope, LoadedSpec, NodeUniverse, TargetSpec};
-use firedrill_targets::StoreConfig;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +52,7 @@ impl LabEnv {
                             kind: match l.kind {
                                 LinkKind::Clients => LinkScope::Clients,
                                 LinkKind::Replication => LinkScope::Replication,
+                                LinkKind::Peers => LinkScope::Peers,
                             },
                             proxy: l.name.clone(),
                             peer: l.peer.clone(),
@@ -149,7 +149,7 @@ impl Environment for EndpointEnv {
 
 enum Target {
     Lab(Box<LabState>),
-    Endpoints(TargetSpec),
+    Endpoints(Box<TargetSpec>),
 }
 
 /// Finds the target and checks the whole spec against it, before anything
@@ -190,7 +190,7 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
         return Err(Failure::input(spec.fail(errs).to_string()));
     }
     if let Some(t) = endpoints {
-        return Ok(Target::Endpoints(t.clone()));
+        return Ok(Target::Endpoints(Box::new(t.clone())));
     }
     match (state, lab_name) {
         (Some(s), _) => Ok(Target::Lab(Box::new(s))),
@@ -257,13 +257,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     // Network faults against explicit endpoints run through the embedded
     // proxy; it lives until the drill ends.
     let mut embedded: Option<crate::embedded::EmbeddedProxy> = None;
-    let store = match &target {
-        Target::Lab(s) => store_config(s),
-        Target::Endpoints(t) => match t.kind {
-            firedrill_spec::LabKind::Etcd => StoreConfig::Etcd,
-            _ => StoreConfig::Postgres,
-        },
-    };
+    let store = store_config(&target, d.target.as_ref(), &d.workload);
     let (mut env, desc, cleanup): (Box<dyn Environment>, String, bool) = match target {
         Target::Lab(s) => {
             let desc = format!(
@@ -413,13 +407,76 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     }
 }
 
-/// The target's kind and the settings only that kind has, from the lab.
-fn store_config(s: &LabState) -> StoreConfig {
-    match s.spec.kind {
-        LabKind::Postgres => StoreConfig::Postgres,
-        LabKind::Etcd => StoreConfig::Etcd,
-        LabKind::Patroni => StoreConfig::Patroni {
-            api: s.patroni_apis(),
+/// The kind of store and its kind-specific settings: from the lab state
+/// (sentinels, announced addresses) and the drill's target options.
+fn store_config(
+    target: &Target,
+    t: Option<&TargetSpec>,
+    w: &firedrill_spec::WorkloadSpec,
+) -> firedrill_targets::StoreConfig {
+    use firedrill_targets::{RedisWrite, StoreConfig};
+    let write = match t.and_then(|t| t.redis_write.as_ref()).map(|w| *w.get_ref()) {
+        Some(firedrill_spec::RedisWrite::Rpush) => RedisWrite::Rpush,
+        Some(firedrill_spec::RedisWrite::Xadd) => RedisWrite::Xadd,
+        _ => RedisWrite::Set,
+    };
+    let wait = t.and_then(|t| t.redis_wait.as_ref()).map(|n| {
+        let timeout = t
+            .and_then(|t| t.redis_wait_timeout.as_ref())
+            .map(|d| d.get_ref().0)
+            // Half the op's budget: the rest is for the write itself.
+            .unwrap_or(w.op_timeout.0 / 2);
+        (*n.get_ref(), timeout)
+    });
+    match target {
+        Target::Lab(s) if s.spec.kind == firedrill_spec::LabKind::RedisSentinel => {
+            StoreConfig::Redis {
+                sentinels: s.sentinels.iter().map(|n| n.conninfo.clone()).collect(),
+                master_name: s
+                    .spec
+                    .redis
+                    .as_ref()
+                    .map(|r| r.master_name())
+                    .unwrap_or_else(|| "firedrill".into()),
+                write,
+                wait,
+                announced: s
+                    .nodes
+                    .iter()
+                    .filter_map(|n| {
+                        s.peers_port(&n.name)
+                            .map(|p| (n.name.clone(), format!("127.0.0.1:{p}")))
+                    })
+                    .collect(),
+            }
+        }
+        Target::Endpoints(t) if t.kind == firedrill_spec::LabKind::RedisSentinel => {
+            StoreConfig::Redis {
+                sentinels: t
+                    .redis_sentinels
+                    .iter()
+                    .map(|s| s.get_ref().clone())
+                    .collect(),
+                master_name: t
+                    .redis_master_name
+                    .as_ref()
+                    .map(|n| n.get_ref().clone())
+                    .unwrap_or_else(|| "mymaster".into()),
+                write,
+                wait,
+                announced: Vec::new(),
+            }
+        }
+        Target::Lab(s) => match s.spec.kind {
+            LabKind::Etcd => StoreConfig::Etcd,
+            LabKind::Patroni => StoreConfig::Patroni {
+                api: s.patroni_apis(),
+            },
+            _ => StoreConfig::Postgres,
+        },
+        Target::Endpoints(t) => match t.kind {
+            LabKind::Etcd => StoreConfig::Etcd,
+            _ => StoreConfig::Postgres,
         },
     }
 }
@@ -434,6 +491,18 @@ fn store_settings(spec: &firedrill_spec::LabSpec) -> String {
             firedrill_spec::Replication::Async => "async".into(),
             firedrill_spec::Replication::Sync => "sync".into(),
         },
+        LabKind::RedisSentinel => {
+            let r = spec.redis.clone().unwrap_or_default();
+            format!(
+                "redis + sentinel: down_after {}, failover_timeout {}, min_replicas_to_write {}, min_replicas_max_lag {}s, appendonly {}, appendfsync {}",
+                firedrill_spec::Dur(r.down_after()),
+                firedrill_spec::Dur(r.failover_timeout()),
+                r.min_replicas_to_write(),
+                r.min_replicas_max_lag_s(),
+                if r.appendonly { "yes" } else { "no" },
+                r.appendfsync.as_conf()
+            )
+        }
         LabKind::Etcd => {
             let e = spec.etcd_settings();
             format!(

@@ -274,3 +274,103 @@ fn cut_replication_on_etcd() {
     );
     assert!(!tmp.path().join("lab").exists());
 }
+
+const REDIS: &str = r#"[lab]
+name = "bad-redis"
+dir = "@DIR@"
+kind = "redis-sentinel"
+standbys = 2
+
+[lab.redis]
+down_after = "1s"
+
+[drill]
+name = "bad-redis"
+
+[drill.target]
+redis_write = "set"
+
+[drill.workload]
+clients = 2
+duration = "5s"
+
+[[drill.faults]]
+at = "1s"
+action = "kill"
+node = "primary"
+
+[drill.recovery]
+automatic = true
+
+[drill.objectives]
+rpo = "1s"
+"#;
+
+/// One command on a spec: exit 2, the location and message, nothing started.
+fn check_cmd(cmd: &[&str], text: &str, expect_loc: &str, expect_msg: &str) {
+    let tmp = tempdir();
+    let spec = tmp.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        text.replace("@DIR@", &tmp.path().join("lab").display().to_string()),
+    )
+    .unwrap();
+    let mut args: Vec<&str> = cmd.to_vec();
+    args.push(spec.to_str().unwrap());
+    let out = firedrill(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(&format!("{}:{expect_loc}", spec.display())),
+        "{args:?}: expected {expect_loc} in: {err}"
+    );
+    assert!(
+        err.contains(expect_msg),
+        "{args:?}: expected {expect_msg:?} in: {err}"
+    );
+    assert!(!tmp.path().join("lab").exists(), "nothing may be started");
+}
+
+#[test]
+fn redis_unknown_key_in_lab_redis() {
+    check(
+        &REDIS.replace("down_after = \"1s\"", "down_afer = \"1s\""),
+        "8:1:",
+        "unknown field `down_afer`",
+    );
+}
+
+#[test]
+fn redis_bad_write_command() {
+    check(
+        &REDIS.replace("redis_write = \"set\"", "redis_write = \"lpush\""),
+        "14:15:",
+        "unknown variant `lpush`",
+    );
+}
+
+#[test]
+fn redis_lab_settings_are_checked() {
+    check_cmd(
+        &["lab", "up"],
+        &REDIS.replace("down_after = \"1s\"", "min_replicas_max_lag = \"500ms\""),
+        "8:24:",
+        "min_replicas_max_lag is whole seconds",
+    );
+}
+
+#[test]
+fn redis_drill_options_are_checked() {
+    check_cmd(
+        &["drill"],
+        &REDIS.replace("redis_write = \"set\"", "redis_wait_timeout = \"1s\""),
+        "14:22:",
+        "redis_wait_timeout needs redis_wait",
+    );
+    check_cmd(
+        &["drill"],
+        &REDIS.replace("action = \"kill\"", "action = \"cut_replication\""),
+        "22:10:",
+        "cut_replication is a PostgreSQL fault",
+    );
+}
