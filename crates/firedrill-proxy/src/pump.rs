@@ -336,8 +336,12 @@ impl Pump {
         }
     }
 
-    /// No toxic applies: move bytes kernel to kernel, still watching for
-    /// toxics between pipe-fulls.
+    /// No toxic applies: move bytes kernel to kernel. Reading and writing
+    /// overlap (the pipe is the buffer between them), so the sender never
+    /// waits for the receiver's previous pipe-full. A toxic change stops
+    /// the reading, and the pipe is drained before the new plan applies, so
+    /// no byte is stranded or reordered when the path changes. Returns at
+    /// end of stream, on a broken destination, or after a toxic change.
     #[cfg(target_os = "linux")]
     async fn splice_step(
         &mut self,
@@ -345,31 +349,62 @@ impl Pump {
         src: &TcpStream,
         dst: &TcpStream,
     ) {
-        use crate::splice::Forwarded;
-        let filled = tokio::select! {
-            biased;
-            f = pipe.fill(src) => Some(f),
-            c = self.rx.changed(), if self.rx_open => {
-                self.rx_open = c.is_ok();
-                if self.rx_open {
-                    self.refresh();
+        use std::io::ErrorKind::{Interrupted, WouldBlock};
+        let mut held = 0usize;
+        let mut src_eof = false;
+        let mut changed = false;
+        loop {
+            let want_read = !changed && !src_eof && held < pipe.cap();
+            let want_write = held > 0;
+            if !want_write {
+                if src_eof {
+                    self.eof = true;
+                    return;
                 }
-                None
+                if changed {
+                    self.refresh();
+                    return;
+                }
             }
-        };
-        let forwarded = match filled {
-            // Toxic changes are only looked at between pipe-fulls.
-            Some(Forwarded::Bytes(n)) => Some(pipe.drain(dst, n).await),
-            other => other,
-        };
-        match forwarded {
-            Some(Forwarded::Bytes(n)) => {
-                self.delivered += n as u64;
-                self.counter.inc_by(n as u64);
+            tokio::select! {
+                biased;
+                r = dst.writable(), if want_write => {
+                    if r.is_err() {
+                        self.broken = true;
+                        return;
+                    }
+                    match pipe.drain_now(dst, held) {
+                        Ok(0) => { self.broken = true; return; }
+                        Ok(m) => {
+                            held -= m;
+                            self.delivered += m as u64;
+                            self.counter.inc_by(m as u64);
+                        }
+                        Err(e) if e.kind() == WouldBlock || e.kind() == Interrupted => {}
+                        // The destination failed: the bytes in flight are
+                        // lost with it.
+                        Err(_) => { self.broken = true; return; }
+                    }
+                }
+                r = src.readable(), if want_read => {
+                    if r.is_err() {
+                        src_eof = true;
+                        continue;
+                    }
+                    match pipe.fill_now(src, pipe.cap() - held) {
+                        Ok(0) => src_eof = true,
+                        Ok(n) => held += n,
+                        Err(e) if e.kind() == WouldBlock || e.kind() == Interrupted => {}
+                        // A failed source is treated as its end, so every
+                        // byte already read is still delivered.
+                        Err(_) => src_eof = true,
+                    }
+                }
+                c = self.rx.changed(), if self.rx_open && !changed => {
+                    self.rx_open = c.is_ok();
+                    changed = self.rx_open;
+                }
             }
-            Some(Forwarded::Eof) => self.eof = true,
-            Some(Forwarded::Broken) => self.broken = true,
-            None => {}
         }
     }
 

@@ -16,17 +16,6 @@ pub(crate) struct Pipe {
     cap: usize,
 }
 
-/// What one [`Pipe::forward`] call did.
-pub(crate) enum Forwarded {
-    /// This many bytes went from source to destination.
-    Bytes(usize),
-    /// The source reached end of stream (or failed, which we treat alike so
-    /// that every byte already read is still delivered).
-    Eof,
-    /// The destination failed; the bytes in flight are lost with it.
-    Broken,
-}
-
 impl Pipe {
     pub(crate) fn new() -> io::Result<Pipe> {
         let mut fds = [0 as libc::c_int; 2];
@@ -47,49 +36,24 @@ impl Pipe {
         Ok(Pipe { read, write, cap })
     }
 
-    /// Waits for data on `src` and moves up to a pipe-full into the pipe.
-    /// Cancel-safe: it can only be dropped while waiting, before the splice
-    /// (which runs within one poll), so no byte is stranded in the pipe.
-    /// Must be followed by [`Pipe::drain`] when it returns bytes.
-    pub(crate) async fn fill(&mut self, src: &TcpStream) -> Forwarded {
-        loop {
-            if src.readable().await.is_err() {
-                return Forwarded::Eof;
-            }
-            let res = src.try_io(Interest::READABLE, || {
-                splice(src.as_raw_fd(), self.write.as_raw_fd(), self.cap)
-            });
-            match res {
-                Ok(0) => return Forwarded::Eof,
-                Ok(n) => return Forwarded::Bytes(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Forwarded::Eof,
-            }
-        }
+    /// Bytes the pipe can hold.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
     }
 
-    /// Writes the `n` bytes in the pipe to `dst`, leaving the pipe empty so
-    /// nothing is left behind when the path changes. Not cancel-safe: await
-    /// it to completion.
-    pub(crate) async fn drain(&mut self, dst: &TcpStream, n: usize) -> Forwarded {
-        let mut left = n;
-        while left > 0 {
-            if dst.writable().await.is_err() {
-                return Forwarded::Broken;
-            }
-            let res = dst.try_io(Interest::WRITABLE, || {
-                splice(self.read.as_raw_fd(), dst.as_raw_fd(), left)
-            });
-            match res {
-                Ok(0) => return Forwarded::Broken,
-                Ok(m) => left -= m,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Forwarded::Broken,
-            }
-        }
-        Forwarded::Bytes(n)
+    /// Moves up to `max` bytes from `src` into the pipe without waiting.
+    /// `Ok(0)` is end of stream; `WouldBlock` clears `src`'s readiness.
+    pub(crate) fn fill_now(&self, src: &TcpStream, max: usize) -> io::Result<usize> {
+        src.try_io(Interest::READABLE, || {
+            splice(src.as_raw_fd(), self.write.as_raw_fd(), max)
+        })
+    }
+
+    /// Moves up to `held` bytes from the pipe to `dst` without waiting.
+    pub(crate) fn drain_now(&self, dst: &TcpStream, held: usize) -> io::Result<usize> {
+        dst.try_io(Interest::WRITABLE, || {
+            splice(self.read.as_raw_fd(), dst.as_raw_fd(), held)
+        })
     }
 }
 

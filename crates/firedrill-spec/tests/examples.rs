@@ -14,8 +14,7 @@ fn examples_validate() {
         }
         // Objectives files for `firedrill watch` have their own format and
         // their own test (crates/firedrill-watch/tests/config.rs).
-        if p
-            .file_name()
+        if p.file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with("watch-"))
         {
