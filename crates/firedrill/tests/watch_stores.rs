@@ -496,6 +496,8 @@ election = "1s"
     let end = Instant::now() + Duration::from_secs(4);
     let mut max_gap: f64 = 0.0;
     let mut scrapes = 0;
+    let mut first_index = None;
+    let mut last_index = 0.0;
     while Instant::now() < end {
         if let Some((s, m)) = seen(wport, "raft") {
             let leader = sample(&m, "firedrill_etcd_has_leader", &[]);
@@ -511,13 +513,24 @@ election = "1s"
                 let g = g.unwrap_or_else(|| panic!("no raft index gap for {n}"));
                 max_gap = max_gap.max(g);
             }
+            let index = sample(&m, "firedrill_etcd_raft_index{", &[]).expect("raft index");
+            first_index.get_or_insert(index);
+            last_index = index;
             scrapes += 1;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
     stop.store(true, Ordering::Relaxed);
     let puts = puts.join().expect("writer");
-    eprintln!("FIGURES etcd healthy: {puts} puts in 4 s, max raft index gap {max_gap}");
+    let first_index = first_index.unwrap_or(0.0);
+    eprintln!(
+        "FIGURES etcd healthy: {puts} puts in 4 s, raft index {first_index} -> {last_index}, max raft index gap {max_gap}"
+    );
+    // The gap is measured on real indexes: they moved with the puts.
+    assert!(
+        last_index - first_index >= 5.0,
+        "raft index {first_index} -> {last_index} while {puts} puts were acknowledged"
+    );
     assert!(scrapes >= 4, "too few scrapes: {scrapes}");
     assert!(puts > 5, "the writer stalled: {puts} puts");
     assert!(
@@ -557,19 +570,25 @@ election = "1s"
     .expect("the probe never came back after SIGCONT");
 
     // The whole cluster down.
+    let t0 = Instant::now();
     let out = firedrill(&["lab", "down", lab.spec_str()]);
     assert!(out.status.success(), "lab down");
-    let t0 = Instant::now();
+    eprintln!("lab down took {:.1} s", t0.elapsed().as_secs_f64());
     let first = wait_until(Duration::from_secs(10), || {
         let (s, _) = seen(wport, "raft")?;
+        eprintln!(
+            "{:.1} s after lab down began: exposure {:.2} s, probe_up {}",
+            t0.elapsed().as_secs_f64(),
+            s.exposure,
+            s.up
+        );
         (s.up == 0.0).then_some(s.exposure)
     })
     .expect("probe_up never went to 0 with the cluster down");
     std::thread::sleep(Duration::from_secs(3));
     let (later, m) = seen(wport, "raft").expect("metrics");
     eprintln!(
-        "FIGURES etcd cluster down: probe_up 0 after {:.1} s, exposure {first:.2} s then {:.2} s 3 s later, has_leader {:?}",
-        t0.elapsed().as_secs_f64(),
+        "FIGURES etcd cluster down: probe_up 0 (seen once lab down returned), exposure {first:.2} s then {:.2} s 3 s later, has_leader {:?}",
         later.exposure,
         sample(&m, "firedrill_etcd_has_leader", &[])
     );
