@@ -44,11 +44,17 @@ pub struct MemberStatus {
 /// etcd's gateway writes uint64 as JSON strings.
 pub fn parse_status(body: &str) -> Result<MemberStatus, String> {
     let s: Status = serde_json::from_str(body).map_err(|e| format!("status JSON: {e}"))?;
-    let num = |v: Option<String>| v.and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let num = |what: &str, v: Option<String>| {
+        v.ok_or_else(|| format!("status has no {what}"))?
+            .parse::<u64>()
+            .map_err(|e| format!("status {what}: {e}"))
+    };
     Ok(MemberStatus {
-        member_id: num(s.header.member_id),
-        leader: num(s.leader),
-        raft_index: num(s.raft_index),
+        member_id: num("member_id", s.header.member_id)?,
+        // etcd omits a zero field: no leader known to this member.
+        leader: s.leader.map_or(Ok(0), |l| num("leader", Some(l)))?,
+        // A missing index would read as 0 and fake a gap (or hide one).
+        raft_index: num("raftIndex", s.raft_index)?,
     })
 }
 
@@ -87,6 +93,13 @@ impl EtcdProber {
         }
         let max_index = ok.iter().map(|(_, s)| s.raft_index).max().unwrap_or(0);
         for (name, s) in &ok {
+            extras.insert(
+                (
+                    "firedrill_etcd_raft_index".into(),
+                    labels(dom, &[("node", name)]),
+                ),
+                s.raft_index as f64,
+            );
             extras.insert(
                 (
                     "firedrill_etcd_raft_index_gap".into(),
@@ -157,5 +170,11 @@ mod tests {
         assert_eq!(s.leader, s.member_id);
         assert_eq!(s.raft_index, 4);
         assert!(parse_status("[]").is_err());
+        // No leader known: etcd omits the zero field.
+        let none = parse_status(r#"{"header":{"member_id":"7"},"raftIndex":"9"}"#).unwrap();
+        assert_eq!((none.leader, none.raft_index), (0, 9));
+        // No raft index: an error, not a zero that fakes a gap.
+        assert!(parse_status(r#"{"header":{"member_id":"7"},"leader":"7"}"#).is_err());
+        assert!(parse_status(r#"{"header":{},"raftIndex":"9"}"#).is_err());
     }
 }

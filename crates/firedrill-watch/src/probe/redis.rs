@@ -3,6 +3,11 @@
 //! long ago the master's offset passed the replica's `slave_repl_offset`
 //! ([`crate::rate::OffsetHistory`]), so it is in seconds of writes, not the
 //! seconds since the replica's last ACK that Redis calls `lag`.
+//!
+//! A replica whose link to the master is down receives nothing: its
+//! exposure is at least the time since it was last known in sync (by this
+//! watcher, or by the replica's own `master_link_down_since_seconds`), even
+//! when the master is idle, as the PostgreSQL heartbeat's does.
 
 use super::{labels, Round, SourceResult};
 use crate::board::Extras;
@@ -19,6 +24,9 @@ struct Node {
     host: String,
     port: u16,
     conn: Option<MultiplexedConnection>,
+    /// Watcher time (seconds since `epoch`) at which this replica last
+    /// held everything the master had, seen over an up link.
+    in_sync_at: Option<f64>,
 }
 
 pub struct RedisProber {
@@ -39,6 +47,13 @@ pub struct ReplInfo {
     pub slave_repl_offset: Option<i64>,
     pub master_link_up: Option<bool>,
     pub connected_slaves: Option<u32>,
+    /// Seconds since the replica's link went down, on its own clock (a
+    /// duration, so clock skew does not matter); `None` when up or unknown
+    /// (Redis prints -1 for a link never up since the replica started).
+    pub link_down_since_s: Option<u64>,
+    /// The replication history the offsets belong to.
+    pub master_replid: Option<String>,
+    pub master_replid2: Option<String>,
 }
 
 /// Parses the `key:value` lines of INFO.
@@ -54,6 +69,11 @@ pub fn parse_info(text: &str) -> ReplInfo {
             "slave_repl_offset" => r.slave_repl_offset = v.parse().ok(),
             "master_link_status" => r.master_link_up = Some(v == "up"),
             "connected_slaves" => r.connected_slaves = v.parse().ok(),
+            "master_link_down_since_seconds" => {
+                r.link_down_since_s = v.parse::<i64>().ok().and_then(|x| u64::try_from(x).ok())
+            }
+            "master_replid" => r.master_replid = Some(v.to_string()),
+            "master_replid2" => r.master_replid2 = Some(v.to_string()),
             _ => {}
         }
     }
@@ -72,6 +92,7 @@ impl RedisProber {
                     host: h.to_string(),
                     port: p.parse().unwrap_or(6379),
                     conn: None,
+                    in_sync_at: None,
                 }
             })
             .collect();
@@ -168,9 +189,10 @@ impl RedisProber {
             ),
             moff as f64,
         );
+        let minfo = &infos[&master];
         let mut observed = Vec::new();
         let mut missing = Vec::new();
-        for (i, n) in self.nodes.iter().enumerate() {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
             if i == master {
                 continue;
             }
@@ -186,8 +208,8 @@ impl RedisProber {
                 ),
                 if link_up { 1.0 } else { 0.0 },
             );
-            match info.slave_repl_offset {
-                Some(off) => {
+            let behind = match info.slave_repl_offset {
+                Some(off) if same_history(info, minfo) => {
                     extras.insert(
                         (
                             "firedrill_redis_lag_bytes".into(),
@@ -195,11 +217,17 @@ impl RedisProber {
                         ),
                         (moff - off).max(0) as f64,
                     );
-                    match self.history.seconds_behind(off, now) {
-                        Some(s) => observed.push((n.name.clone(), s)),
-                        None => missing.push(n.name.clone()),
-                    }
+                    self.history.seconds_behind(off, now)
                 }
+                _ => None,
+            };
+            if link_up {
+                if let Some(b) = behind {
+                    n.in_sync_at = Some(now - b);
+                }
+            }
+            match replica_exposure(behind, link_up, n.in_sync_at, info.link_down_since_s, now) {
+                Some(s) => observed.push((n.name.clone(), s)),
                 None => missing.push(n.name.clone()),
             }
         }
@@ -215,6 +243,52 @@ impl RedisProber {
             extra_updates: Extras::new(),
         }
     }
+}
+
+/// The replica's offset counts in the master's replication history (the
+/// replica took the master's replication id when it synced; `replid2` is the
+/// history before the master's own promotion). Without ids (old Redis), the
+/// offsets are assumed comparable.
+fn same_history(replica: &ReplInfo, master: &ReplInfo) -> bool {
+    match (&replica.master_replid, &master.master_replid) {
+        (Some(r), Some(m)) => r == m || master.master_replid2.as_deref() == Some(r.as_str()),
+        _ => true,
+    }
+}
+
+/// A replica's exposure from one round: `behind` is what the offset history
+/// says (seconds since the master passed the replica's offset; `None` when
+/// the offsets are not comparable), `in_sync_at` the watcher time at which
+/// the replica was last seen in sync over an up link, `down_since_s` the
+/// replica's own `master_link_down_since_seconds` (whole seconds between
+/// two truncated readings of its clock, so counted as `d - 1`).
+///
+/// Over an up link the replica receives every write: `behind` is the
+/// exposure. Over a down link it receives nothing, so the exposure is at
+/// least the time since it was last known in sync, also on an idle master
+/// (where `behind` stays 0): the objective covers the replication the
+/// store promises, not only the writes that happened to arrive. `None`
+/// (the node cannot be assessed) when neither the watcher nor the replica
+/// knows when it was last in sync.
+pub fn replica_exposure(
+    behind: Option<f64>,
+    link_up: bool,
+    in_sync_at: Option<f64>,
+    down_since_s: Option<u64>,
+    now: f64,
+) -> Option<f64> {
+    if link_up {
+        return behind;
+    }
+    let watcher = in_sync_at.map(|t| (now - t).max(0.0));
+    // Whole seconds between two truncated clock readings: the outage
+    // lasted more than `d - 1` seconds, not necessarily `d`.
+    let replica = down_since_s.map(|d| d.saturating_sub(1) as f64);
+    let since = match (watcher, replica) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }?;
+    Some(behind.map_or(since, |b| b.max(since)))
 }
 
 fn fail(_dom: &WatchedDomain, e: String) -> Round {
@@ -241,5 +315,69 @@ mod tests {
         assert_eq!(r.role, "slave");
         assert_eq!(r.slave_repl_offset, Some(1234));
         assert_eq!(r.master_link_up, Some(false));
+        assert_eq!(r.link_down_since_s, None);
+        let down = "role:slave\r\nmaster_link_status:down\r\nmaster_link_down_since_seconds:7\r\nmaster_replid:abc\r\n";
+        let d = parse_info(down);
+        assert_eq!(d.link_down_since_s, Some(7));
+        assert_eq!(d.master_replid.as_deref(), Some("abc"));
+        let never = parse_info("master_link_status:down\r\nmaster_link_down_since_seconds:-1\r\n");
+        assert_eq!(never.link_down_since_s, None);
+    }
+
+    #[test]
+    fn an_up_link_reports_the_offset_measure() {
+        assert_eq!(
+            replica_exposure(Some(0.3), true, Some(1.0), None, 50.0),
+            Some(0.3)
+        );
+        assert_eq!(replica_exposure(None, true, Some(1.0), None, 50.0), None);
+    }
+
+    #[test]
+    fn a_down_link_grows_from_the_last_sync_even_when_idle() {
+        // Idle master: the offsets match (behind 0), the link is down
+        // since the watcher last saw it in sync at t=10.
+        assert_eq!(
+            replica_exposure(Some(0.0), false, Some(10.0), None, 25.0),
+            Some(15.0)
+        );
+        // Writes continue: the offset measure may be the larger one.
+        assert_eq!(
+            replica_exposure(Some(18.0), false, Some(10.0), None, 25.0),
+            Some(18.0)
+        );
+        // The replica's own clock knows of a longer outage.
+        assert_eq!(
+            replica_exposure(Some(0.0), false, Some(10.0), Some(40), 25.0),
+            Some(39.0)
+        );
+        // Not comparable offsets: the time since the last sync still counts.
+        assert_eq!(
+            replica_exposure(None, false, None, Some(3), 25.0),
+            Some(2.0)
+        );
+        assert_eq!(
+            replica_exposure(None, false, None, Some(0), 25.0),
+            Some(0.0)
+        );
+        // Nobody knows when it was last in sync: not assessable, never 0.
+        assert_eq!(replica_exposure(Some(0.0), false, None, None, 25.0), None);
+    }
+
+    #[test]
+    fn offsets_of_another_history_are_not_compared() {
+        let m = ReplInfo {
+            master_replid: Some("new".into()),
+            master_replid2: Some("old".into()),
+            ..ReplInfo::default()
+        };
+        let r = |id: &str| ReplInfo {
+            master_replid: Some(id.into()),
+            ..ReplInfo::default()
+        };
+        assert!(same_history(&r("new"), &m));
+        assert!(same_history(&r("old"), &m));
+        assert!(!same_history(&r("other"), &m));
+        assert!(same_history(&ReplInfo::default(), &m));
     }
 }

@@ -2,6 +2,8 @@
 //! driven through the real `firedrill` binary.
 #![allow(dead_code)]
 
+pub mod watch;
+
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
