@@ -97,6 +97,21 @@ impl ProcHandle {
                 msg: "first line is not a pid".into(),
             })?;
         let st = read_stat(pid).ok_or(ProcError::NotOurs { pid })?;
+        // A process writes its pid file after it starts: one that started
+        // after the file was last written is not the one it names (a stale
+        // file left by a crash, its pid reused). 2 s of slack: the boot
+        // time is in whole seconds.
+        let written = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        if let (Some(written), Some(boot)) = (written, boot_time()) {
+            // /proc start times count USER_HZ ticks, 100 per second on Linux.
+            if boot + st.start_time / 100 > written + 2 {
+                return Err(ProcError::NotOurs { pid });
+            }
+        }
         Ok(ProcHandle {
             pid,
             start_time: st.start_time,
@@ -502,6 +517,26 @@ mod tests {
         h.signal_tree(Signal::SIGCONT).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert!(!h.is_stopped());
+        h.signal_tree(Signal::SIGKILL).unwrap();
+    }
+
+    #[test]
+    fn pid_file_older_than_its_process_is_refused() {
+        let h = sleeper();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.pid");
+        std::fs::write(&path, format!("{}\n", h.pid)).unwrap();
+        let read = ProcHandle::from_pid_file(&path).unwrap();
+        assert_eq!((read.pid, read.start_time), (h.pid, h.start_time));
+        // The same pid, in a file written an hour before the process
+        // started: a stale file naming a reused pid.
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        assert!(matches!(
+            ProcHandle::from_pid_file(&path),
+            Err(ProcError::NotOurs { .. })
+        ));
         h.signal_tree(Signal::SIGKILL).unwrap();
     }
 

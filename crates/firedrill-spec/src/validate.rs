@@ -533,7 +533,17 @@ fn own_universe(
                         "conninfo must not contain a password: use target.password_env or target.password_file",
                     ));
                 }
-                if n.data_dir.is_some() || n.pid_file.is_some() {
+                // A data directory gives a pid through PostgreSQL's
+                // postmaster.pid: other stores name their pid file.
+                if n.data_dir.is_some() && t.kind != LabKind::Postgres {
+                    out.push(spec.at(
+                        n.name.span(),
+                        format!(
+                            "data_dir is for PostgreSQL endpoints (its postmaster.pid): give pid_file for {name:?}"
+                        ),
+                    ));
+                }
+                if n.pid_file.is_some() || (n.data_dir.is_some() && t.kind == LabKind::Postgres) {
                     u.with_pid.insert(name.clone());
                 }
                 u.names.push(name.clone());
@@ -664,7 +674,11 @@ fn check_faults(
                 if u.names.iter().any(|n| n == node) && !u.with_pid.contains(node) {
                     out.push(spec.at(
                         s.node.span(),
-                        format!("{} needs the pid of {node:?}: give data_dir or pid_file for that endpoint", action.as_str()),
+                        if u.kind == LabKind::Postgres {
+                            format!("{} needs the pid of {node:?}: give data_dir or pid_file for that endpoint", action.as_str())
+                        } else {
+                            format!("{} needs the pid of {node:?}: give pid_file for that endpoint", action.as_str())
+                        },
                     ));
                 }
             }

@@ -284,8 +284,11 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     veth: None,
                     proc: match (&n.pid_file, &n.data_dir) {
                         (Some(p), _) => ProcSource::PidFile(p.clone()),
-                        (None, Some(d)) => ProcSource::PidFile(d.join("postmaster.pid")),
-                        (None, None) => ProcSource::None,
+                        // Only PostgreSQL keeps its pid in the data directory.
+                        (None, Some(d)) if t.kind == LabKind::Postgres => {
+                            ProcSource::PidFile(d.join("postmaster.pid"))
+                        }
+                        _ => ProcSource::None,
                     },
                 })
                 .collect();

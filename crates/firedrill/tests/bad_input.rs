@@ -374,3 +374,39 @@ fn redis_drill_options_are_checked() {
         "cut_replication is a PostgreSQL fault",
     );
 }
+
+const ETCD_ENDPOINTS: &str = r#"[drill]
+name = "etcd-endpoints"
+[drill.target]
+kind = "etcd"
+nodes = [
+  { name = "etcd1", conninfo = "http://127.0.0.1:2379", data_dir = "/var/lib/etcd" },
+  { name = "etcd2", conninfo = "http://127.0.0.1:22379" },
+]
+[drill.workload]
+duration = "4s"
+[[drill.faults]]
+at = "1s"
+action = "kill"
+node = "etcd2"
+[drill.recovery]
+automatic = true
+"#;
+
+/// A data directory gives a pid through PostgreSQL's postmaster.pid only:
+/// other stores' endpoints name a pid file.
+#[test]
+fn non_postgres_endpoints_need_a_pid_file() {
+    check_cmd(
+        &["drill"],
+        ETCD_ENDPOINTS,
+        "6:12:",
+        "data_dir is for PostgreSQL endpoints (its postmaster.pid): give pid_file for \"etcd1\"",
+    );
+    check_cmd(
+        &["drill"],
+        ETCD_ENDPOINTS,
+        "14:8:",
+        "kill needs the pid of \"etcd2\": give pid_file for that endpoint",
+    );
+}
