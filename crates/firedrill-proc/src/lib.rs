@@ -107,8 +107,7 @@ impl ProcHandle {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs());
         if let (Some(written), Some(boot)) = (written, boot_time()) {
-            // /proc start times count USER_HZ ticks, 100 per second on Linux.
-            if boot + st.start_time / 100 > written + 2 {
+            if boot + st.start_time / clock_ticks() > written + 2 {
                 return Err(ProcError::NotOurs { pid });
             }
         }
@@ -148,8 +147,7 @@ impl ProcHandle {
             .ok_or_else(|| bad("no start time line"))?;
         let h = Self::from_pid_file(&path)?;
         let boot = boot_time().ok_or_else(|| bad("cannot read the boot time from /proc/stat"))?;
-        // /proc start times count USER_HZ ticks, 100 per second on Linux.
-        let proc_start = boot + h.start_time / 100;
+        let proc_start = boot + h.start_time / clock_ticks();
         if proc_start.abs_diff(started) > 2 {
             return Err(ProcError::NotOurs { pid: h.pid });
         }
@@ -248,6 +246,17 @@ impl ProcHandle {
 }
 
 /// Unix time of the last boot (`btime` in /proc/stat).
+/// Clock ticks per second of /proc start times (USER_HZ, 100 on Linux).
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes an integer name and has no other effect.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
 fn boot_time() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     s.lines()
