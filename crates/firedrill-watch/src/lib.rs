@@ -10,7 +10,6 @@
 
 pub mod board;
 pub mod config;
-pub mod http;
 pub mod metrics;
 pub mod pgbackrest;
 pub mod plan;

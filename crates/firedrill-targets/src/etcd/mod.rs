@@ -83,14 +83,17 @@ pub struct MemberStatus {
 }
 
 impl MemberStatus {
-    fn parse(v: &Value) -> Option<MemberStatus> {
+    /// The gateway's answer. etcd omits zero fields, so a missing leader is
+    /// "none known"; a running member's raft index is never 0, so a
+    /// missing one is a malformed answer, not a zero that fakes a gap.
+    pub fn parse(v: &Value) -> Option<MemberStatus> {
         Some(MemberStatus {
             member_id: u64_of(&v["header"]["member_id"])?,
             leader: u64_of(&v["leader"]).unwrap_or(0),
             raft_term: u64_of(&v["raftTerm"])
                 .or_else(|| u64_of(&v["header"]["raft_term"]))
                 .unwrap_or(0),
-            raft_index: u64_of(&v["raftIndex"]).unwrap_or(0),
+            raft_index: u64_of(&v["raftIndex"])?,
             version: v["version"].as_str().unwrap_or_default().to_string(),
         })
     }
@@ -449,5 +452,30 @@ impl LeaderWatch {
             tokio::time::sleep(self.every).await;
             self.poll().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemberStatus;
+
+    fn parse(body: &str) -> Option<MemberStatus> {
+        MemberStatus::parse(&serde_json::from_str(body).ok()?)
+    }
+
+    #[test]
+    fn parses_gateway_status() {
+        let body = r#"{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"1","raft_term":"2"},"version":"3.4.23","dbSize":"20480","leader":"10276657743932975437","raftIndex":"4","raftTerm":"2","raftAppliedIndex":"4","dbSizeInUse":"16384"}"#;
+        let s = parse(body).unwrap();
+        assert_eq!(s.member_id, 10276657743932975437);
+        assert_eq!(s.leader, s.member_id);
+        assert_eq!(s.raft_index, 4);
+        assert!(parse("[]").is_none());
+        // No leader known: etcd omits the zero field.
+        let none = parse(r#"{"header":{"member_id":"7"},"raftIndex":"9"}"#).unwrap();
+        assert_eq!((none.leader, none.raft_index), (0, 9));
+        // No raft index: an error, not a zero that fakes a gap.
+        assert!(parse(r#"{"header":{"member_id":"7"},"leader":"7"}"#).is_none());
+        assert!(parse(r#"{"header":{},"raftIndex":"9"}"#).is_none());
     }
 }

@@ -8,54 +8,12 @@
 use super::{labels, Round, SourceResult};
 use crate::board::Extras;
 use crate::plan::{EtcdStore, Settings, Source, WatchedDomain};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
 pub struct EtcdProber {
     nodes: Vec<(String, String)>,
     timeout: Duration,
-}
-
-#[derive(Debug, Deserialize)]
-struct Header {
-    #[serde(default)]
-    member_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Status {
-    header: Header,
-    #[serde(default)]
-    leader: Option<String>,
-    #[serde(default)]
-    raft_index: Option<String>,
-}
-
-/// One member's answer: its id, the leader it follows (0 = none), its raft index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberStatus {
-    pub member_id: u64,
-    pub leader: u64,
-    pub raft_index: u64,
-}
-
-/// etcd's gateway writes uint64 as JSON strings.
-pub fn parse_status(body: &str) -> Result<MemberStatus, String> {
-    let s: Status = serde_json::from_str(body).map_err(|e| format!("status JSON: {e}"))?;
-    let num = |what: &str, v: Option<String>| {
-        v.ok_or_else(|| format!("status has no {what}"))?
-            .parse::<u64>()
-            .map_err(|e| format!("status {what}: {e}"))
-    };
-    Ok(MemberStatus {
-        member_id: num("member_id", s.header.member_id)?,
-        // etcd omits a zero field: no leader known to this member.
-        leader: s.leader.map_or(Ok(0), |l| num("leader", Some(l)))?,
-        // A missing index would read as 0 and fake a gap (or hide one).
-        raft_index: num("raftIndex", s.raft_index)?,
-    })
 }
 
 impl EtcdProber {
@@ -74,12 +32,7 @@ impl EtcdProber {
         let limit = self.timeout;
         let answers =
             futures_util::future::join_all(self.nodes.iter().map(|(_, addr)| async move {
-                let (code, body) =
-                    crate::http::post_json(addr, "/v3/maintenance/status", "{}", limit).await?;
-                if code != 200 {
-                    return Err(format!("HTTP {code}"));
-                }
-                parse_status(&body)
+                firedrill_targets::etcd::member_status(addr, limit).await
             }))
             .await;
         let mut extras = Extras::new();
@@ -155,26 +108,5 @@ impl EtcdProber {
             extras: Some(extras),
             extra_updates: Extras::new(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_gateway_status() {
-        let body = r#"{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"1","raft_term":"2"},"version":"3.4.23","dbSize":"20480","leader":"10276657743932975437","raftIndex":"4","raftTerm":"2","raftAppliedIndex":"4","dbSizeInUse":"16384"}"#;
-        let s = parse_status(body).unwrap();
-        assert_eq!(s.member_id, 10276657743932975437);
-        assert_eq!(s.leader, s.member_id);
-        assert_eq!(s.raft_index, 4);
-        assert!(parse_status("[]").is_err());
-        // No leader known: etcd omits the zero field.
-        let none = parse_status(r#"{"header":{"member_id":"7"},"raftIndex":"9"}"#).unwrap();
-        assert_eq!((none.leader, none.raft_index), (0, 9));
-        // No raft index: an error, not a zero that fakes a gap.
-        assert!(parse_status(r#"{"header":{"member_id":"7"},"leader":"7"}"#).is_err());
-        assert!(parse_status(r#"{"header":{},"raftIndex":"9"}"#).is_err());
     }
 }
