@@ -33,42 +33,15 @@ impl ProxyApi {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), FaultError> {
-        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
-            .map_err(|e| err(format!("proxy API {}: {e}", self.addr)))?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        s.set_write_timeout(Some(Duration::from_secs(5))).ok();
-        let payload = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        request_json(
             self.addr,
-            payload.len()
-        );
-        s.write_all(req.as_bytes())
-            .map_err(|e| err(format!("proxy API write: {e}")))?;
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp)
-            .map_err(|e| err(format!("proxy API read: {e}")))?;
-        let text = String::from_utf8_lossy(&resp);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| err(format!("proxy API: bad response {head:?}")))?;
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_string()
-        };
-        let v = if body.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&body).unwrap_or(Value::String(body))
-        };
-        Ok((status, v))
+            method,
+            path,
+            body,
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .map_err(|e| err(format!("proxy API {}: {e}", self.addr)))
     }
 
     fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, FaultError> {
@@ -111,6 +84,53 @@ impl ProxyApi {
             Err(err(format!("proxy API DELETE toxic {toxic}: {status} {v}")))
         }
     }
+}
+
+/// One blocking JSON request on a fresh connection: the status and the
+/// body as JSON (a string when it is not JSON, Null when empty). Shared by
+/// the proxy API client and the labs' readiness checks, none of which has a
+/// runtime to spare.
+pub fn request_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    connect: Duration,
+    io: Duration,
+) -> Result<(u16, Value), String> {
+    let mut s = TcpStream::connect_timeout(&addr, connect).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(io)).ok();
+    s.set_write_timeout(Some(io)).ok();
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&resp);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad response {head:?}"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let v = if body.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&body).unwrap_or(Value::String(body))
+    };
+    Ok((status, v))
 }
 
 fn dechunk(body: &str) -> String {

@@ -2,7 +2,7 @@
 //! a fresh data directory per `up`/`reset`. The same code starts the etcd
 //! cluster a Patroni lab uses as its DCS.
 
-use crate::{http, pg, pick_ports, LabError, LabState, NodeState, Role};
+use crate::{pg, pick_ports, LabError, LabState, NodeState, Role};
 use firedrill_proc::RunAs;
 use firedrill_spec::LabSpec;
 use std::os::unix::fs::PermissionsExt;
@@ -224,11 +224,12 @@ pub(crate) fn wait_healthy(members: &[NodeState], limit: Duration) -> Result<(),
 
 /// (member id, leader id) of the member listening on `port`.
 pub(crate) fn member_status(port: u16) -> Result<(u64, u64), String> {
-    let (code, v) = http::request(
-        port,
+    let (code, v) = firedrill_faults::proxy::request_json(
+        ([127, 0, 0, 1], port).into(),
         "POST",
         "/v3/maintenance/status",
-        Some("{}"),
+        Some(&serde_json::json!({})),
+        Duration::from_secs(1),
         Duration::from_secs(1),
     )?;
     if code != 200 {

@@ -15,7 +15,6 @@
 
 mod error;
 mod etcd;
-mod http;
 pub mod links;
 pub mod netns;
 mod patroni;

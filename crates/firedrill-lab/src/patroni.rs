@@ -9,7 +9,7 @@
 //! not in Patroni's process group: it is found through its
 //! `postmaster.pid`, checked against the process's start time.
 
-use crate::{etcd, find_bin_dir, http, pg, pick_ports, LabError, LabState, NodeState, Role};
+use crate::{etcd, find_bin_dir, pg, pick_ports, LabError, LabState, NodeState, Role};
 use firedrill_proc::{ProcHandle, RunAs};
 use firedrill_spec::LabSpec;
 use nix::sys::signal::Signal;
@@ -221,8 +221,15 @@ pub(crate) fn config_yaml(state: &LabState, i: usize) -> String {
 /// Patroni's `/cluster` from the first node that answers.
 pub(crate) fn cluster(state: &LabState) -> Option<serde_json::Value> {
     state.nodes.iter().find_map(|n| {
-        let (code, v) =
-            http::request(n.api_port?, "GET", "/cluster", None, Duration::from_secs(2)).ok()?;
+        let (code, v) = firedrill_faults::proxy::request_json(
+            ([127, 0, 0, 1], n.api_port?).into(),
+            "GET",
+            "/cluster",
+            None,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .ok()?;
         (code == 200).then_some(v)
     })
 }
