@@ -122,14 +122,14 @@ pub async fn member_status(authority: &str, limit: Duration) -> Result<MemberSta
     }
 }
 
-/// A put; `Ok(revision)` on success.
+/// A put of an already base64-encoded value; `Ok(revision)` on success.
 async fn put(
     conn: &mut HttpConn,
     key: &str,
-    value: &[u8],
+    value_b64: &str,
     deadline: Instant,
 ) -> Result<u64, (Outcome, String)> {
-    let body = json!({ "key": b64(key.as_bytes()), "value": b64(value) });
+    let body = json!({ "key": b64(key.as_bytes()), "value": value_b64 });
     match conn
         .request("POST", "/v3/kv/put", Some(&body), deadline)
         .await
@@ -206,7 +206,9 @@ async fn put_once(
 ) -> Result<u64, String> {
     let deadline = Instant::now() + limit;
     let mut c = HttpConn::connect(authority, limit).await?;
-    put(&mut c, key, value, deadline).await.map_err(|(_, m)| m)
+    put(&mut c, key, &b64(value), deadline)
+        .await
+        .map_err(|(_, m)| m)
 }
 
 // Short backoff: the client should reach a live member within ~0.1 s, or
@@ -220,7 +222,8 @@ pub struct WorkloadClient {
     endpoints: Vec<String>,
     current: usize,
     keys: Keys,
-    payload: Vec<u8>,
+    /// The payload, encoded once: every write sends the same bytes.
+    payload_b64: String,
     conn: Option<HttpConn>,
     backoff: Duration,
     retry_at: Option<Instant>,
@@ -230,7 +233,7 @@ impl WorkloadClient {
     /// `endpoints` in the order to try them (the leader first).
     pub fn new(endpoints: Vec<String>, keys: Keys, payload_bytes: usize, salt: u64) -> Self {
         let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let payload = (0..payload_bytes)
+        let payload: Vec<u8> = (0..payload_bytes)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -242,7 +245,7 @@ impl WorkloadClient {
             endpoints,
             current: 0,
             keys,
-            payload,
+            payload_b64: b64(&payload),
             conn: None,
             backoff: BACKOFF_MIN,
             retry_at: None,
@@ -292,7 +295,7 @@ impl WorkloadClient {
             return Outcome::Fail;
         };
         let key = self.keys.entry(seq);
-        match put(conn, &key, &self.payload, deadline).await {
+        match put(conn, &key, &self.payload_b64, deadline).await {
             Ok(_) => {
                 self.backoff = BACKOFF_MIN;
                 self.retry_at = None;
@@ -336,7 +339,7 @@ impl Heartbeat {
             self.current = (self.current + 1) % self.endpoints.len().max(1);
             return false;
         };
-        match put(c, &self.key, n.to_string().as_bytes(), deadline).await {
+        match put(c, &self.key, &b64(n.to_string().as_bytes()), deadline).await {
             Ok(_) => true,
             Err(_) => {
                 self.conn = None;
