@@ -224,21 +224,9 @@ impl RunRecord {
     /// Writes `<run_dir>/run.json` (pretty JSON) through a temporary file and
     /// a rename, so a reader never sees half a record.
     pub fn save(&self, run_dir: &Path) -> Result<PathBuf, ReportError> {
-        let path = run_dir.join(RUN_FILE);
-        let tmp = run_dir.join(format!("{RUN_FILE}.tmp"));
         let mut text = serde_json::to_string_pretty(self).map_err(ReportError::Encode)?;
         text.push('\n');
-        std::fs::write(&tmp, text).map_err(|source| ReportError::Io {
-            op: "write",
-            path: tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&tmp, &path).map_err(|source| ReportError::Io {
-            op: "rename",
-            path: path.clone(),
-            source,
-        })?;
-        Ok(path)
+        crate::write_atomic(&run_dir.join(RUN_FILE), &text)
     }
 }
 

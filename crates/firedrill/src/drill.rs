@@ -572,26 +572,19 @@ pub fn report(
     junit: Option<Option<PathBuf>>,
 ) -> Result<u8, Failure> {
     let rec = RunRecord::load(run_dir).map_err(|e| Failure::input(e.to_string()))?;
-    if html.is_some() || junit.is_some() {
-        if let Some(p) = &html {
-            emit(run_dir, p.as_deref(), HTML_FILE, &render_html(&rec))?;
-        }
-        if let Some(p) = &junit {
-            let xml = render_junit(&rec).map_err(|e| Failure::internal(e.to_string()))?;
-            emit(run_dir, p.as_deref(), JUNIT_FILE, &xml)?;
-        }
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&rec).map_err(|e| Failure::internal(e.to_string()))?
-            );
-        }
-    } else if json {
+    if let Some(p) = &html {
+        emit(run_dir, p.as_deref(), HTML_FILE, &render_html(&rec))?;
+    }
+    if let Some(p) = &junit {
+        let xml = render_junit(&rec).map_err(|e| Failure::internal(e.to_string()))?;
+        emit(run_dir, p.as_deref(), JUNIT_FILE, &xml)?;
+    }
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&rec).map_err(|e| Failure::internal(e.to_string()))?
         );
-    } else {
+    } else if html.is_none() && junit.is_none() {
         println!("{}", render_summary(&rec));
     }
     Ok(exit_code(rec.verdict) as u8)

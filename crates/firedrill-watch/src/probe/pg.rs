@@ -16,7 +16,7 @@ use firedrill_targets::postgres::PgMessage;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::time::timeout;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::{Client, Config, Statement};
 
 /// Not the drill engine's `firedrill_heartbeat` (one counter per drill run):
 /// the watcher keeps one timestamp per domain.
@@ -358,14 +358,7 @@ async fn connect(n: &mut Node, limit: Duration) -> Result<&mut Conn, String> {
         n.conn = None;
     }
     if n.conn.is_none() {
-        let (client, conn) = match timeout(limit, n.config.connect(NoTls)).await {
-            Ok(Ok(x)) => x,
-            Ok(Err(e)) => return Err(msg(&e)),
-            Err(_) => return Err(format!("connect timed out after {limit:?}")),
-        };
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = firedrill_targets::postgres::connect(&n.config, limit).await?;
         n.conn = Some(Conn {
             client,
             node: None,
