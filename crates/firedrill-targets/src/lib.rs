@@ -20,6 +20,22 @@ use firedrill_ledger::Outcome;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// A workload client's payload: xorshift bytes seeded by the client, so
+/// payloads are incompressible-ish and differ between clients. The same
+/// for every store, so drills compare like with like.
+#[allow(dead_code)] // every store is a feature; some builds use none
+pub(crate) fn payload(salt: u64, len: usize) -> Vec<u8> {
+    let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Role of a node as the store reports it right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveRole {

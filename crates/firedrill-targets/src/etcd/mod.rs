@@ -232,15 +232,7 @@ pub struct WorkloadClient {
 impl WorkloadClient {
     /// `endpoints` in the order to try them (the leader first).
     pub fn new(endpoints: Vec<String>, keys: Keys, payload_bytes: usize, salt: u64) -> Self {
-        let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let payload: Vec<u8> = (0..payload_bytes)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let payload = crate::payload(salt, payload_bytes);
         WorkloadClient {
             endpoints,
             current: 0,

@@ -348,16 +348,7 @@ const BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 impl WorkloadClient {
     pub fn new(config: Config, run_id: String, payload_bytes: usize, salt: u64) -> Self {
-        // Incompressible-ish payload, different per client.
-        let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let payload = (0..payload_bytes)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let payload = crate::payload(salt, payload_bytes);
         WorkloadClient {
             config,
             run_id,

@@ -36,15 +36,10 @@ pub struct WorkloadClient {
 
 impl WorkloadClient {
     pub(super) fn new(shared: Arc<Shared>, payload_bytes: usize, salt: u64) -> Self {
-        let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let payload = (0..payload_bytes)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                // Printable, so a list element `<seq>:<payload>` stays readable.
-                b'a' + (x % 26) as u8
-            })
+        // Printable, so a list element `<seq>:<payload>` stays readable.
+        let payload = crate::payload(salt, payload_bytes)
+            .into_iter()
+            .map(|b| b'a' + b % 26)
             .collect();
         WorkloadClient {
             keys: Keys::new(&shared.run_id),
