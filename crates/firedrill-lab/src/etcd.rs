@@ -5,7 +5,6 @@
 use crate::{pg, pick_ports, LabError, LabState, NodeState, Role};
 use firedrill_proc::RunAs;
 use firedrill_spec::LabSpec;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -238,23 +237,4 @@ pub(crate) fn member_status(port: u16) -> Result<(u64, u64), String> {
     let num = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
     let id = num(&v["header"]["member_id"]).ok_or("no member id")?;
     Ok((id, num(&v["leader"]).unwrap_or(0)))
-}
-
-/// Creates `sub` directories (data ones 0700) owned by the run-as user.
-pub(crate) fn make_dirs(state: &LabState, subs: &[&str]) -> Result<(), LabError> {
-    for sub in subs {
-        let p = state.dir.join(sub);
-        std::fs::create_dir_all(&p).map_err(LabError::io(&p))?;
-        let mode = if matches!(*sub, "data" | "dcs") {
-            0o700
-        } else {
-            0o755
-        };
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-            .map_err(LabError::io(&p))?;
-        if let Some(ru) = &state.run_as {
-            ru.chown_tree(&p)?;
-        }
-    }
-    Ok(())
 }

@@ -608,30 +608,32 @@ pub(crate) fn make_layout(state: &mut LabState, subs: &[&str]) -> Result<(), Lab
     if let Some(ru) = &state.run_as {
         check_traversal(&dir, ru, &state.name)?;
     }
-    etcd::make_dirs(state, subs)?;
+    make_dirs(state, subs)?;
     state.save()
 }
 
-/// The layout, the primary, the standbys, and synchronous replication.
-fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
-    let dir = state.dir.clone();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(LabError::io(&dir))?;
-    if let Some(ru) = &state.run_as {
-        check_traversal(&dir, ru, &state.name)?;
-    }
-    for sub in ["data", "logs", "run", "archive"] {
-        let p = dir.join(sub);
-        std::fs::create_dir(&p).map_err(LabError::io(&p))?;
-        let mode = if sub == "data" { 0o700 } else { 0o755 };
+/// Creates `sub` directories (data ones 0700) owned by the run-as user.
+fn make_dirs(state: &LabState, subs: &[&str]) -> Result<(), LabError> {
+    for sub in subs {
+        let p = state.dir.join(sub);
+        std::fs::create_dir_all(&p).map_err(LabError::io(&p))?;
+        let mode = if matches!(*sub, "data" | "dcs") {
+            0o700
+        } else {
+            0o755
+        };
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .map_err(LabError::io(&p))?;
         if let Some(ru) = &state.run_as {
             ru.chown_tree(&p)?;
         }
     }
-    // From here on state.json exists, so a crash leaves a lab `down` can clean.
-    state.save()?;
+    Ok(())
+}
+
+/// The layout, the primary, the standbys, and synchronous replication.
+fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
+    make_layout(state, &["data", "logs", "run", "archive"])?;
     if state.spec.links == firedrill_spec::Links::Proxied {
         progress("starting the fault proxy");
         links::start(state)?;
