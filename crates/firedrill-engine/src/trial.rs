@@ -953,10 +953,11 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
         let sh2 = sh.clone();
         sh.spawn(async move {
             tokio::time::sleep(d).await;
-            // The step's heal, or each of its per-process heals.
+            // The step's heal, or each of its per-process heals: all owed
+            // against this step's fault record.
             let ids: Vec<String> = lock(&sh2.owed)
                 .iter()
-                .filter(|o| o.id == heal_id || o.id.starts_with(&format!("{heal_id}.")))
+                .filter(|o| o.record == idx)
                 .map(|o| o.id.clone())
                 .collect();
             for id in ids {
