@@ -1327,12 +1327,22 @@ async fn pick_audit_node(
     sh: &Shared,
     tl: &Timeline,
 ) -> Result<(String, Option<String>), EngineError> {
-    if let Some(p) = &tl.promoted {
-        return Ok((p.clone(), None));
-    }
     let hit = disaster(tl).map(|f| f.node.clone());
     let roles = sh.target.roles(Duration::from_secs(3)).await;
     let primaries = with_role(&roles, LiveRole::Primary);
+    if let Some(p) = &tl.promoted {
+        // The store may have failed over again after the recovery (Sentinel
+        // can): the primary now is the authoritative store.
+        return Ok(match primaries.as_slice() {
+            [now] if *now != p => (
+                (*now).clone(),
+                Some(format!(
+                    "{p} was promoted, but {now} is primary at the audit (a later failover): audited {now}"
+                )),
+            ),
+            _ => (p.clone(), None),
+        });
+    }
     if primaries.len() == 1 {
         return Ok((primaries[0].clone(), None));
     }

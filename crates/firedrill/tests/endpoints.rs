@@ -281,7 +281,23 @@ fn redis_endpoints_master_kill() {
     );
     let audited = audit_node(&d);
     eprintln!("audit on {audited}, new master {new_master}");
-    assert_eq!(audited, new_master, "the audit reads the new master");
+    // The audit reads the primary: the one the failover made, or, when
+    // Sentinel failed over once more before the audit (seen on a loaded
+    // machine), the one in charge then, and the run says so.
+    if audited != new_master {
+        let warned = d.run["trials"][0]["warnings"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|m| m.as_str().unwrap_or("").contains("later failover"))
+        });
+        assert!(
+            warned,
+            "audited {audited}, not the new master {new_master}, without saying why"
+        );
+    }
+    assert!(
+        ["redis2", "redis3"].contains(&audited.as_str()),
+        "audited {audited}"
+    );
     // The run's keys (fd:<run>:*) are deleted from the new master, and the
     // delete reaches the other replica.
     for n in [n2, n3] {
