@@ -121,7 +121,7 @@ pub struct Plan {
     pub target: String,
     pub password: Option<String>,
     /// The kind of store and its kind-specific settings.
-    pub store: firedrill_targets::StoreConfig,
+    pub store: std::sync::Arc<dyn firedrill_targets::TargetOpener>,
     pub workload: WorkloadPlan,
     pub steps: Vec<StepPlan>,
     pub recovery: RecoveryPlan,
@@ -210,7 +210,7 @@ impl Plan {
             description: d.description.clone(),
             target,
             password,
-            store: firedrill_targets::StoreConfig::default(),
+            store: std::sync::Arc::new(firedrill_targets::StoreConfig::default()),
             workload: WorkloadPlan {
                 mode,
                 op_timeout: w.op_timeout.0,

@@ -166,8 +166,7 @@ pub async fn run_guarded(
                 .unwrap_or_else(|| n.conninfo.clone()),
         })
         .collect();
-    let target = firedrill_targets::open(
-        &plan.store,
+    let target = plan.store.open(
         &target_nodes,
         plan.password.as_deref(),
         &run_id,

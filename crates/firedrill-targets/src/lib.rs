@@ -158,6 +158,14 @@ pub trait Target: Send + Sync {
         })
     }
 
+    /// Heals a replication cut: puts back what `replication_source` saved.
+    async fn restore_replication(&self, _node: &str, _saved: &str) -> Result<(), TargetError> {
+        Err(TargetError::Unsupported {
+            kind: self.kind(),
+            what: "cut replication",
+        })
+    }
+
     /// Every ledger id of this run present on `node`.
     async fn audit(&self, node: &str) -> Result<Vec<u64>, TargetError>;
     /// Removes this run's data (drills against the user's own store).
@@ -201,6 +209,39 @@ pub trait HeartbeatReader: Send {
 pub trait FailoverWatch: Send {
     /// The next signal, or None when the watch has ended.
     async fn next(&mut self) -> Option<FailoverSignal>;
+}
+
+/// Opens a [`Target`] for one trial. The store registry gives the engine
+/// one of these, so the engine never names a kind of store.
+pub trait TargetOpener: Send + Sync + std::fmt::Debug {
+    /// The kind of store, for messages and run records.
+    fn kind(&self) -> &'static str;
+    /// `password` comes from the environment or a file, never from a spec.
+    fn open(
+        &self,
+        nodes: &[TargetNode],
+        password: Option<&str>,
+        run_id: &str,
+    ) -> Result<Box<dyn Target>, TargetError>;
+}
+
+impl TargetOpener for StoreConfig {
+    fn kind(&self) -> &'static str {
+        match self {
+            StoreConfig::Postgres => "postgres",
+            StoreConfig::Patroni { .. } => "patroni",
+            StoreConfig::Etcd => "etcd",
+            StoreConfig::Redis { .. } => "redis",
+        }
+    }
+    fn open(
+        &self,
+        nodes: &[TargetNode],
+        password: Option<&str>,
+        run_id: &str,
+    ) -> Result<Box<dyn Target>, TargetError> {
+        open(self, nodes, password, run_id)
+    }
 }
 
 /// Which kind of store a drill targets, with the settings only that kind

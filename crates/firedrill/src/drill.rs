@@ -322,7 +322,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
     let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
-    plan.store = store;
+    plan.store = std::sync::Arc::new(store);
 
     let meta = RunMeta {
         drill: plan.drill.clone(),
@@ -538,7 +538,7 @@ async fn server_version(plan: &Plan, nodes: &[(String, String)]) -> Option<Strin
             control: conninfo.clone(),
             client: conninfo.clone(),
         };
-        let Ok(t) = firedrill_targets::open(&plan.store, &[node], plan.password.as_deref(), "")
+        let Ok(t) = plan.store.open(&[node], plan.password.as_deref(), "")
         else {
             continue;
         };

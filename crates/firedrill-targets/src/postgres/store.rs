@@ -133,6 +133,9 @@ impl Target for PgStore {
     async fn cut_replication(&self, node: &str) -> Result<(), TargetError> {
         self.target.cut_replication(node).await
     }
+    async fn restore_replication(&self, node: &str, saved: &str) -> Result<(), TargetError> {
+        self.target.restore_replication(node, saved).await
+    }
     async fn audit(&self, node: &str) -> Result<Vec<u64>, TargetError> {
         self.target.audit(node).await
     }
