@@ -35,6 +35,8 @@ struct Shared {
     trial: u32,
     tx: UnboundedSender<DrillEvent>,
     target: Box<dyn Target>,
+    /// Opens the store again for a heal (the same opener the trial used).
+    opener: Arc<dyn firedrill_targets::TargetOpener>,
     nodes: Vec<NodeSpec>,
     /// From the environment or a file; heals that reconnect need it.
     password: Option<String>,
@@ -166,12 +168,10 @@ pub async fn run_guarded(
                 .unwrap_or_else(|| n.conninfo.clone()),
         })
         .collect();
-    let target = plan.store.open(
-        &target_nodes,
-        plan.password.as_deref(),
-        &run_id,
-    )
-    .map_err(|e| EngineError::Preflight(e.to_string()))?;
+    let target = plan
+        .store
+        .open(&target_nodes, plan.password.as_deref(), &run_id)
+        .map_err(|e| EngineError::Preflight(e.to_string()))?;
     let journal = HealJournal::open(&plan.run_dir.join("heal"))
         .map_err(|e| EngineError::Preflight(e.to_string()))?;
     let sh = Arc::new(Shared {
@@ -179,6 +179,7 @@ pub async fn run_guarded(
         trial,
         tx,
         target,
+        opener: plan.store.clone(),
         nodes,
         password: plan.password.clone(),
         ledger: Mutex::new(Vec::with_capacity(1 << 16)),
@@ -1061,7 +1062,11 @@ fn spawn_watchdog(dir: &Path, id: &str) {
 
 /// Carries out one journaled heal (a journal entry read back by the
 /// watchdog, or an owed heal in the engine). Idempotent.
-pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(), String> {
+pub async fn heal_entry(
+    entry: &HealEntry,
+    password: Option<&str>,
+    opener: &dyn firedrill_targets::TargetOpener,
+) -> Result<(), String> {
     match &entry.action {
         HealAction::Continue { proc, .. } => {
             let h = *proc;
@@ -1094,12 +1099,12 @@ pub async fn heal_entry(entry: &HealEntry, password: Option<&str>) -> Result<(),
             conninfo,
             primary_conninfo,
         } => {
-            let n = firedrill_targets::postgres::parse_node(node, conninfo, password)
-                .map_err(|e| e.to_string())?;
-            let t = firedrill_targets::postgres::PgTarget {
-                nodes: vec![n],
-                run_id: String::new(),
+            let n = TargetNode {
+                name: node.clone(),
+                control: conninfo.clone(),
+                client: conninfo.clone(),
             };
+            let t = opener.open(&[n], password, "").map_err(|e| e.to_string())?;
             t.restore_replication(node, primary_conninfo)
                 .await
                 .map_err(|e| e.to_string())
@@ -1126,10 +1131,10 @@ async fn heal_one(sh: &Shared, id: &str) {
         action: owed.action.clone(),
     };
     let pw = sh.password.clone();
-    let mut res = heal_entry(&entry, pw.as_deref()).await;
+    let mut res = heal_entry(&entry, pw.as_deref(), sh.opener.as_ref()).await;
     if res.is_err() {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        res = heal_entry(&entry, pw.as_deref()).await;
+        res = heal_entry(&entry, pw.as_deref(), sh.opener.as_ref()).await;
     }
     let heal_done = sh.now();
     let (step, action, node, first_start, earlier_error) = {

@@ -18,8 +18,10 @@ pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
             .unwrap_or(0);
         if now >= entry.expires_at {
             let pw = std::env::var("PGPASSWORD").ok();
+            let opener = opener_for_kind("postgres")
+                .ok_or_else(|| Failure::aborted(format!("no store can heal {id}")))?;
             for _ in 0..10 {
-                if firedrill_engine::heal_entry(&entry, pw.as_deref())
+                if firedrill_engine::heal_entry(&entry, pw.as_deref(), opener.as_ref())
                     .await
                     .is_ok()
                 {
@@ -32,4 +34,9 @@ pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The target a journaled heal of this kind of store is carried out with.
+fn opener_for_kind(kind: &str) -> Option<std::sync::Arc<dyn firedrill_targets::TargetOpener>> {
+    firedrill_stores::get(kind).and_then(|s| s.heal_target())
 }

@@ -6,14 +6,14 @@
 //! standby tells how far behind that standby is, on the observer's clock.
 
 mod config;
-pub mod patroni;
+
 mod store;
 
 pub use config::{endpoint, multi_host, parse_node, redirect, PgNode};
-pub use store::PgStore;
+pub use store::{PgStore, WatchSource};
 
-use crate::{LiveRole, TargetError};
 use firedrill_ledger::Outcome;
+use firedrill_targets::{LiveRole, TargetError};
 use std::time::Duration;
 use tokio::time::{timeout, Instant};
 use tokio_postgres::error::SqlState;
@@ -348,7 +348,7 @@ const BACKOFF_MAX: Duration = Duration::from_millis(100);
 
 impl WorkloadClient {
     pub fn new(config: Config, run_id: String, payload_bytes: usize, salt: u64) -> Self {
-        let payload = crate::payload(salt, payload_bytes);
+        let payload = firedrill_targets::payload(salt, payload_bytes);
         WorkloadClient {
             config,
             run_id,

@@ -12,10 +12,12 @@
 //! and `partition` with `link = "peers"` cuts a master off from sentinels
 //! and replicas while its clients still reach it.
 
-use crate::links::LinkKind;
-use crate::{LabError, LabState, NodeState, NodeStatus, Role};
+use super::config::RedisLab;
+use super::config::RedisLabSpec;
+use firedrill_lab::links::{self, LinkKind};
+use firedrill_lab::{log_tail, LabError, LabState, NodeState, NodeStatus, Role};
 use firedrill_proc::RunAs;
-use firedrill_spec::{LabSpec, Links, RedisLabSpec};
+use firedrill_spec::{LabSpec, Links};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -26,9 +28,8 @@ const HOST: &str = "127.0.0.1";
 /// The directory holding redis-server: `bin_dir`, `REDIS_BIN`, PATH, /usr/bin.
 fn find_bin(spec: &LabSpec) -> Result<PathBuf, LabError> {
     let has = |d: &Path| d.join("redis-server").is_file();
-    let explicit = spec
+    let explicit = RedisLab::of(spec)
         .bin_dir
-        .clone()
         .or_else(|| std::env::var_os("REDIS_BIN").map(PathBuf::from));
     if let Some(d) = explicit {
         return if has(&d) {
@@ -73,10 +74,11 @@ pub(crate) fn build(
 ) -> Result<LabState, LabError> {
     let bin_dir = find_bin(spec)?;
     let run_as = run_as(spec)?;
-    let r = spec.redis.clone().unwrap_or_default();
-    let names = spec.node_names();
+    let o = RedisLab::of(spec);
+    let r = o.settings();
+    let names = o.node_names();
     let sentinel_names: Vec<String> = (1..=r.sentinels()).map(|i| format!("s{i}")).collect();
-    let ports = crate::pick_ports(
+    let ports = firedrill_lab::pick_ports(
         names.len() + sentinel_names.len(),
         spec.base_port,
         preferred_ports,
@@ -124,7 +126,7 @@ pub(crate) fn build(
     match populate(&mut state, &r, progress) {
         Ok(()) => Ok(state),
         Err(e) => {
-            let _ = crate::teardown(&state);
+            let _ = firedrill_lab::teardown(&super::RedisSentinelStore, &state);
             Err(e)
         }
     }
@@ -146,7 +148,7 @@ fn populate(
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
         .map_err(LabError::io(&dir))?;
     if let Some(ru) = &state.run_as {
-        crate::check_traversal(&dir, ru, &state.name)?;
+        firedrill_lab::check_traversal(&dir, ru, &state.name)?;
     }
     for sub in ["data", "sentinels", "logs"] {
         let p = dir.join(sub);
@@ -177,7 +179,7 @@ fn populate(
                 ]
             })
             .collect();
-        crate::links::start_links(state, wanted)?;
+        links::start_links(state, wanted)?;
     }
 
     let master_port = announced_port(state, 0);
@@ -364,7 +366,7 @@ fn poll<T>(n: &NodeState, what: &str, mut check: impl FnMut() -> Option<T>) -> R
             return Err(LabError::Exited {
                 node: n.name.clone(),
                 log: n.log_file.clone(),
-                log_tail: crate::pg::log_tail(&n.log_file, 20),
+                log_tail: log_tail(&n.log_file, 20),
             });
         }
         if Instant::now() > end {
@@ -373,7 +375,7 @@ fn poll<T>(n: &NodeState, what: &str, mut check: impl FnMut() -> Option<T>) -> R
                 what: what.into(),
                 secs: READY_TIMEOUT.as_secs(),
                 log: n.log_file.clone(),
-                log_tail: crate::pg::log_tail(&n.log_file, 20),
+                log_tail: log_tail(&n.log_file, 20),
             });
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -476,12 +478,7 @@ fn status_blocking(state: &LabState) -> Vec<NodeStatus> {
             timeline: None,
         })
         .collect();
-    let master_name = state
-        .spec
-        .redis
-        .as_ref()
-        .map(|r| r.master_name())
-        .unwrap_or_else(|| "firedrill".into());
+    let master_name = RedisLab::of(&state.spec).settings().master_name();
     for s in &state.sentinels {
         let alive = s.proc.is_some_and(|p| p.is_alive());
         let seen = alive

@@ -1,6 +1,6 @@
 //! Connection settings for a PostgreSQL target.
 
-use crate::TargetError;
+use firedrill_targets::TargetError;
 use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::config::{Host, TargetSessionAttrs};

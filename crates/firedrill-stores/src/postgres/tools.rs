@@ -5,7 +5,7 @@
 //! `spawn_blocking`, or directly if it accepts blocking a worker). That is
 //! why SQL goes through `psql` here rather than tokio-postgres.
 
-use crate::LabError;
+use firedrill_lab::{log_tail, LabError};
 use firedrill_proc::{as_user, ProcHandle, RunAs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -141,43 +141,6 @@ pub(crate) fn wait_ready(
             });
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Polls `check` until it returns Some, or times out with the node's log.
-pub(crate) fn poll<T>(
-    node: &str,
-    what: &str,
-    log: &Path,
-    timeout: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> Result<T, LabError> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return Ok(v);
-        }
-        if Instant::now() >= end {
-            return Err(LabError::Timeout {
-                node: node.into(),
-                what: what.into(),
-                secs: timeout.as_secs(),
-                log: log.to_path_buf(),
-                log_tail: log_tail(log, 20),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The last `n` lines of a log, for error messages.
-pub(crate) fn log_tail(path: &Path, n: usize) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(n)..].join("\n")
-        }
-        Err(e) => format!("(cannot read log: {e})"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Connection settings for an etcd target: one client URL per member.
 
-use crate::{http, TargetError, TargetNode};
+use firedrill_targets::{http, TargetError, TargetNode};
 
 /// One member as the drill names it.
 #[derive(Debug, Clone)]

@@ -1,7 +1,26 @@
 //! Labs against the real PostgreSQL installed here. Without the binaries
 //! the tests skip, except under CI=true, where they fail.
 
-use firedrill_lab::{down, find_bin_dir, reset, status, up, LabError, LabState, NodeStatus};
+use firedrill_lab::{LabDriver, LabError, LabState, NodeStatus};
+use firedrill_stores::postgres::{find_bin_dir, multi_host_conninfo, PostgresStore};
+
+fn down(s: &LabState) -> Result<(), LabError> {
+    firedrill_lab::down(&PostgresStore, s)
+}
+fn reset(s: &LabState, p: &mut dyn FnMut(&str)) -> Result<LabState, LabError> {
+    firedrill_lab::reset(&PostgresStore, s, p)
+}
+fn up(
+    spec: &LabSpec,
+    dir: Option<&Path>,
+    reset: bool,
+    p: &mut dyn FnMut(&str),
+) -> Result<LabState, LabError> {
+    firedrill_lab::up(&PostgresStore, spec, dir, reset, p)
+}
+async fn status(s: &LabState) -> Vec<NodeStatus> {
+    PostgresStore.status(s).await
+}
 use firedrill_spec::LabSpec;
 use nix::sys::signal::Signal;
 use std::os::unix::fs::PermissionsExt;
@@ -137,7 +156,7 @@ async fn async_lab_up_refuse_reset_down() {
     assert_healthy(&st, 2);
     eprintln!("{}", firedrill_lab::render_status(&state, &st));
 
-    let p = client(&state.multi_host_conninfo()).await;
+    let p = client(&multi_host_conninfo(&state)).await;
     p.batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (42)")
         .await
         .unwrap();
@@ -266,7 +285,7 @@ async fn status_after_kill_and_promote() {
     assert_eq!(by_name(&st, "n2").role, "primary");
     assert_eq!(by_name(&st, "n2").timeline, Some(2));
     // The promoted standby takes writes (it carries no synchronous_standby_names).
-    let p = client(&state.multi_host_conninfo()).await;
+    let p = client(&multi_host_conninfo(&state)).await;
     p.batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (7)")
         .await
         .unwrap();

@@ -2,7 +2,10 @@
 //! a fresh data directory per `up`/`reset`. The same code starts the etcd
 //! cluster a Patroni lab uses as its DCS.
 
-use crate::{pg, pick_ports, LabError, LabState, NodeState, Role};
+use super::config::EtcdLab;
+use firedrill_lab::{
+    log_tail, make_layout, pick_ports, LabError, LabState, NodeState, NodeStatus, Role,
+};
 use firedrill_proc::RunAs;
 use firedrill_spec::LabSpec;
 use std::path::{Path, PathBuf};
@@ -69,9 +72,10 @@ pub(crate) fn build(
     preferred_ports: &[u16],
     progress: &mut dyn FnMut(&str),
 ) -> Result<LabState, LabError> {
-    let etcd = find_program("etcd", spec.bin_dir.as_deref())?;
+    let o = EtcdLab::of(spec);
+    let etcd = find_program("etcd", o.bin_dir.as_deref())?;
     let run_as = RunAs::resolve(spec.user.as_deref())?;
-    let names = spec.node_names();
+    let names = o.node_names();
     let ports = pick_ports(names.len() * 2, spec.base_port, preferred_ports)?;
     std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
     let mut state = LabState {
@@ -88,9 +92,9 @@ pub(crate) fn build(
         dcs: Vec::new(),
         sentinels: Vec::new(),
     };
-    let e = spec.etcd_settings();
+    let e = o.settings();
     let res = (|| {
-        crate::make_layout(&mut state, &["data", "logs"])?;
+        make_layout(&mut state, &["data", "logs"])?;
         start_cluster(
             &mut state,
             false,
@@ -105,7 +109,7 @@ pub(crate) fn build(
     match res {
         Ok(()) => Ok(state),
         Err(err) => {
-            let _ = crate::teardown(&state);
+            let _ = firedrill_lab::teardown(&super::EtcdStore, &state);
             Err(err)
         }
     }
@@ -190,7 +194,7 @@ pub(crate) fn wait_healthy(members: &[NodeState], limit: Duration) -> Result<(),
                 return Err(LabError::Exited {
                     node: m.name.clone(),
                     log: m.log_file.clone(),
-                    log_tail: pg::log_tail(&m.log_file, 20),
+                    log_tail: log_tail(&m.log_file, 20),
                 });
             }
             match member_status(m.port) {
@@ -214,7 +218,7 @@ pub(crate) fn wait_healthy(members: &[NodeState], limit: Duration) -> Result<(),
                 what: format!("etcd cluster not healthy ({last})"),
                 secs: limit.as_secs(),
                 log: m.log_file.clone(),
-                log_tail: pg::log_tail(&m.log_file, 20),
+                log_tail: log_tail(&m.log_file, 20),
             });
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -237,4 +241,36 @@ pub(crate) fn member_status(port: u16) -> Result<(u64, u64), String> {
     let num = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
     let id = num(&v["header"]["member_id"]).ok_or("no member id")?;
     Ok((id, num(&v["leader"]).unwrap_or(0)))
+}
+
+/// etcd members: leader or follower, as each member says.
+pub(crate) fn status(state: &LabState) -> Vec<NodeStatus> {
+    state
+        .nodes
+        .iter()
+        .map(|n| {
+            let alive = n.proc.is_some_and(|p| p.is_alive());
+            let (role, replication) = if !alive {
+                ("down".to_string(), None)
+            } else {
+                match member_status(n.port) {
+                    Ok((id, leader)) if leader != 0 && id == leader => ("leader".into(), None),
+                    Ok((_, 0)) => ("follower".into(), Some("no leader".into())),
+                    Ok((_, leader)) => ("follower".into(), Some(format!("leader id {leader:x}"))),
+                    Err(_) => ("unreachable".into(), None),
+                }
+            };
+            NodeStatus {
+                name: n.name.clone(),
+                pid: n.proc.map(|p| p.pid),
+                alive,
+                port: n.port,
+                role,
+                replication,
+                lag_bytes: None,
+                lag_s: None,
+                timeline: None,
+            }
+        })
+        .collect()
 }

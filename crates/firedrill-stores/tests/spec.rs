@@ -1,4 +1,5 @@
-use super::*;
+use firedrill_spec::*;
+use firedrill_stores::specs;
 use std::path::Path;
 
 const GOOD: &str = r#"
@@ -35,7 +36,7 @@ fn drill_errors(src: &str) -> Vec<String> {
     match load(src) {
         Err(e) => vec![e.to_string()],
         Ok(s) => {
-            let d = validate_drill(&s, None);
+            let d = validate_drill(&s, None, &specs());
             s.fail(d).to_string().lines().map(str::to_string).collect()
         }
     }
@@ -44,11 +45,11 @@ fn drill_errors(src: &str) -> Vec<String> {
 #[test]
 fn good_spec_validates() {
     let s = load(GOOD).unwrap();
-    assert!(validate_lab(&s).is_empty());
+    assert!(validate_lab(&s, &specs()).is_empty());
     assert!(
-        validate_drill(&s, None).is_empty(),
+        validate_drill(&s, None, &specs()).is_empty(),
         "{:?}",
-        validate_drill(&s, None)
+        validate_drill(&s, None, &specs())
     );
 }
 
@@ -156,8 +157,8 @@ fn netns_lab_parses_and_allows_a_whole_node_partition() {
     let src = netns_drill("action = \"partition\"\nnode = \"n2\"\nfor = \"3s\"");
     let s = load(&src).unwrap();
     assert_eq!(s.file.lab.as_ref().unwrap().links, Links::Netns);
-    assert!(validate_lab(&s).is_empty());
-    let d = validate_drill(&s, None);
+    assert!(validate_lab(&s, &specs()).is_empty());
+    let d = validate_drill(&s, None, &specs());
     assert!(d.is_empty(), "{d:?}");
     let src = netns_drill("action = \"partition\"\nnode = \"n2\"\nlink = \"all\"");
     assert!(drill_errors(&src).is_empty(), "{:?}", drill_errors(&src));
@@ -211,7 +212,8 @@ fn direct_lab_still_refuses_network_faults() {
 }
 
 mod redis {
-    use crate::{validate_drill, validate_lab, LoadedSpec};
+    use firedrill_spec::{validate_drill, validate_lab, LoadedSpec};
+    use firedrill_stores::specs;
     use std::path::Path;
 
     const LAB: &str =
@@ -220,8 +222,8 @@ mod redis {
 
     fn errors(text: &str) -> Vec<String> {
         let spec = LoadedSpec::parse(Path::new("s.toml"), text.to_string()).expect("parses");
-        let mut e = validate_lab(&spec);
-        e.extend(validate_drill(&spec, None));
+        let mut e = validate_lab(&spec, &specs());
+        e.extend(validate_drill(&spec, None, &specs()));
         e.iter()
             .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
             .collect()
@@ -246,7 +248,7 @@ mod redis {
             "8:24: min_replicas_max_lag is whole seconds",
             "18:14: redis_wait is the number of replicas",
             "19:22: redis_wait_timeout must be more than 0 and less than workload.op_timeout",
-            "22:10: cut_replication is a PostgreSQL fault",
+            "22:10: a redis-sentinel store cannot take cut_replication: cut_replication is a PostgreSQL fault",
         ] {
             assert!(e.iter().any(|l| l.starts_with(want)), "{want}: {e:?}");
         }
@@ -258,12 +260,12 @@ mod redis {
         let e = errors(text);
         assert!(
             e.iter()
-                .any(|l| l.contains("[lab.redis] needs kind = \"redis-sentinel\"")),
+                .any(|l| l.starts_with("3:6: `redis` is for a redis-sentinel lab (kind = \"redis-sentinel\"); this is a postgres lab")),
             "{e:?}"
         );
         assert!(
             e.iter()
-                .any(|l| l.starts_with("9:15: redis_* options apply to Redis targets only")),
+                .any(|l| l.starts_with("9:1: `redis_write` is for targets of kind redis-sentinel (kind = \"redis-sentinel\"); this is a postgres target")),
             "{e:?}"
         );
     }

@@ -22,11 +22,11 @@ fn examples_validate() {
         }
         let spec = LoadedSpec::load(&p).unwrap_or_else(|e| panic!("{e}"));
         let mut errs = if spec.file.lab.is_some() {
-            validate_lab(&spec)
+            validate_lab(&spec, &firedrill_stores::specs())
         } else {
             Vec::new()
         };
-        errs.extend(validate_drill(&spec, None));
+        errs.extend(validate_drill(&spec, None, &firedrill_stores::specs()));
         assert!(errs.is_empty(), "{}", spec.fail(errs));
         n += 1;
     }

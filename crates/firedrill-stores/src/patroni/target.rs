@@ -4,8 +4,8 @@
 //! change is the `detected` phase, and a change of synchronous standbys
 //! (synchronous_mode falling back to async) is reported on the timeline.
 
-use crate::http::{authority, request_once};
-use crate::{FailoverSignal, TargetError};
+use firedrill_targets::http::{authority, request_once};
+use firedrill_targets::{FailoverSignal, TargetError};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -126,7 +126,7 @@ impl PatroniWatch {
 }
 
 #[async_trait::async_trait]
-impl crate::FailoverWatch for PatroniWatch {
+impl firedrill_targets::FailoverWatch for PatroniWatch {
     async fn next(&mut self) -> Option<FailoverSignal> {
         PatroniWatch::next(self).await
     }

@@ -1,8 +1,8 @@
 //! [`Target`] for PostgreSQL: the adapter the engine drives.
 
 use super::{multi_host, parse_node, Heartbeat, HeartbeatReader, PgNode, PgTarget, WorkloadClient};
-use crate::{LiveRole, Target, TargetError, TargetNode};
 use async_trait::async_trait;
+use firedrill_targets::{LiveRole, Target, TargetError, TargetNode};
 use std::time::Duration;
 
 /// The store as one trial sees it: the control path to every node, and the
@@ -10,9 +10,15 @@ use std::time::Duration;
 pub struct PgStore {
     pub target: PgTarget,
     clients: Vec<PgNode>,
-    /// Patroni's REST APIs (node, `http://host:port`), when Patroni manages
-    /// the nodes: its leader changes are the failover signals.
-    patroni: Vec<(String, String)>,
+    /// Where failover signals come from, when something manages the nodes
+    /// (Patroni's REST API): its leader changes are the `detected` phase.
+    watch: Option<Box<dyn WatchSource>>,
+}
+
+/// Opens a failover watch for a PostgreSQL store whose manager has one.
+#[async_trait]
+pub trait WatchSource: Send + Sync {
+    async fn open(&self) -> Option<Box<dyn firedrill_targets::FailoverWatch>>;
 }
 
 impl PgStore {
@@ -35,14 +41,13 @@ impl PgStore {
                 run_id: run_id.into(),
             },
             clients,
-            patroni: Vec::new(),
+            watch: None,
         })
     }
 
-    /// The same store, managed by Patroni: failovers are watched on its
-    /// REST APIs.
-    pub fn with_patroni(mut self, apis: &[(String, String)]) -> PgStore {
-        self.patroni = apis.to_vec();
+    /// The same store, with its manager's failover signals.
+    pub fn with_watch(mut self, watch: Box<dyn WatchSource>) -> PgStore {
+        self.watch = Some(watch);
         self
     }
 
@@ -83,7 +88,7 @@ impl Target for PgStore {
         id: u64,
         payload_bytes: usize,
         op_timeout: Duration,
-    ) -> Result<Box<dyn crate::WorkloadClient>, TargetError> {
+    ) -> Result<Box<dyn firedrill_targets::WorkloadClient>, TargetError> {
         let order = Self::ordered(&self.clients, primary);
         if order.is_empty() {
             return Err(TargetError::Other("no nodes".into()));
@@ -96,7 +101,10 @@ impl Target for PgStore {
             id,
         )))
     }
-    fn heartbeat(&self, primary: &str) -> Result<Option<Box<dyn crate::Heartbeat>>, TargetError> {
+    fn heartbeat(
+        &self,
+        primary: &str,
+    ) -> Result<Option<Box<dyn firedrill_targets::Heartbeat>>, TargetError> {
         // firedrill's instrument: the control path, never a fault proxy.
         let order = Self::ordered(&self.target.nodes, primary);
         if order.is_empty() {
@@ -111,7 +119,7 @@ impl Target for PgStore {
     fn heartbeat_reader(
         &self,
         node: &str,
-    ) -> Result<Option<Box<dyn crate::HeartbeatReader>>, TargetError> {
+    ) -> Result<Option<Box<dyn firedrill_targets::HeartbeatReader>>, TargetError> {
         let n = self.target.node(node)?.clone();
         Ok(Some(Box::new(HeartbeatReader::new(
             n,
@@ -145,22 +153,16 @@ impl Target for PgStore {
     async fn server_version(&self, node: &str) -> Result<String, TargetError> {
         self.target.server_version(node).await
     }
-    async fn failover_watch(&self) -> Option<Box<dyn crate::FailoverWatch>> {
-        if self.patroni.is_empty() {
-            return None;
-        }
-        match super::patroni::PatroniWatch::new(&self.patroni).await {
-            Ok(w) => Some(Box::new(w)),
-            Err(e) => {
-                tracing::warn!("patroni watch: {e}");
-                None
-            }
+    async fn failover_watch(&self) -> Option<Box<dyn firedrill_targets::FailoverWatch>> {
+        match &self.watch {
+            Some(w) => w.open().await,
+            None => None,
         }
     }
 }
 
 #[async_trait]
-impl crate::WorkloadClient for WorkloadClient {
+impl firedrill_targets::WorkloadClient for WorkloadClient {
     async fn ready(&mut self) {
         WorkloadClient::ready(self).await
     }
@@ -174,14 +176,14 @@ impl crate::WorkloadClient for WorkloadClient {
 }
 
 #[async_trait]
-impl crate::Heartbeat for Heartbeat {
+impl firedrill_targets::Heartbeat for Heartbeat {
     async fn beat(&mut self, n: i64, limit: Duration) -> bool {
         Heartbeat::beat(self, n, limit).await
     }
 }
 
 #[async_trait]
-impl crate::HeartbeatReader for HeartbeatReader {
+impl firedrill_targets::HeartbeatReader for HeartbeatReader {
     async fn read(&mut self, limit: Duration) -> Option<i64> {
         HeartbeatReader::read(self, limit).await
     }

@@ -9,7 +9,12 @@
 //! not in Patroni's process group: it is found through its
 //! `postmaster.pid`, checked against the process's start time.
 
-use crate::{etcd, find_bin_dir, pg, pick_ports, LabError, LabState, NodeState, Role};
+use super::config::PatroniLab;
+use crate::etcd::lab as etcd;
+use crate::postgres::find_bin_dir;
+use firedrill_lab::{
+    log_tail, make_layout, pick_ports, LabError, LabState, NodeState, NodeStatus, Role,
+};
 use firedrill_proc::{ProcHandle, RunAs};
 use firedrill_spec::LabSpec;
 use nix::sys::signal::Signal;
@@ -27,11 +32,12 @@ pub(crate) fn build(
     preferred_ports: &[u16],
     progress: &mut dyn FnMut(&str),
 ) -> Result<LabState, LabError> {
-    let bin_dir = find_bin_dir(spec.bin_dir.as_deref())?;
+    let o = PatroniLab::of(spec);
+    let bin_dir = find_bin_dir(o.bin_dir.as_deref())?;
     let patroni = etcd::find_program("patroni", None)?;
     let etcd_bin = etcd::find_program("etcd", None)?;
     let run_as = RunAs::resolve(spec.user.as_deref())?;
-    let names = spec.node_names();
+    let names = o.node_names();
     let n = names.len();
     // pg ports, REST API ports, DCS client ports, DCS peer ports.
     let ports = pick_ports(2 * n + 2 * DCS_MEMBERS, spec.base_port, preferred_ports)?;
@@ -71,7 +77,7 @@ pub(crate) fn build(
         sentinels: Vec::new(),
     };
     let res = (|| {
-        crate::make_layout(&mut state, &["data", "dcs", "logs", "run", "patroni"])?;
+        make_layout(&mut state, &["data", "dcs", "logs", "run", "patroni"])?;
         etcd::start_cluster(&mut state, true, &etcd_bin, 100, 1000, progress)?;
         for i in 0..n {
             let path = config_path(&state, i);
@@ -98,7 +104,7 @@ pub(crate) fn build(
     match res {
         Ok(()) => Ok(state),
         Err(e) => {
-            let _ = crate::teardown(&state);
+            let _ = firedrill_lab::teardown(&super::PatroniStore, &state);
             Err(e)
         }
     }
@@ -138,7 +144,7 @@ fn param(v: &toml::Value) -> String {
 
 /// Patroni's configuration for node `i`, written as text.
 pub(crate) fn config_yaml(state: &LabState, i: usize) -> String {
-    let p = state.spec.patroni_settings();
+    let p = PatroniLab::of(&state.spec).settings();
     let n = &state.nodes[i];
     let api = n.api_port.unwrap_or(0);
     let hosts: Vec<String> = state
@@ -147,7 +153,7 @@ pub(crate) fn config_yaml(state: &LabState, i: usize) -> String {
         .map(|d| format!("127.0.0.1:{}", d.port))
         .collect();
     let mut params = String::new();
-    for (k, v) in &state.spec.settings {
+    for (k, v) in &PatroniLab::of(&state.spec).settings {
         params.push_str(&format!("        {}: {}\n", q(k), param(v)));
     }
     let run = state.dir.join("run");
@@ -271,7 +277,7 @@ pub(crate) fn healthy(state: &LabState, v: &serde_json::Value, want: usize) -> R
     if leaders != 1 {
         return Err(format!("{leaders} leaders"));
     }
-    if want > 1 && state.spec.patroni_settings().synchronous_mode && sync == 0 {
+    if want > 1 && PatroniLab::of(&state.spec).settings().synchronous_mode && sync == 0 {
         return Err("no synchronous standby yet".into());
     }
     Ok(())
@@ -291,7 +297,7 @@ fn wait_cluster(
                 return Err(LabError::Exited {
                     node: n.name.clone(),
                     log: n.log_file.clone(),
-                    log_tail: pg::log_tail(&n.log_file, 30),
+                    log_tail: log_tail(&n.log_file, 30),
                 });
             }
         }
@@ -312,7 +318,7 @@ fn wait_cluster(
                 what: format!("patroni cluster not healthy ({last})"),
                 secs: BOOTSTRAP_TIMEOUT.as_secs(),
                 log: n.log_file.clone(),
-                log_tail: pg::log_tail(&n.log_file, 30),
+                log_tail: log_tail(&n.log_file, 30),
             });
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -372,4 +378,36 @@ pub(crate) fn stop(state: &LabState) -> Result<(), LabError> {
         }
     }
     Ok(())
+}
+
+/// PostgreSQL's view of each node, with Patroni's own view of each member
+/// beside it.
+pub(crate) async fn status(state: &LabState) -> Vec<NodeStatus> {
+    let mut out = crate::postgres::status::pg_status(state).await;
+    let st = state.clone();
+    let view = tokio::task::spawn_blocking(move || cluster(&st))
+        .await
+        .ok()
+        .flatten();
+    for s in out.iter_mut() {
+        let m = view.as_ref().and_then(|v| {
+            v["members"]
+                .as_array()?
+                .iter()
+                .find(|m| m["name"].as_str() == Some(s.name.as_str()))
+                .cloned()
+        });
+        if let Some(m) = m {
+            let r = format!(
+                "patroni {} {}",
+                m["role"].as_str().unwrap_or("?"),
+                m["state"].as_str().unwrap_or("?")
+            );
+            s.replication = Some(match &s.replication {
+                Some(x) => format!("{r}; {x}"),
+                None => r,
+            });
+        }
+    }
+    out
 }

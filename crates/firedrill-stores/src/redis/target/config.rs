@@ -1,7 +1,7 @@
 //! Connection settings for a Redis target: addresses are `host:port`, the
 //! password (requirepass) comes from the environment or a file.
 
-use crate::TargetError;
+use firedrill_targets::TargetError;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisConnectionInfo};
 use std::time::Duration;

@@ -5,8 +5,8 @@
 //! window).
 
 use super::Shared;
-use crate::{FailoverSignal, FailoverWatch};
 use async_trait::async_trait;
+use firedrill_targets::{FailoverSignal, FailoverWatch};
 use futures_util::stream::SelectAll;
 use futures_util::StreamExt;
 use redis::aio::PubSubStream;

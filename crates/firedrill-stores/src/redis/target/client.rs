@@ -8,7 +8,7 @@
 
 use super::config::{connect, query};
 use super::{Keys, Shared};
-use crate::RedisWrite;
+use crate::redis::config::RedisWrite;
 use firedrill_ledger::Outcome;
 use redis::aio::MultiplexedConnection;
 use redis::{ErrorKind, Value};
@@ -37,7 +37,7 @@ pub struct WorkloadClient {
 impl WorkloadClient {
     pub(super) fn new(shared: Arc<Shared>, payload_bytes: usize, salt: u64) -> Self {
         // Printable, so a list element `<seq>:<payload>` stays readable.
-        let payload = crate::payload(salt, payload_bytes)
+        let payload = firedrill_targets::payload(salt, payload_bytes)
             .into_iter()
             .map(|b| b'a' + b % 26)
             .collect();

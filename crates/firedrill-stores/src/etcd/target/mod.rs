@@ -12,11 +12,11 @@ mod store;
 pub use config::{parse_nodes, prefix_end, EtcdNode, Keys};
 pub use store::EtcdStore;
 
-use crate::http::{request_once, HttpConn, HttpError};
-use crate::{FailoverSignal, TargetError};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use firedrill_ledger::Outcome;
+use firedrill_targets::http::{request_once, HttpConn, HttpError};
+use firedrill_targets::{FailoverSignal, TargetError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -232,7 +232,7 @@ pub struct WorkloadClient {
 impl WorkloadClient {
     /// `endpoints` in the order to try them (the leader first).
     pub fn new(endpoints: Vec<String>, keys: Keys, payload_bytes: usize, salt: u64) -> Self {
-        let payload = crate::payload(salt, payload_bytes);
+        let payload = firedrill_targets::payload(salt, payload_bytes);
         WorkloadClient {
             endpoints,
             current: 0,

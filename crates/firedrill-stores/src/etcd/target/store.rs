@@ -4,9 +4,9 @@ use super::{
     member_status, parse_nodes, prefix_end, put_once, range_keys, EtcdNode, Heartbeat,
     HeartbeatReader, Keys, LeaderWatch, WorkloadClient,
 };
-use crate::http::request_once;
-use crate::{LiveRole, Target, TargetError, TargetNode};
 use async_trait::async_trait;
+use firedrill_targets::http::request_once;
+use firedrill_targets::{LiveRole, Target, TargetError, TargetNode};
 use serde_json::json;
 use std::time::Duration;
 
@@ -128,7 +128,7 @@ impl Target for EtcdStore {
         id: u64,
         payload_bytes: usize,
         _op_timeout: Duration,
-    ) -> Result<Box<dyn crate::WorkloadClient>, TargetError> {
+    ) -> Result<Box<dyn firedrill_targets::WorkloadClient>, TargetError> {
         let eps = self.ordered(primary, true);
         if eps.is_empty() {
             return Err(TargetError::Other("no members".into()));
@@ -141,7 +141,10 @@ impl Target for EtcdStore {
         )))
     }
 
-    fn heartbeat(&self, primary: &str) -> Result<Option<Box<dyn crate::Heartbeat>>, TargetError> {
+    fn heartbeat(
+        &self,
+        primary: &str,
+    ) -> Result<Option<Box<dyn firedrill_targets::Heartbeat>>, TargetError> {
         Ok(Some(Box::new(Heartbeat::new(
             self.ordered(primary, false),
             self.keys.heartbeat.clone(),
@@ -151,7 +154,7 @@ impl Target for EtcdStore {
     fn heartbeat_reader(
         &self,
         node: &str,
-    ) -> Result<Option<Box<dyn crate::HeartbeatReader>>, TargetError> {
+    ) -> Result<Option<Box<dyn firedrill_targets::HeartbeatReader>>, TargetError> {
         let n = self.node(node)?;
         Ok(Some(Box::new(HeartbeatReader::new(
             n.control.clone(),
@@ -233,7 +236,7 @@ impl Target for EtcdStore {
     }
 
     /// A new Raft leader, seen by polling every member's status.
-    async fn failover_watch(&self) -> Option<Box<dyn crate::FailoverWatch>> {
+    async fn failover_watch(&self) -> Option<Box<dyn firedrill_targets::FailoverWatch>> {
         let members = self
             .nodes
             .iter()
@@ -244,7 +247,7 @@ impl Target for EtcdStore {
 }
 
 #[async_trait]
-impl crate::WorkloadClient for WorkloadClient {
+impl firedrill_targets::WorkloadClient for WorkloadClient {
     async fn ready(&mut self) {
         WorkloadClient::ready(self).await
     }
@@ -258,22 +261,22 @@ impl crate::WorkloadClient for WorkloadClient {
 }
 
 #[async_trait]
-impl crate::Heartbeat for Heartbeat {
+impl firedrill_targets::Heartbeat for Heartbeat {
     async fn beat(&mut self, n: i64, limit: Duration) -> bool {
         Heartbeat::beat(self, n, limit).await
     }
 }
 
 #[async_trait]
-impl crate::HeartbeatReader for HeartbeatReader {
+impl firedrill_targets::HeartbeatReader for HeartbeatReader {
     async fn read(&mut self, limit: Duration) -> Option<i64> {
         HeartbeatReader::read(self, limit).await
     }
 }
 
 #[async_trait]
-impl crate::FailoverWatch for LeaderWatch {
-    async fn next(&mut self) -> Option<crate::FailoverSignal> {
+impl firedrill_targets::FailoverWatch for LeaderWatch {
+    async fn next(&mut self) -> Option<firedrill_targets::FailoverSignal> {
         LeaderWatch::next(self).await
     }
 }

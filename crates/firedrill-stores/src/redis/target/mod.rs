@@ -14,9 +14,11 @@ mod watch;
 pub use client::{Heartbeat, HeartbeatReader, WorkloadClient};
 pub use config::{connect, info_field, parse_addr, RedisNode};
 
-use crate::{LiveRole, RedisWrite, StoreConfig, Target, TargetError, TargetNode};
+use crate::redis::config::RedisWrite;
+use crate::redis::RedisOpener;
 use async_trait::async_trait;
 use config::query;
+use firedrill_targets::{LiveRole, Target, TargetError, TargetNode};
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use std::sync::Arc;
@@ -90,21 +92,18 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub fn new(
-        store: &StoreConfig,
+        store: &RedisOpener,
         nodes: &[TargetNode],
         password: Option<&str>,
         run_id: &str,
     ) -> Result<RedisStore, TargetError> {
-        let StoreConfig::Redis {
+        let RedisOpener {
             sentinels,
             master_name,
             write,
             wait,
             announced,
-        } = store
-        else {
-            return Err(TargetError::Other("not a Redis store".into()));
-        };
+        } = store;
         let nodes = nodes
             .iter()
             .map(|n| {
@@ -337,7 +336,7 @@ impl Target for RedisStore {
         id: u64,
         payload_bytes: usize,
         _op_timeout: Duration,
-    ) -> Result<Box<dyn crate::WorkloadClient>, TargetError> {
+    ) -> Result<Box<dyn firedrill_targets::WorkloadClient>, TargetError> {
         if self.shared.sentinels.is_empty() {
             return Err(TargetError::Other(
                 "a Redis target needs sentinels: clients ask them for the master".into(),
@@ -350,7 +349,10 @@ impl Target for RedisStore {
         )))
     }
 
-    fn heartbeat(&self, primary: &str) -> Result<Option<Box<dyn crate::Heartbeat>>, TargetError> {
+    fn heartbeat(
+        &self,
+        primary: &str,
+    ) -> Result<Option<Box<dyn firedrill_targets::Heartbeat>>, TargetError> {
         Ok(Some(Box::new(Heartbeat {
             addr: self.node(primary)?.control.clone(),
             password: self.shared.password.clone(),
@@ -362,7 +364,7 @@ impl Target for RedisStore {
     fn heartbeat_reader(
         &self,
         node: &str,
-    ) -> Result<Option<Box<dyn crate::HeartbeatReader>>, TargetError> {
+    ) -> Result<Option<Box<dyn firedrill_targets::HeartbeatReader>>, TargetError> {
         Ok(Some(Box::new(HeartbeatReader {
             addr: self.node(node)?.control.clone(),
             password: self.shared.password.clone(),
@@ -433,15 +435,15 @@ impl Target for RedisStore {
             .ok_or_else(|| node_err(node, "INFO server has no redis_version"))
     }
 
-    async fn failover_watch(&self) -> Option<Box<dyn crate::FailoverWatch>> {
+    async fn failover_watch(&self) -> Option<Box<dyn firedrill_targets::FailoverWatch>> {
         watch::SentinelWatch::open(self.shared.clone())
             .await
-            .map(|w| Box::new(w) as Box<dyn crate::FailoverWatch>)
+            .map(|w| Box::new(w) as Box<dyn firedrill_targets::FailoverWatch>)
     }
 }
 
 #[async_trait]
-impl crate::WorkloadClient for WorkloadClient {
+impl firedrill_targets::WorkloadClient for WorkloadClient {
     async fn ready(&mut self) {
         WorkloadClient::ready(self).await
     }
@@ -451,14 +453,14 @@ impl crate::WorkloadClient for WorkloadClient {
 }
 
 #[async_trait]
-impl crate::Heartbeat for Heartbeat {
+impl firedrill_targets::Heartbeat for Heartbeat {
     async fn beat(&mut self, n: i64, limit: Duration) -> bool {
         Heartbeat::beat(self, n, limit).await
     }
 }
 
 #[async_trait]
-impl crate::HeartbeatReader for HeartbeatReader {
+impl firedrill_targets::HeartbeatReader for HeartbeatReader {
     async fn read(&mut self, limit: Duration) -> Option<i64> {
         HeartbeatReader::read(self, limit).await
     }
