@@ -123,3 +123,51 @@ pub fn store_of(
     firedrill_stores::get(lab.kind())
         .ok_or_else(|| Failure::input(firedrill_stores::specs().unknown_kind(lab.kind())))
 }
+
+/// `drill FILE --lab`: the file's lab is started when it is not up, and
+/// brought down again on every way out of the drill, so a one-off drill
+/// leaves nothing running. A lab that was already up is the user's: it
+/// stays. The whole file is checked before anything starts.
+pub async fn drill_with_lab(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
+    let spec = load_spec(file)?;
+    let Some(lab) = spec.file.lab.as_ref() else {
+        return Err(Failure::input(format!(
+            "{}: --lab needs a [lab] table in the file",
+            file.display()
+        )));
+    };
+    let errs = firedrill_spec::validate_drill(&spec, None, &firedrill_stores::specs());
+    if !errs.is_empty() {
+        return Err(Failure::input(spec.fail(errs).to_string()));
+    }
+    let dir = lab
+        .dir
+        .clone()
+        .unwrap_or_else(|| firedrill_lab::default_dir(lab.name.get_ref()));
+    if dir.join("state.json").is_file() {
+        eprintln!(
+            "lab {} is already up: it stays up after the drill",
+            lab.name.get_ref()
+        );
+        return crate::drill::run(file, out).await;
+    }
+    up(file, false, None).await?;
+    let guard = LabGuard(Some(dir));
+    let res = crate::drill::run(file, out).await;
+    drop(guard);
+    res
+}
+
+/// Takes a lab down when dropped: after the drill, or while unwinding.
+struct LabGuard(Option<PathBuf>);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        let dir = dir.to_string_lossy().into_owned();
+        // Blocking is fine here: the drill is over, nothing else runs.
+        if let Err(e) = down(&dir) {
+            eprintln!("error: taking the lab down: {}", e.message);
+        }
+    }
+}
