@@ -209,6 +209,21 @@ fn populate(
         (online == want).then_some(())
     })?;
 
+    start_sentinels(state, r, master_port, want, progress)?;
+    state.save()?;
+    progress("lab is up");
+    Ok(())
+}
+
+/// Writes every sentinel's config, starts them, and waits until each sees
+/// the master, its `want` replicas and the other sentinels.
+fn start_sentinels(
+    state: &mut LabState,
+    r: &RedisLabSpec,
+    master_port: u16,
+    want: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), LabError> {
     let quorum = state.sentinels.len() / 2 + 1;
     let master_name = r.master_name();
     for i in 0..state.sentinels.len() {
@@ -261,8 +276,6 @@ fn populate(
             ok.then_some(())
         })?;
     }
-    state.save()?;
-    progress("lab is up");
     Ok(())
 }
 
