@@ -94,7 +94,10 @@ fn parse(buf: &[u8]) -> Result<Option<(Frame, usize)>, String> {
         "PING" => Ok(Some((Frame::Ping, after))),
         "PONG" => Ok(Some((Frame::Pong, after))),
         "+OK" => Ok(Some((Frame::Ok, after))),
-        "-ERR" => Ok(Some((Frame::Err(rest.trim_matches('\'').to_string()), after))),
+        "-ERR" => Ok(Some((
+            Frame::Err(rest.trim_matches('\'').to_string()),
+            after,
+        ))),
         "INFO" => {
             let v = serde_json::from_str(rest).map_err(|e| format!("bad INFO: {e}"))?;
             Ok(Some((Frame::Info(v), after)))
@@ -106,7 +109,10 @@ fn parse(buf: &[u8]) -> Result<Option<(Frame, usize)>, String> {
             if f.len() != 2 + nums && f.len() != 3 + nums {
                 return Err(format!("bad {op} line: {line}"));
             }
-            let num = |s: &str| s.parse::<usize>().map_err(|_| format!("bad {op} line: {line}"));
+            let num = |s: &str| {
+                s.parse::<usize>()
+                    .map_err(|_| format!("bad {op} line: {line}"))
+            };
             let total = num(f[f.len() - 1])?;
             let hdr_len = if with_hdr { num(f[f.len() - 2])? } else { 0 };
             if hdr_len > total {
@@ -316,7 +322,9 @@ impl Conn {
         let mut frame = Vec::with_capacity(payload.len() + 128);
         let reply = reply.map(|r| format!(" {r}")).unwrap_or_default();
         if headers.is_empty() {
-            frame.extend_from_slice(format!("PUB {subject}{reply} {}\r\n", payload.len()).as_bytes());
+            frame.extend_from_slice(
+                format!("PUB {subject}{reply} {}\r\n", payload.len()).as_bytes(),
+            );
         } else {
             let mut h = String::from("NATS/1.0\r\n");
             for (k, v) in headers {
@@ -496,7 +504,11 @@ mod tests {
         };
         assert_eq!((m.status, m.header("nats-msg-id")), (None, Some("7")));
         assert_eq!(m.payload, b"xy");
-        let Frame::Info(v) = parse(b"INFO {\"server_name\":\"n1\"}\r\n").unwrap().unwrap().0 else {
+        let Frame::Info(v) = parse(b"INFO {\"server_name\":\"n1\"}\r\n")
+            .unwrap()
+            .unwrap()
+            .0
+        else {
             panic!()
         };
         assert_eq!(v["server_name"], "n1");
