@@ -8,6 +8,8 @@
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "patroni")]
 pub mod patroni;
 #[cfg(feature = "postgres")]
@@ -78,6 +80,8 @@ pub fn registry() -> &'static [&'static dyn Store] {
         &etcd::EtcdStore,
         #[cfg(feature = "redis")]
         &redis::RedisSentinelStore,
+        #[cfg(feature = "nats")]
+        &nats::NatsStore,
     ]
 }
 
