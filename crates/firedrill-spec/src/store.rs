@@ -46,6 +46,10 @@ pub trait StoreSpec: Send + Sync {
         }
         n.pid_file.is_some()
     }
+    /// What gives firedrill an endpoint's pid, for messages.
+    fn pid_source(&self) -> &'static str {
+        "pid_file"
+    }
     /// Explicit endpoints can be fronted by firedrill's embedded proxy
     /// (their addresses can be rewritten to point at it).
     fn endpoint_client_proxy(&self) -> bool {
@@ -91,11 +95,19 @@ impl Stores {
     pub fn get(&self, kind: &str) -> Option<&'static dyn StoreSpec> {
         self.list.iter().copied().find(|s| s.kind() == kind)
     }
+    /// The store a spec names, or the first one when it names none.
+    pub fn of(&self, kind: Option<&str>) -> Option<&'static dyn StoreSpec> {
+        match kind {
+            Some(k) => self.get(k),
+            None => self.list.first().copied(),
+        }
+    }
     pub fn kinds(&self) -> Vec<&'static str> {
         self.list.iter().map(|s| s.kind()).collect()
     }
     /// The message for a kind this build does not have.
-    pub fn unknown_kind(&self, kind: &str) -> String {
+    pub fn unknown_kind(&self, kind: Option<&str>) -> String {
+        let kind = kind.unwrap_or("(default)");
         format!(
             "unknown store kind {kind:?}: this build of firedrill knows {}",
             self.kinds().join(", ")

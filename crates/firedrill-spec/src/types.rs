@@ -26,7 +26,8 @@ pub struct SpecFile {
 pub struct LabSpec {
     /// Lab name: the state lives in `.firedrill/labs/<name>/` unless `dir` says otherwise.
     pub name: Spanned<String>,
-    /// The kind of store (`postgres` when absent); the registry knows the kinds.
+    /// The kind of store; when absent, the registry's first (PostgreSQL in
+    /// the default build).
     #[serde(default)]
     pub kind: Option<Spanned<String>>,
     /// Lab directory; default `.firedrill/labs/<name>`.
@@ -47,16 +48,10 @@ pub struct LabSpec {
     pub options: toml::Table,
 }
 
-/// The kind a lab or target is when the spec does not say.
-pub const DEFAULT_KIND: &str = "postgres";
-
 impl LabSpec {
-    /// The kind of store, `postgres` by default.
-    pub fn kind(&self) -> &str {
-        self.kind
-            .as_ref()
-            .map(|k| k.get_ref().as_str())
-            .unwrap_or(DEFAULT_KIND)
+    /// The kind of store as written; absent means the registry's first.
+    pub fn kind(&self) -> Option<&str> {
+        self.kind.as_ref().map(|k| k.get_ref().as_str())
     }
     /// The store's options as its own config type. Validation has already
     /// checked them against the file (with positions); this re-reads them
@@ -125,7 +120,7 @@ fn one_trial() -> Spanned<u32> {
 pub struct TargetSpec {
     /// Name of a lab started with `firedrill lab up`.
     pub lab: Option<Spanned<String>>,
-    /// Store kind for explicit endpoints (`postgres` when absent).
+    /// Store kind for explicit endpoints (the registry's first when absent).
     #[serde(default)]
     pub kind: Option<Spanned<String>>,
     /// Explicit endpoints: one per node.
@@ -143,12 +138,9 @@ pub struct TargetSpec {
 }
 
 impl TargetSpec {
-    /// The endpoints' kind of store, `postgres` by default.
-    pub fn kind(&self) -> &str {
-        self.kind
-            .as_ref()
-            .map(|k| k.get_ref().as_str())
-            .unwrap_or(DEFAULT_KIND)
+    /// The endpoints' kind as written; absent means the registry's first.
+    pub fn kind(&self) -> Option<&str> {
+        self.kind.as_ref().map(|k| k.get_ref().as_str())
     }
     /// The store's target options as its own config type (see [`LabSpec::options`]).
     pub fn options<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {

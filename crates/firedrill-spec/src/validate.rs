@@ -54,7 +54,7 @@ pub struct NodeUniverse {
 impl NodeUniverse {
     /// The universe of a lab as its store describes it (node names, sync).
     pub fn from_lab(lab: &LabSpec, stores: &Stores) -> Option<Self> {
-        stores.get(lab.kind()).map(|st| st.lab_universe(lab))
+        stores.of(lab.kind()).map(|st| st.lab_universe(lab))
     }
 }
 
@@ -80,7 +80,7 @@ pub fn validate_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
             "lab name must be 1-63 letters, digits, '-' or '_'",
         ));
     }
-    let Some(store) = stores.get(lab.kind()) else {
+    let Some(store) = stores.of(lab.kind()) else {
         let span = lab.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
         out.push(spec.at(span, stores.unknown_kind(lab.kind())));
         return out;
@@ -131,7 +131,7 @@ pub fn validate_drill(
 
     check_workload(spec, d, &mut out);
     check_target_options(spec, d, universe.as_ref(), stores, &mut out);
-    check_faults(spec, d, universe.as_ref(), &mut out);
+    check_faults(spec, d, universe.as_ref(), stores, &mut out);
     if let (Some(st), Some(u)) = (store, universe.as_ref()) {
         for s in &d.faults {
             check_supported(spec, s, st, &mut out);
@@ -218,7 +218,7 @@ fn own_universe(
             if t.password_env.is_some() && t.password_file.is_some() {
                 out.push(spec.at(0..0, "target: give password_env or password_file, not both"));
             }
-            let Some(store) = stores.get(t.kind()) else {
+            let Some(store) = stores.of(t.kind()) else {
                 let span = t.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
                 out.push(spec.at(span, stores.unknown_kind(t.kind())));
                 return None;
@@ -267,8 +267,8 @@ fn conninfo_has_password(ci: &str) -> bool {
     lower
         .split_whitespace()
         .any(|kv| kv.starts_with("password"))
-        || (lower.starts_with("postgres") && lower.contains(':') && lower.contains('@') && {
-            // postgresql://user:secret@host
+        || (lower.contains("://") && lower.contains('@') && {
+            // scheme://user:secret@host
             let after = lower.split("://").nth(1).unwrap_or("");
             after
                 .split('@')
@@ -355,6 +355,7 @@ fn check_faults(
     spec: &LoadedSpec,
     d: &DrillSpec,
     u: Option<&NodeUniverse>,
+    stores: &Stores,
     out: &mut Vec<Diagnostic>,
 ) {
     let duration = *d.workload.duration.get_ref();
@@ -386,11 +387,10 @@ fn check_faults(
                         format!(
                             "{} needs the pid of {node:?}: give {} for that endpoint",
                             action.as_str(),
-                            if u.kind == crate::DEFAULT_KIND {
-                                "data_dir or pid_file"
-                            } else {
-                                "pid_file"
-                            }
+                            stores
+                                .get(&u.kind)
+                                .map(|st| st.pid_source())
+                                .unwrap_or("pid_file")
                         ),
                     ));
                 }

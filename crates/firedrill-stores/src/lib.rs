@@ -3,19 +3,9 @@
 //! target (`target/`), and its `Store`, the one value the generic crates
 //! see. Each store is a cargo feature; [`registry`] lists the ones built.
 //!
-//! Adding a store is a new folder, one feature line in Cargo.toml and one
-//! line in [`registry`] (see docs/adding-a-store.md).
-
-#[cfg(feature = "etcd")]
-pub mod etcd;
-#[cfg(feature = "nats")]
-pub mod nats;
-#[cfg(feature = "patroni")]
-pub mod patroni;
-#[cfg(feature = "postgres")]
-pub mod postgres;
-#[cfg(feature = "redis")]
-pub mod redis;
+//! Adding a store is a new folder, its feature in Cargo.toml (and in
+//! `all`), and one line in the `stores!` list below (see
+//! docs/adding-a-store.md).
 
 use firedrill_lab::{LabDriver, LabState};
 use firedrill_spec::{
@@ -69,25 +59,44 @@ pub trait Store: StoreSpec + LabDriver {
     }
 }
 
-/// Every store this build has, in registry order (the first is the default kind).
-pub fn registry() -> &'static [&'static dyn Store] {
-    &[
-        #[cfg(feature = "postgres")]
-        &postgres::PostgresStore,
-        #[cfg(feature = "patroni")]
-        &patroni::PatroniStore,
-        #[cfg(feature = "etcd")]
-        &etcd::EtcdStore,
-        #[cfg(feature = "redis")]
-        &redis::RedisSentinelStore,
-        #[cfg(feature = "nats")]
-        &nats::NatsStore,
-    ]
+/// Declares each store's module behind its cargo feature and lists it in
+/// [`registry`]: a store is one line here.
+macro_rules! stores {
+    ($($feature:literal => $module:ident :: $store:ident,)*) => {
+        $(
+            #[cfg(feature = $feature)]
+            pub mod $module;
+        )*
+        /// Every store this build has, in registry order (the first is the
+        /// default kind).
+        pub fn registry() -> &'static [&'static dyn Store] {
+            &[$(
+                #[cfg(feature = $feature)]
+                &$module::$store,
+            )*]
+        }
+    };
+}
+
+stores! {
+    "postgres" => postgres::PostgresStore,
+    "patroni" => patroni::PatroniStore,
+    "etcd" => etcd::EtcdStore,
+    "redis" => redis::RedisSentinelStore,
+    "nats" => nats::NatsStore,
 }
 
 /// The store of a kind, if this build has it.
 pub fn get(kind: &str) -> Option<&'static dyn Store> {
     registry().iter().copied().find(|s| s.kind() == kind)
+}
+
+/// The store a spec names, or the first of the registry when it names none.
+pub fn of(kind: Option<&str>) -> Option<&'static dyn Store> {
+    match kind {
+        Some(k) => get(k),
+        None => registry().first().copied(),
+    }
 }
 
 /// The registry as the spec checks see it.

@@ -280,7 +280,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             (Box::new(LabEnv { state: *s, store }), desc, false, opener)
         }
         Target::Endpoints(t) => {
-            let store = firedrill_stores::get(t.kind())
+            let store = firedrill_stores::of(t.kind())
                 .ok_or_else(|| Failure::input(firedrill_stores::specs().unknown_kind(t.kind())))?;
             let opener = store.endpoint_target(&t, &d.workload);
             let mut nodes: Vec<NodeSpec> = t

@@ -120,7 +120,7 @@ pub async fn status(arg: &str, json: bool) -> Result<u8, Failure> {
 pub fn store_of(
     lab: &firedrill_spec::LabSpec,
 ) -> Result<&'static dyn firedrill_stores::Store, Failure> {
-    firedrill_stores::get(lab.kind())
+    firedrill_stores::of(lab.kind())
         .ok_or_else(|| Failure::input(firedrill_stores::specs().unknown_kind(lab.kind())))
 }
 

@@ -68,6 +68,9 @@ impl StoreSpec for PostgresStore {
     ) -> bool {
         n.pid_file.is_some() || n.data_dir.is_some()
     }
+    fn pid_source(&self) -> &'static str {
+        "data_dir or pid_file"
+    }
     fn endpoint_client_proxy(&self) -> bool {
         // The embedded proxy rewrites libpq conninfos.
         true
