@@ -538,8 +538,7 @@ async fn server_version(plan: &Plan, nodes: &[(String, String)]) -> Option<Strin
             control: conninfo.clone(),
             client: conninfo.clone(),
         };
-        let Ok(t) = plan.store.open(&[node], plan.password.as_deref(), "")
-        else {
+        let Ok(t) = plan.store.open(&[node], plan.password.as_deref(), "") else {
             continue;
         };
         if let Ok(v) = t.server_version(name).await {

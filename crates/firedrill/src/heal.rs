@@ -2,8 +2,10 @@
 //! If firedrill dies before healing, the watchdog heals at the TTL.
 
 use crate::Failure;
-use firedrill_faults::HealJournal;
+use firedrill_faults::{HealJournal, HealWith};
+use firedrill_targets::{StoreConfig, TargetOpener};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
@@ -18,11 +20,12 @@ pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
             .unwrap_or(0);
         if now >= entry.expires_at {
             let pw = std::env::var("PGPASSWORD").ok();
+            let with = HealWith {
+                opener: &opener_for_kind,
+                password: pw.as_deref(),
+            };
             for _ in 0..10 {
-                if firedrill_engine::heal_entry(&entry, pw.as_deref())
-                    .await
-                    .is_ok()
-                {
+                if firedrill_engine::heal_entry(&entry, &with).await.is_ok() {
                     j.remove(id);
                     return Ok(0);
                 }
@@ -31,5 +34,15 @@ pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
             return Err(Failure::aborted(format!("could not heal {id}")));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Opens the kind of store a journaled heal names (a replication cut is
+/// healed by its target). The watchdog has no plan to take it from; the
+/// store registry will answer this.
+fn opener_for_kind(kind: &str) -> Option<Arc<dyn TargetOpener>> {
+    match kind {
+        "postgres" | "patroni" => Some(Arc::new(StoreConfig::Postgres)),
+        _ => None,
     }
 }
