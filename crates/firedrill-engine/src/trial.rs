@@ -17,6 +17,8 @@ use tokio::time::Instant;
 
 pub(crate) const ROLE_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// What every task of one trial shares: the clock, the target, the ledger,
+/// the timeline and the heals owed.
 pub(crate) struct Shared {
     pub(crate) t0: Instant,
     pub(crate) trial: u32,
@@ -54,8 +56,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What every task of one trial shares: the clock, the target, the ledger,
-/// the timeline and the heals owed.
 impl Shared {
     pub(crate) fn spawn<F>(&self, f: F) -> JoinHandle<F::Output>
     where
