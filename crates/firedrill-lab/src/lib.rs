@@ -1,56 +1,67 @@
-//! Real local clusters for drills: PostgreSQL streaming replication, etcd
-//! (`etcd.rs`), and Patroni-managed PostgreSQL with its etcd DCS
-//! (`patroni.rs`).
+//! The machinery every lab shares: a lab directory with `state.json`, the
+//! servers recorded in it, free loopback ports, proxied or netns links,
+//! and `up`, `down`, `reset` and `status`. What one kind of store runs in
+//! it is that store's [`LabDriver`], in its folder in `firedrill-stores`.
 //!
 //! A lab is a directory holding `state.json`, `data/<node>/`,
-//! `logs/<node>.log`, `run/` (unix sockets) and `archive/`. Every server is
+//! `logs/<node>.log` and whatever else its store needs. Every server is
 //! started by us through [`firedrill_proc::spawn_server`] and its
 //! [`ProcHandle`] is recorded in `state.json` as soon as it exists, so that
 //! `down` (in this or a later process) stops exactly what was started and
 //! nothing else.
 //!
 //! `up`, `down` and `reset` are synchronous and never create a tokio
-//! runtime (SQL goes through `psql`), so they can be called from inside a
-//! multi-thread runtime (preferably via `spawn_blocking`). `status` is async.
+//! runtime, so they can be called from inside a multi-thread runtime
+//! (preferably via `spawn_blocking`). `status` is async.
 
 mod error;
-mod etcd;
 pub mod links;
 pub mod netns;
-mod patroni;
-mod pg;
-mod redis;
 mod status;
+mod util;
 
 pub use error::LabError;
-pub use status::{render_status, status, NodeStatus};
+pub use status::{render_status, NodeStatus};
+pub use util::{log_tail, poll};
 
 use firedrill_proc::{ProcHandle, RunAs};
-use firedrill_spec::{LabSpec, Replication};
+use firedrill_spec::LabSpec;
 use nix::sys::signal::Signal;
-use pg::Tools;
 use serde::{Deserialize, Serialize};
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+/// How one kind of store runs in a lab. The generic `up`, `down` and
+/// `reset` below call it; it never needs to know about the others.
+#[async_trait::async_trait]
+pub trait LabDriver: Send + Sync {
+    /// Creates the lab in an absent or empty `dir`. On failure it stops
+    /// whatever it started (through [`teardown`]): there are no half labs.
+    fn build(
+        &self,
+        spec: &LabSpec,
+        dir: PathBuf,
+        preferred_ports: &[u16],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<LabState, LabError>;
+    /// Stops the lab's servers, in the order the store needs.
+    fn stop(&self, state: &LabState) -> Result<(), LabError> {
+        stop_nodes(&state.sentinels)?;
+        stop_nodes(&state.nodes)?;
+        stop_nodes(&state.dcs)
+    }
+    /// What each node is doing now, asked of the servers. Never fails.
+    async fn status(&self, state: &LabState) -> Vec<NodeStatus>;
+    /// The settings that set this lab's RPO and RTO, for run records.
+    fn settings(&self, spec: &LabSpec) -> String;
+}
 
 const STATE_FILE: &str = "state.json";
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to accept connections after it started.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Settings the lab owns: overriding them would break addressing,
-/// replication wiring, or make every standby inherit synchronous waits.
-const LAB_OWNED: [&str; 8] = [
-    "port",
-    "listen_addresses",
-    "unix_socket_directories",
-    "primary_conninfo",
-    "primary_slot_name",
-    "synchronous_standby_names",
-    "synchronous_commit",
-    "hot_standby",
-];
 
 /// What the lab was started as; saved as `<dir>/state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,18 +155,6 @@ impl LabState {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// One conninfo naming every node; libpq picks whichever accepts writes,
-    /// so clients follow a failover without knowing which node won.
-    pub fn multi_host_conninfo(&self) -> String {
-        let hosts: Vec<&str> = self.nodes.iter().map(|n| n.host.as_str()).collect();
-        let ports: Vec<String> = self.nodes.iter().map(|n| n.port.to_string()).collect();
-        format!(
-            "host={} port={} user=postgres dbname=postgres target_session_attrs=read-write",
-            hosts.join(","),
-            ports.join(",")
-        )
-    }
-
     /// Every port the lab holds, in the order its kind's build picks them,
     /// so a reset can ask for the same ones again.
     pub fn ports(&self) -> Vec<u16> {
@@ -169,22 +168,6 @@ impl LabState {
             .chain(self.dcs.iter().filter_map(|n| n.peer_port))
             .chain(self.sentinels.iter().map(|n| n.port))
             .collect()
-    }
-
-    /// Patroni's REST API of every node, `(node, http://127.0.0.1:PORT)`.
-    pub fn patroni_apis(&self) -> Vec<(String, String)> {
-        self.nodes
-            .iter()
-            .filter_map(|n| Some((n.name.clone(), format!("http://127.0.0.1:{}", n.api_port?))))
-            .collect()
-    }
-
-    fn tools(&self) -> Tools<'_> {
-        Tools {
-            bin: &self.bin_dir,
-            run_as: self.run_as.as_ref(),
-            cwd: &self.dir,
-        }
     }
 }
 
@@ -225,7 +208,8 @@ pub fn default_dir(name: &str) -> PathBuf {
     absolute(&Path::new(".firedrill/labs").join(name))
 }
 
-fn absolute(p: &Path) -> PathBuf {
+/// `p` made absolute against the current directory.
+pub fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -235,88 +219,11 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// Every program the lab runs from the bin dir.
-const TOOLS: [&str; 6] = [
-    "postgres",
-    "pg_ctl",
-    "initdb",
-    "pg_basebackup",
-    "psql",
-    "pg_isready",
-];
-
-fn is_pg_bin(d: &Path) -> bool {
-    TOOLS.iter().all(|b| d.join(b).is_file())
-}
-
-/// The full bin dir behind `d`: `d` may hold only symlinks to a few
-/// programs (this machine's /usr/local/bin links pg_ctl, postgres and
-/// initdb but not psql), so follow `postgres` to where it really lives.
-fn resolve_bin(d: &Path) -> Option<PathBuf> {
-    if !["pg_ctl", "postgres", "initdb"]
-        .iter()
-        .all(|b| d.join(b).is_file())
-    {
-        return None;
-    }
-    let real = std::fs::canonicalize(d.join("postgres"))
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf));
-    real.into_iter()
-        .chain(std::iter::once(absolute(d)))
-        .find(|c| is_pg_bin(c))
-}
-
-/// Finds the PostgreSQL server binaries. A directory counts only if
-/// `postgres` and `initdb` sit next to `pg_ctl`: a lone `pg_ctl` on PATH
-/// may be a distribution wrapper (Debian's pg_wrapper) that is not what we
-/// would start.
-pub fn find_bin_dir(spec_bin: Option<&Path>) -> Result<PathBuf, LabError> {
-    let explicit = |d: PathBuf, from: &str| {
-        resolve_bin(&d).ok_or_else(|| {
-            LabError::BinDir(format!(
-                "{from} {} lacks one of {}",
-                d.display(),
-                TOOLS.join(", ")
-            ))
-        })
-    };
-    if let Some(d) = spec_bin {
-        return explicit(d.to_path_buf(), "bin_dir");
-    }
-    if let Some(d) = std::env::var_os("PG_BIN").filter(|v| !v.is_empty()) {
-        return explicit(PathBuf::from(d), "PG_BIN");
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(d) = std::env::split_paths(&path).find_map(|d| resolve_bin(&d)) {
-            return Ok(d);
-        }
-    }
-    let mut versions: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let v: Option<Vec<u32>> = name.split('.').map(|p| p.parse().ok()).collect();
-            let bin = e.path().join("bin");
-            v.filter(|_| is_pg_bin(&bin)).map(|v| (v, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, d)| d).ok_or_else(|| {
-        LabError::BinDir(
-            "none in bin_dir, PG_BIN, PATH or /usr/lib/postgresql/*/bin; \
-             install PostgreSQL or set bin_dir in the [lab] table"
-                .into(),
-        )
-    })
-}
-
 /// Starts a lab. Refuses an existing non-empty `dir` unless `reset`, in
 /// which case the old lab is brought down first. On failure, whatever was
 /// started is stopped and the directory removed: there are no half labs.
 pub fn up(
+    driver: &dyn LabDriver,
     spec: &LabSpec,
     dir: Option<&Path>,
     reset: bool,
@@ -327,28 +234,32 @@ pub fn up(
         Some(d) => absolute(d),
         None => default_dir(spec.name.get_ref()),
     };
-    clear_dir(&dir, reset, progress)?;
-    build(spec, dir, &[], progress)
+    clear_dir(driver, &dir, reset, progress)?;
+    driver.build(spec, dir, &[], progress)
 }
 
 /// Stops every recorded server, then removes the lab directory.
-pub fn down(state: &LabState) -> Result<(), LabError> {
+pub fn down(driver: &dyn LabDriver, state: &LabState) -> Result<(), LabError> {
     if !state.dir.join(STATE_FILE).is_file() {
         return Err(LabError::NotALab {
             dir: state.dir.clone(),
         });
     }
-    teardown(state)
+    teardown(driver, state)
 }
 
 /// Brings the lab down and up again with the same spec and directory, and
 /// the same ports when they are still free, so a drill's clients and
 /// proxies can keep their endpoints between trials.
-pub fn reset(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<LabState, LabError> {
+pub fn reset(
+    driver: &dyn LabDriver,
+    state: &LabState,
+    progress: &mut dyn FnMut(&str),
+) -> Result<LabState, LabError> {
     check_links(&state.spec)?;
     progress("stopping the old lab");
-    down(state)?;
-    build(&state.spec, state.dir.clone(), &state.ports(), progress)
+    down(driver, state)?;
+    driver.build(&state.spec, state.dir.clone(), &state.ports(), progress)
 }
 
 /// Checks that the machine supports the spec's links before anything is
@@ -361,7 +272,12 @@ fn check_links(spec: &LabSpec) -> Result<(), LabError> {
 }
 
 /// Makes sure `dir` is absent or empty, removing an old lab if asked to.
-fn clear_dir(dir: &Path, reset: bool, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
+fn clear_dir(
+    driver: &dyn LabDriver,
+    dir: &Path,
+    reset: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), LabError> {
     let non_empty = match std::fs::read_dir(dir) {
         Ok(mut rd) => rd.next().is_some(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
@@ -384,7 +300,7 @@ fn clear_dir(dir: &Path, reset: bool, progress: &mut dyn FnMut(&str)) -> Result<
     progress("removing the old lab");
     match LabState::load(dir) {
         Ok(old) => {
-            down(&old)?;
+            down(driver, &old)?;
             if dir.exists() {
                 std::fs::remove_dir_all(dir).map_err(LabError::io(dir))?;
             }
@@ -398,7 +314,7 @@ fn clear_dir(dir: &Path, reset: bool, progress: &mut dyn FnMut(&str)) -> Result<
 /// Stops the recorded servers: SIGCONT first (a drill may have paused
 /// them), SIGINT (fast shutdown), then SIGKILL of the whole tree for any
 /// that did not exit in time.
-pub(crate) fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
+pub fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
     let live: Vec<(&str, ProcHandle)> = nodes
         .iter()
         .filter_map(|n| n.proc.map(|p| (n.name.as_str(), p)))
@@ -426,14 +342,9 @@ pub(crate) fn stop_nodes(nodes: &[NodeState]) -> Result<(), LabError> {
     Ok(())
 }
 
-fn teardown(state: &LabState) -> Result<(), LabError> {
-    // Sentinels first, so they do not fail over a master being stopped.
-    stop_nodes(&state.sentinels)?;
-    match state.spec.kind {
-        firedrill_spec::LabKind::Patroni => patroni::stop(state)?,
-        _ => stop_nodes(&state.nodes)?,
-    }
-    stop_nodes(&state.dcs)?;
+/// Stops everything the lab started and removes its directory.
+pub fn teardown(driver: &dyn LabDriver, state: &LabState) -> Result<(), LabError> {
+    driver.stop(state)?;
     links::stop(state);
     // Before the directory goes: state.json is what finds them again.
     netns::remove(state)?;
@@ -443,95 +354,13 @@ fn teardown(state: &LabState) -> Result<(), LabError> {
     }
 }
 
-/// Creates the lab in an absent or empty `dir`.
-fn build(
-    spec: &LabSpec,
-    dir: PathBuf,
-    preferred_ports: &[u16],
-    progress: &mut dyn FnMut(&str),
-) -> Result<LabState, LabError> {
-    match spec.kind {
-        firedrill_spec::LabKind::Etcd => return etcd::build(spec, dir, preferred_ports, progress),
-        firedrill_spec::LabKind::Patroni => {
-            return patroni::build(spec, dir, preferred_ports, progress)
-        }
-        firedrill_spec::LabKind::RedisSentinel => {
-            return redis::build(spec, dir, preferred_ports, progress)
-        }
-        firedrill_spec::LabKind::Postgres => {}
-    }
-    let bin_dir = find_bin_dir(spec.bin_dir.as_deref())?;
-    let run_as = RunAs::resolve(spec.user.as_deref())?;
-    let names = spec.node_names();
-    let ports = pick_ports(names.len(), spec.base_port, preferred_ports)?;
-
-    std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
-    let (net, mut nets) = match spec.links {
-        firedrill_spec::Links::Netns => {
-            let (n, v) = netns::plan(&dir, names.len());
-            (Some(n), v.into_iter().map(Some).collect())
-        }
-        _ => (None, vec![None; names.len()]),
-    };
-    let mut state = LabState {
-        name: spec.name.get_ref().clone(),
-        dir: dir.clone(),
-        spec: spec.clone(),
-        bin_dir,
-        run_as,
-        created_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        nodes: names
-            .iter()
-            .zip(&ports)
-            .enumerate()
-            .map(|(i, (name, &port))| {
-                let net = nets[i].take();
-                let host = net
-                    .as_ref()
-                    .map(|n| n.ip.clone())
-                    .unwrap_or_else(|| "127.0.0.1".into());
-                NodeState {
-                    name: name.clone(),
-                    initial_role: if i == 0 { Role::Primary } else { Role::Standby },
-                    conninfo: format!("host={host} port={port} user=postgres dbname=postgres"),
-                    host,
-                    port,
-                    data_dir: dir.join("data").join(name),
-                    log_file: dir.join("logs").join(format!("{name}.log")),
-                    proc: None,
-                    net,
-                    peer_port: None,
-                    api_port: None,
-                }
-            })
-            .collect(),
-        proxy: None,
-        links: Vec::new(),
-        netns: net,
-        dcs: Vec::new(),
-        sentinels: Vec::new(),
-    };
-    match populate(&mut state, progress) {
-        Ok(()) => Ok(state),
-        Err(e) => {
-            // No half labs: stop what was started, remove what was made.
-            let _ = teardown(&state);
-            Err(e)
-        }
-    }
-}
-
 /// Picks one loopback port per node: the preferred ones if all are free,
 /// else from `base` upwards, else whatever the kernel hands out.
 fn free_default(p: u16) -> bool {
     ![5432, 6379, 26379].contains(&p)
 }
 
-pub(crate) fn pick_ports(
-    n: usize,
-    base: Option<u16>,
-    preferred: &[u16],
-) -> Result<Vec<u16>, LabError> {
+pub fn pick_ports(n: usize, base: Option<u16>, preferred: &[u16]) -> Result<Vec<u16>, LabError> {
     // Never the default ports of PostgreSQL, Redis and Sentinel: a
     // distribution's own service may start there at any time.
     let free = |p: u16| free_default(p) && TcpListener::bind(("127.0.0.1", p)).is_ok();
@@ -567,7 +396,7 @@ pub(crate) fn pick_ports(
 
 /// The servers cannot use a directory they cannot reach: every ancestor
 /// must be searchable by the run-as user (e.g. /root is not).
-pub(crate) fn check_traversal(dir: &Path, ru: &RunAs, name: &str) -> Result<(), LabError> {
+pub fn check_traversal(dir: &Path, ru: &RunAs, name: &str) -> Result<(), LabError> {
     let user = std::ffi::CString::new(ru.user.clone()).map_err(|_| LabError::Traverse {
         user: ru.user.clone(),
         blocked: dir.to_path_buf(),
@@ -601,7 +430,7 @@ pub(crate) fn check_traversal(dir: &Path, ru: &RunAs, name: &str) -> Result<(), 
 
 /// The lab directory (searchable by the servers' user), its `subs`, and
 /// state.json, so that from here on a crash leaves a lab `down` can clean.
-pub(crate) fn make_layout(state: &mut LabState, subs: &[&str]) -> Result<(), LabError> {
+pub fn make_layout(state: &mut LabState, subs: &[&str]) -> Result<(), LabError> {
     let dir = state.dir.clone();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
         .map_err(LabError::io(&dir))?;
@@ -628,265 +457,6 @@ fn make_dirs(state: &LabState, subs: &[&str]) -> Result<(), LabError> {
             ru.chown_tree(&p)?;
         }
     }
-    Ok(())
-}
-
-/// The layout, the primary, the standbys, and synchronous replication.
-fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
-    make_layout(state, &["data", "logs", "run", "archive"])?;
-    if state.spec.links == firedrill_spec::Links::Proxied {
-        progress("starting the fault proxy");
-        links::start(state)?;
-    }
-    if state.netns.is_some() {
-        progress("creating the bridge and a network namespace per node");
-        netns::create(state)?;
-    }
-
-    init_primary(state, progress)?;
-    let primary_port = state.nodes[0].port;
-    let primary_host = state.nodes[0].host.clone();
-    let standbys: Vec<usize> = (1..state.nodes.len()).collect();
-    for &i in &standbys {
-        let name = state.nodes[i].name.clone();
-        progress(&format!("base backup for {name}"));
-        let tools = state.tools();
-        tools.psql(
-            &primary_host,
-            primary_port,
-            &format!("SELECT pg_create_physical_replication_slot('{name}')"),
-        )?;
-        let data = state.nodes[i].data_dir.to_string_lossy().into_owned();
-        tools.run(
-            "pg_basebackup",
-            &[
-                "-h",
-                &primary_host,
-                "-p",
-                &primary_port.to_string(),
-                "-U",
-                "postgres",
-                "-D",
-                &data,
-                "-R",
-                "-X",
-                "stream",
-                "-S",
-                &name,
-                "-c",
-                "fast",
-                "-N",
-            ],
-        )?;
-        pg::fix_standby_auto_conf(
-            &state.nodes[i].data_dir,
-            &name,
-            state.nodes[i].port,
-            state.nodes[i].net.as_ref().map(|n| n.ip.as_str()),
-            &primary_host,
-            state.replication_port(&name).unwrap_or(primary_port),
-        )?;
-    }
-    for &i in &standbys {
-        progress(&format!("starting {}", state.nodes[i].name));
-        start_node(state, i)?;
-    }
-    for &i in &standbys {
-        wait_node_ready(state, i)?;
-    }
-    for &i in &standbys {
-        let n = &state.nodes[i];
-        let tools = state.tools();
-        let sql = format!(
-            "SELECT state FROM pg_stat_replication WHERE application_name = '{}'",
-            n.name
-        );
-        pg::poll(
-            &n.name,
-            "not streaming from the primary",
-            &n.log_file,
-            READY_TIMEOUT,
-            || {
-                tools
-                    .psql(&primary_host, primary_port, &sql)
-                    .ok()
-                    .filter(|s| s == "streaming")
-            },
-        )?;
-    }
-    if state.spec.replication == Replication::Sync {
-        configure_sync(state, progress)?;
-    }
-    state.save()?;
-    progress("lab is up");
-    Ok(())
-}
-
-fn init_primary(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
-    let n1 = &state.nodes[0];
-    progress(&format!("initdb {}", n1.name));
-    let data = n1.data_dir.to_string_lossy().into_owned();
-    // -k (checksums) lets pg_rewind bring an old primary back; -N skips
-    // fsync of a disposable cluster, which halves lab start time.
-    state.tools().run(
-        "initdb",
-        &[
-            "-D",
-            &data,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-k",
-            "-N",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ],
-    )?;
-    let run = state.dir.join("run");
-    let archive = state.dir.join("archive");
-    let quote = |p: &Path| p.to_string_lossy().replace('\'', "''");
-    let mut conf = format!(
-        "\n# firedrill lab\n\
-         listen_addresses = '{listen}'\n\
-         port = {port}\n\
-         unix_socket_directories = '{run}'\n\
-         wal_level = replica\n\
-         max_wal_senders = 10\n\
-         max_replication_slots = 10\n\
-         hot_standby = on\n\
-         hot_standby_feedback = on\n\
-         wal_log_hints = on\n\
-         shared_buffers = 16MB\n\
-         archive_mode = on\n\
-         archive_command = 'test ! -f \"{arch}/%f\" && cp \"%p\" \"{arch}/%f\"'\n\
-         wal_receiver_status_interval = 1s\n\
-         logging_collector = off\n",
-        port = n1.port,
-        listen = n1.host,
-        run = quote(&run),
-        arch = quote(&archive),
-    );
-    for (k, v) in &state.spec.settings {
-        if LAB_OWNED.contains(&k.to_ascii_lowercase().as_str()) {
-            return Err(LabError::Setting {
-                key: k.clone(),
-                msg: "is set by the lab itself (per node or by `replication`)".into(),
-            });
-        }
-        conf.push_str(&format!("{k} = {}\n", pg::conf_literal(k, v)?));
-    }
-    pg::append(&n1.data_dir.join("postgresql.conf"), &conf)?;
-    let mut hba = "\n# firedrill lab: trust loopback only\n\
-         host all all 127.0.0.1/32 trust\n\
-         host replication all 127.0.0.1/32 trust\n"
-        .to_string();
-    if let Some(net) = &state.netns {
-        hba += &format!(
-            "# and the lab bridge\n\
-             host all all {0} trust\n\
-             host replication all {0} trust\n",
-            net.subnet
-        );
-    }
-    pg::append(&n1.data_dir.join("pg_hba.conf"), &hba)?;
-    progress(&format!("starting {}", n1.name));
-    start_node(state, 0)?;
-    wait_node_ready(state, 0)
-}
-
-/// Starts a postmaster directly (not via pg_ctl) so that we own its
-/// process group and hold its handle; records it in state.json at once.
-fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
-    let n = &state.nodes[i];
-    let postgres = state.bin_dir.join("postgres");
-    let data = n.data_dir.to_string_lossy().into_owned();
-    let h = match &n.net {
-        Some(net) => firedrill_proc::spawn_server_in_netns(
-            &postgres,
-            &["-D", &data],
-            state.run_as.as_ref(),
-            &n.log_file,
-            &netns::netns_path(&net.netns),
-        )?,
-        None => firedrill_proc::spawn_server(
-            &postgres,
-            &["-D", &data],
-            state.run_as.as_ref(),
-            &n.log_file,
-        )?,
-    };
-    state.nodes[i].proc = Some(h);
-    state.save()
-}
-
-fn wait_node_ready(state: &LabState, i: usize) -> Result<(), LabError> {
-    let n = &state.nodes[i];
-    let proc = n.proc.ok_or_else(|| LabError::Exited {
-        node: n.name.clone(),
-        log: n.log_file.clone(),
-        log_tail: "(never started)".into(),
-    })?;
-    pg::wait_ready(
-        &state.tools(),
-        &n.name,
-        &proc,
-        &n.host,
-        n.port,
-        &n.log_file,
-        READY_TIMEOUT,
-    )
-}
-
-/// Turns on synchronous replication on the primary only, after the base
-/// backups: a standby that inherited `synchronous_standby_names` would,
-/// once promoted, hang every commit waiting for standbys it does not have.
-fn configure_sync(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
-    progress("enabling synchronous replication");
-    let p = &state.nodes[0];
-    let standbys: Vec<&str> = state.nodes[1..].iter().map(|n| n.name.as_str()).collect();
-    let k = state
-        .spec
-        .sync_quorum
-        .as_ref()
-        .map(|q| *q.get_ref())
-        .unwrap_or(1);
-    let tools = state.tools();
-    tools.psql(
-        &p.host,
-        p.port,
-        &format!(
-            "ALTER SYSTEM SET synchronous_standby_names = 'ANY {k} ({})'",
-            standbys.join(", ")
-        ),
-    )?;
-    tools.psql(
-        &p.host,
-        p.port,
-        &format!(
-            "ALTER SYSTEM SET synchronous_commit = '{}'",
-            state.spec.synchronous_commit.as_guc()
-        ),
-    )?;
-    tools.psql(&p.host, p.port, "SELECT pg_reload_conf()")?;
-    let want = standbys.len().to_string();
-    pg::poll(
-        &p.name,
-        "standbys not synchronous",
-        &p.log_file,
-        READY_TIMEOUT,
-        || {
-            tools
-            .psql(
-                &p.host,
-                p.port,
-                "SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('quorum', 'sync')",
-            )
-            .ok()
-            .filter(|c| *c == want)
-        },
-    )
-    .map_err(|e| LabError::Replication(e.to_string()))?;
     Ok(())
 }
 
@@ -917,47 +487,10 @@ mod tests {
         };
         let json = serde_json::to_string(&st).unwrap();
         let back: LabState = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.spec.standbys, 2);
-        assert_eq!(
-            back.spec.sync_quorum.as_ref().map(|q| *q.get_ref()),
-            Some(2)
-        );
-        assert_eq!(back.spec.settings, st.spec.settings);
+        // The store's options survive the JSON round trip as written.
+        assert_eq!(back.spec.options["standbys"].as_integer(), Some(2));
+        assert_eq!(back.spec.options["sync_quorum"].as_integer(), Some(2));
+        assert_eq!(back.spec.options, st.spec.options);
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
-    }
-
-    #[test]
-    fn multi_host() {
-        let n = |port| NodeState {
-            name: "n".into(),
-            initial_role: Role::Standby,
-            host: "127.0.0.1".into(),
-            port,
-            data_dir: "/d".into(),
-            log_file: "/l".into(),
-            proc: None,
-            conninfo: String::new(),
-            net: None,
-            peer_port: None,
-            api_port: None,
-        };
-        let st = LabState {
-            name: "m".into(),
-            dir: "/tmp/m".into(),
-            spec: toml::from_str("name = \"m\"").unwrap(),
-            bin_dir: "/usr/bin".into(),
-            run_as: None,
-            created_at: String::new(),
-            nodes: vec![n(1), n(2)],
-            proxy: None,
-            links: Vec::new(),
-            netns: None,
-            dcs: Vec::new(),
-            sentinels: Vec::new(),
-        };
-        assert_eq!(
-            st.multi_host_conninfo(),
-            "host=127.0.0.1,127.0.0.1 port=1,2 user=postgres dbname=postgres target_session_attrs=read-write"
-        );
     }
 }

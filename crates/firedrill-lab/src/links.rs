@@ -64,7 +64,7 @@ fn proxy_bin() -> Result<PathBuf, LabError> {
 
 /// Starts the proxy and creates a proxy per link. Called before the
 /// servers start: a proxy does not need its upstream to exist yet.
-pub(crate) fn start(state: &mut LabState) -> Result<(), LabError> {
+pub fn start(state: &mut LabState) -> Result<(), LabError> {
     let primary = state.nodes[0].clone();
     let mut wanted = Vec::new();
     for (i, n) in state.nodes.iter().enumerate() {
@@ -82,7 +82,7 @@ pub(crate) fn start(state: &mut LabState) -> Result<(), LabError> {
 }
 
 /// Starts the proxy and one proxy per `(kind, node, peer, upstream port)`.
-pub(crate) fn start_links(
+pub fn start_links(
     state: &mut LabState,
     wanted: Vec<(LinkKind, String, Option<String>, u16)>,
 ) -> Result<(), LabError> {
@@ -153,7 +153,7 @@ pub(crate) fn start_links(
 }
 
 /// Stops the proxy process (its links die with it).
-pub(crate) fn stop(state: &LabState) {
+pub fn stop(state: &LabState) {
     if let Some(p) = state.proxy.as_ref().and_then(|p| p.proc) {
         if p.is_alive() {
             let _ = p.signal_tree(nix::sys::signal::Signal::SIGCONT);
@@ -169,30 +169,20 @@ pub(crate) fn stop(state: &LabState) {
 impl LabState {
     /// The port a standby's replication connects to: its replication
     /// proxy, or the primary itself.
-    pub(crate) fn replication_port(&self, standby: &str) -> Option<u16> {
+    pub fn replication_port(&self, standby: &str) -> Option<u16> {
         self.links
             .iter()
             .find(|l| l.kind == LinkKind::Replication && l.node == standby)
             .map(|l| l.listen_port)
     }
 
-    /// The conninfo the workload's clients use for `node`: through its
-    /// clients proxy in a proxied lab.
-    pub fn client_conninfo(&self, node: &str) -> Option<String> {
-        let redis = self.spec.kind == firedrill_spec::LabKind::RedisSentinel;
+    /// The port the workload's clients reach `node` on in a proxied lab:
+    /// its clients proxy. The store writes it in its own address syntax.
+    pub fn client_port(&self, node: &str) -> Option<u16> {
         self.links
             .iter()
             .find(|l| l.kind == LinkKind::Clients && l.node == node)
-            .map(|l| {
-                if redis {
-                    format!("127.0.0.1:{}", l.listen_port)
-                } else {
-                    format!(
-                        "host=127.0.0.1 port={} user=postgres dbname=postgres",
-                        l.listen_port
-                    )
-                }
-            })
+            .map(|l| l.listen_port)
     }
 
     /// The port a node announces to its peers: its peers proxy in a

@@ -112,7 +112,7 @@ pub fn check_support() -> Result<(), String> {
 }
 
 /// Checks support, before anything is created.
-pub(crate) fn preflight() -> Result<(), LabError> {
+pub fn preflight() -> Result<(), LabError> {
     check_support().map_err(|why| {
         LabError::Netns(format!(
             "links = \"netns\" is not available here: {why}; use links = \"proxied\""
@@ -126,7 +126,7 @@ fn link_exists(dev: &str) -> bool {
 
 /// Creates the bridge, and a namespace and veth pair per node. The names
 /// are already in state.json, so a failure half way is cleaned by `remove`.
-pub(crate) fn create(state: &LabState) -> Result<(), LabError> {
+pub fn create(state: &LabState) -> Result<(), LabError> {
     let Some(net) = &state.netns else {
         return Ok(());
     };
@@ -175,7 +175,7 @@ pub(crate) fn create(state: &LabState) -> Result<(), LabError> {
 /// Removes the namespaces, veths and bridge, whatever state a drill left
 /// them in. Missing ones are fine; the first other failure is returned
 /// after trying everything.
-pub(crate) fn remove(state: &LabState) -> Result<(), LabError> {
+pub fn remove(state: &LabState) -> Result<(), LabError> {
     let mut first = None;
     let mut note = |r: Result<String, LabError>| {
         if let Err(e) = r {

@@ -2,12 +2,16 @@
 //! problem at once with `file:line:column`, before anything touches a store.
 
 mod duration;
+mod store;
 mod types;
 mod validate;
 
 pub use duration::Dur;
+pub use store::{field_names, lab_view, target_view, StoreSpec, Stores};
 pub use types::*;
-pub use validate::{validate_drill, validate_lab, NodeRole, NodeUniverse, ROLES};
+pub use validate::{
+    valid_name, validate_drill, validate_file, validate_lab, NodeRole, NodeUniverse, ROLES,
+};
 
 use std::fmt;
 use std::ops::Range;
@@ -134,5 +138,4 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-#[cfg(test)]
-mod tests;
+pub use toml::Spanned;

@@ -4,7 +4,6 @@
 
 use crate::Dur;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use toml::Spanned;
 
@@ -19,36 +18,23 @@ pub struct SpecFile {
 
 // ---------------------------------------------------------------- lab
 
+/// `[lab]`: what every lab has. The keys of its kind of store (PostgreSQL's
+/// `replication`, `[lab.redis]`, …) are collected in `options` and parsed,
+/// with their own file:line:column, by that store's own config module; a
+/// key no store claims is an error there.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct LabSpec {
     /// Lab name: the state lives in `.firedrill/labs/<name>/` unless `dir` says otherwise.
     pub name: Spanned<String>,
+    /// The kind of store (`postgres` when absent); the registry knows the kinds.
     #[serde(default)]
-    pub kind: LabKind,
-    /// Number of streaming standbys besides the primary. Nodes are named
-    /// n1 (the first primary), n2, n3, …
-    #[serde(default = "one")]
-    pub standbys: u32,
-    #[serde(default)]
-    pub replication: Replication,
-    /// `ANY k (...)`: how many standbys must confirm a commit (sync only).
-    pub sync_quorum: Option<Spanned<u32>>,
-    /// synchronous_commit level used with `replication = "sync"`.
-    #[serde(default)]
-    pub synchronous_commit: SyncCommit,
+    pub kind: Option<Spanned<String>>,
     /// Lab directory; default `.firedrill/labs/<name>`.
     pub dir: Option<PathBuf>,
-    /// Directory of the PostgreSQL binaries; default `PG_BIN`, PATH, then
-    /// `/usr/lib/postgresql/<newest>/bin`.
-    pub bin_dir: Option<PathBuf>,
     /// Unprivileged user the servers run as when firedrill runs as root.
     pub user: Option<String>,
     /// First port to try; by default free loopback ports are picked.
     pub base_port: Option<u16>,
-    /// Extra postgresql.conf settings for every node.
-    #[serde(default)]
-    pub settings: BTreeMap<String, toml::Value>,
     /// `proxied` puts a fault proxy in front of every node for client
     /// traffic and on every replication link, so network faults can cut or
     /// slow exactly one link. `netns` runs every node in its own network
@@ -56,200 +42,36 @@ pub struct LabSpec {
     /// veth link set down); it needs root and iproute2.
     #[serde(default)]
     pub links: Links,
-    /// `kind = "etcd"`: the cluster's size and Raft timeouts.
-    pub etcd: Option<EtcdLabSpec>,
-    /// `kind = "patroni"`: the failover knobs Patroni is bootstrapped with.
-    pub patroni: Option<PatroniLabSpec>,
-    /// `kind = "redis-sentinel"`: the Redis and Sentinel settings that set
-    /// RPO and RTO (`[lab.redis]`).
-    pub redis: Option<RedisLabSpec>,
+    /// Every other key: the store's own options.
+    #[serde(flatten)]
+    pub options: toml::Table,
 }
 
-/// `[lab.etcd]`: the Raft timeouts are what set an etcd cluster's RTO, so
-/// they are the knobs a drill compares.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EtcdLabSpec {
-    /// Cluster size: 3 or 5 members (e1, e2, …).
-    #[serde(default = "three")]
-    pub members: Spanned<u32>,
-    /// `--heartbeat-interval` (etcd's default 100ms).
-    #[serde(default = "default_heartbeat")]
-    pub heartbeat: Spanned<Dur>,
-    /// `--election-timeout` (etcd's default 1s); at least 5 × heartbeat.
-    #[serde(default = "default_election")]
-    pub election: Spanned<Dur>,
-}
+/// The kind a lab or target is when the spec does not say.
+pub const DEFAULT_KIND: &str = "postgres";
 
-impl Default for EtcdLabSpec {
-    fn default() -> Self {
-        EtcdLabSpec {
-            members: three(),
-            heartbeat: default_heartbeat(),
-            election: default_election(),
-        }
-    }
-}
-
-/// `[lab.redis]`: the knobs of a Redis + Sentinel lab. Every one of them
-/// moves a measured figure, so each is explicit in the spec.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RedisLabSpec {
-    /// Sentinel `down-after-milliseconds`: how long a master must be
-    /// unreachable before a sentinel calls it down (default 1s here; 30 s
-    /// in Redis).
-    pub down_after: Option<Spanned<Dur>>,
-    /// Sentinel `failover-timeout` (default 5s here; 3 min in Redis).
-    pub failover_timeout: Option<Spanned<Dur>>,
-    /// `min-replicas-to-write`: the master refuses writes when fewer
-    /// replicas than this are connected with a lag within
-    /// `min_replicas_max_lag` (default 0: never refuses).
-    pub min_replicas_to_write: Option<Spanned<u32>>,
-    /// `min-replicas-max-lag`, whole seconds (default 10s).
-    pub min_replicas_max_lag: Option<Spanned<Dur>>,
-    /// `appendonly` (default false).
-    #[serde(default)]
-    pub appendonly: bool,
-    /// `appendfsync` (default everysec).
-    #[serde(default)]
-    pub appendfsync: AppendFsync,
-    /// Number of sentinels (default 3; quorum is a majority).
-    pub sentinels: Option<Spanned<u32>>,
-    /// The name sentinels monitor the master under (default `firedrill`).
-    pub master_name: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AppendFsync {
-    Always,
-    #[default]
-    Everysec,
-    No,
-}
-
-impl AppendFsync {
-    pub fn as_conf(self) -> &'static str {
-        match self {
-            AppendFsync::Always => "always",
-            AppendFsync::Everysec => "everysec",
-            AppendFsync::No => "no",
-        }
-    }
-}
-
-impl RedisLabSpec {
-    pub fn down_after(&self) -> std::time::Duration {
-        self.down_after
+impl LabSpec {
+    /// The kind of store, `postgres` by default.
+    pub fn kind(&self) -> &str {
+        self.kind
             .as_ref()
-            .map(|d| d.get_ref().0)
-            .unwrap_or(std::time::Duration::from_secs(1))
+            .map(|k| k.get_ref().as_str())
+            .unwrap_or(DEFAULT_KIND)
     }
-    pub fn failover_timeout(&self) -> std::time::Duration {
-        self.failover_timeout
-            .as_ref()
-            .map(|d| d.get_ref().0)
-            .unwrap_or(std::time::Duration::from_secs(5))
-    }
-    pub fn min_replicas_max_lag_s(&self) -> u64 {
-        self.min_replicas_max_lag
-            .as_ref()
-            .map(|d| d.get_ref().0.as_secs())
-            .unwrap_or(10)
-    }
-    pub fn min_replicas_to_write(&self) -> u32 {
-        self.min_replicas_to_write
-            .as_ref()
-            .map(|v| *v.get_ref())
-            .unwrap_or(0)
-    }
-    pub fn sentinels(&self) -> u32 {
-        self.sentinels.as_ref().map(|s| *s.get_ref()).unwrap_or(3)
-    }
-    pub fn master_name(&self) -> String {
-        self.master_name
-            .as_ref()
-            .map(|s| s.get_ref().clone())
-            .unwrap_or_else(|| "firedrill".into())
+    /// The store's options as its own config type. Validation has already
+    /// checked them against the file (with positions); this re-reads them
+    /// for running, so it only fails on a spec that skipped validation.
+    pub fn options<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        options_as(&self.options)
     }
 }
 
-fn three() -> Spanned<u32> {
-    Spanned::new(0..0, 3)
+/// Parses a table of store options through TOML text, so that `Spanned`
+/// fields (which only the TOML deserializer fills) work.
+pub fn options_as<T: serde::de::DeserializeOwned>(t: &toml::Table) -> Result<T, String> {
+    let text = toml::to_string(t).map_err(|e| e.to_string())?;
+    toml::from_str(&text).map_err(|e| e.message().to_string())
 }
-fn default_heartbeat() -> Spanned<Dur> {
-    Spanned::new(0..0, Dur(std::time::Duration::from_millis(100)))
-}
-fn default_election() -> Spanned<Dur> {
-    Spanned::new(0..0, Dur(std::time::Duration::from_secs(1)))
-}
-
-/// `[lab.patroni]`: Patroni's dynamic configuration at bootstrap. Its RTO is
-/// governed by ttl, loop_wait and retry_timeout; synchronous_mode trades
-/// availability for RPO = 0. Defaults are Patroni's own.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatroniLabSpec {
-    /// Leader key lifetime: a dead leader is replaced after at most this.
-    #[serde(default = "default_ttl")]
-    pub ttl: Spanned<Dur>,
-    /// Seconds between HA loop runs.
-    #[serde(default = "default_loop_wait")]
-    pub loop_wait: Spanned<Dur>,
-    /// How long DCS and PostgreSQL operations are retried.
-    #[serde(default = "default_retry_timeout")]
-    pub retry_timeout: Spanned<Dur>,
-    /// Bytes a replica may lag and still take over.
-    #[serde(default = "default_max_lag")]
-    pub maximum_lag_on_failover: u64,
-    /// Patroni manages synchronous_standby_names: only the sync standby may
-    /// be promoted.
-    #[serde(default)]
-    pub synchronous_mode: bool,
-    /// With synchronous_mode: block writes rather than fall back to async
-    /// when no synchronous standby is left.
-    #[serde(default)]
-    pub synchronous_mode_strict: Option<Spanned<bool>>,
-}
-
-impl Default for PatroniLabSpec {
-    fn default() -> Self {
-        PatroniLabSpec {
-            ttl: default_ttl(),
-            loop_wait: default_loop_wait(),
-            retry_timeout: default_retry_timeout(),
-            maximum_lag_on_failover: default_max_lag(),
-            synchronous_mode: false,
-            synchronous_mode_strict: None,
-        }
-    }
-}
-
-impl PatroniLabSpec {
-    pub fn strict(&self) -> bool {
-        self.synchronous_mode_strict
-            .as_ref()
-            .is_some_and(|s| *s.get_ref())
-    }
-}
-
-fn secs(s: u64) -> Spanned<Dur> {
-    Spanned::new(0..0, Dur(std::time::Duration::from_secs(s)))
-}
-fn default_ttl() -> Spanned<Dur> {
-    secs(30)
-}
-fn default_loop_wait() -> Spanned<Dur> {
-    secs(10)
-}
-fn default_retry_timeout() -> Spanned<Dur> {
-    secs(10)
-}
-fn default_max_lag() -> u64 {
-    1 << 20
-}
-
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Links {
@@ -260,84 +82,13 @@ pub enum Links {
     Netns,
 }
 
-fn one() -> u32 {
-    1
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LabKind {
-    /// PostgreSQL streaming replication, failover by firedrill or a command.
-    #[default]
-    Postgres,
-    /// An etcd (Raft) cluster.
-    Etcd,
-    /// PostgreSQL managed by Patroni, with an etcd cluster as its DCS.
-    Patroni,
-    /// One Redis master, `standbys` replicas and a group of sentinels.
-    #[serde(rename = "redis-sentinel")]
-    RedisSentinel,
-}
-
-impl LabKind {
+impl Links {
     pub fn as_str(self) -> &'static str {
         match self {
-            LabKind::Postgres => "postgres",
-            LabKind::Etcd => "etcd",
-            LabKind::Patroni => "patroni",
-            LabKind::RedisSentinel => "redis-sentinel",
+            Links::Direct => "direct",
+            Links::Proxied => "proxied",
+            Links::Netns => "netns",
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Replication {
-    #[default]
-    Async,
-    Sync,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncCommit {
-    #[default]
-    On,
-    RemoteWrite,
-    RemoteApply,
-}
-
-impl SyncCommit {
-    pub fn as_guc(self) -> &'static str {
-        match self {
-            SyncCommit::On => "on",
-            SyncCommit::RemoteWrite => "remote_write",
-            SyncCommit::RemoteApply => "remote_apply",
-        }
-    }
-}
-
-impl LabSpec {
-    /// Node names in creation order; the first is the initial primary.
-    /// etcd members are e1, e2, …; PostgreSQL nodes (Patroni's too) n1, n2, ….
-    pub fn node_names(&self) -> Vec<String> {
-        match self.kind {
-            LabKind::Etcd => {
-                let n = self.etcd.clone().unwrap_or_default().members.into_inner();
-                (1..=n).map(|i| format!("e{i}")).collect()
-            }
-            _ => (1..=self.standbys + 1).map(|i| format!("n{i}")).collect(),
-        }
-    }
-
-    /// The Patroni settings in force (Patroni's defaults when the table is absent).
-    pub fn patroni_settings(&self) -> PatroniLabSpec {
-        self.patroni.clone().unwrap_or_default()
-    }
-
-    /// The etcd settings in force.
-    pub fn etcd_settings(&self) -> EtcdLabSpec {
-        self.etcd.clone().unwrap_or_default()
     }
 }
 
@@ -367,14 +118,16 @@ fn one_trial() -> Spanned<u32> {
     Spanned::new(0..0, 1)
 }
 
+/// `[drill.target]`: a lab, or explicit endpoints. The store's own target
+/// options (Redis's `redis_write`, …) are collected in `options` and
+/// checked by that store's config module.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     /// Name of a lab started with `firedrill lab up`.
     pub lab: Option<Spanned<String>>,
-    /// Store kind for explicit endpoints.
+    /// Store kind for explicit endpoints (`postgres` when absent).
     #[serde(default)]
-    pub kind: LabKind,
+    pub kind: Option<Spanned<String>>,
     /// Explicit endpoints: one per node.
     #[serde(default)]
     pub nodes: Vec<EndpointSpec>,
@@ -384,33 +137,24 @@ pub struct TargetSpec {
     pub password_file: Option<PathBuf>,
     /// Command that restores the store to healthy between trials (endpoints only).
     pub reset_command: Option<String>,
-    /// Redis: what each ledger write is (default `set`).
-    pub redis_write: Option<Spanned<RedisWrite>>,
-    /// Redis: `WAIT numreplicas timeout` after each write; a write counts
-    /// as acknowledged only if WAIT reached this many replicas.
-    pub redis_wait: Option<Spanned<u32>>,
-    /// Redis: the WAIT timeout (default 1s; must be below op_timeout).
-    pub redis_wait_timeout: Option<Spanned<Dur>>,
-    /// Redis endpoints: the sentinels (`host:port`) clients ask for the master.
-    #[serde(default)]
-    pub redis_sentinels: Vec<Spanned<String>>,
-    /// Redis endpoints: the master name the sentinels monitor.
-    pub redis_master_name: Option<Spanned<String>>,
+    /// Every other key: the store's own target options.
+    #[serde(flatten)]
+    pub options: toml::Table,
 }
 
-/// The command a Redis workload client writes one ledger entry with.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RedisWrite {
-    /// `SET fd:<run_id>:<seq> <payload>`: one key per entry.
-    #[default]
-    Set,
-    /// `RPUSH fd:<run_id>:list <seq>:<payload>`: one list (a queue).
-    Rpush,
-    /// `XADD fd:<run_id>:stream * seq <seq> p <payload>`: one stream.
-    Xadd,
+impl TargetSpec {
+    /// The endpoints' kind of store, `postgres` by default.
+    pub fn kind(&self) -> &str {
+        self.kind
+            .as_ref()
+            .map(|k| k.get_ref().as_str())
+            .unwrap_or(DEFAULT_KIND)
+    }
+    /// The store's target options as its own config type (see [`LabSpec::options`]).
+    pub fn options<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        options_as(&self.options)
+    }
 }
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {

@@ -1,9 +1,8 @@
 //! Semantic checks that serde cannot do. Every check runs, so the user sees
 //! every problem in one go.
 
-use crate::{
-    Diagnostic, DrillSpec, FaultAction, LabKind, LabSpec, LoadedSpec, Replication, WorkloadMode,
-};
+use crate::store::{check_unknown_keys, Stores};
+use crate::{Diagnostic, DrillSpec, FaultAction, LabSpec, LoadedSpec, WorkloadMode};
 use std::collections::HashSet;
 
 /// Roles a fault step may name instead of a node. They are resolved when the
@@ -47,42 +46,29 @@ pub struct NodeUniverse {
     /// own clients and each node, and nothing else (it cannot reroute the
     /// store's replication).
     pub clients_proxy: bool,
-    /// The kind of store: which faults make sense (no `cut_replication`
-    /// for etcd; `kill_process` only for Patroni nodes).
-    pub kind: LabKind,
-    /// The store is Redis (with Sentinel): no replication cut, and the
-    /// `redis_*` target options apply.
-    pub redis: bool,
+    /// The kind of store (its registry name): which faults make sense is
+    /// the store's to say.
+    pub kind: String,
 }
 
 impl NodeUniverse {
-    pub fn from_lab(lab: &LabSpec) -> Self {
-        let names = lab.node_names();
-        NodeUniverse {
-            with_pid: names.iter().cloned().collect(),
-            names,
-            sync: match lab.kind {
-                LabKind::Postgres => lab.replication == Replication::Sync,
-                LabKind::Patroni => lab.patroni_settings().synchronous_mode,
-                LabKind::Etcd | LabKind::RedisSentinel => false,
-            },
-            proxied: lab.links == crate::Links::Proxied,
-            netns: lab.links == crate::Links::Netns,
-            clients_proxy: false,
-            kind: lab.kind,
-            redis: lab.kind == LabKind::RedisSentinel,
-        }
+    /// The universe of a lab as its store describes it (node names, sync).
+    pub fn from_lab(lab: &LabSpec, stores: &Stores) -> Option<Self> {
+        stores.get(lab.kind()).map(|st| st.lab_universe(lab))
     }
 }
 
-fn valid_name(s: &str) -> bool {
+/// 1-63 letters, digits, '-' or '_': names end up in paths and SQL.
+pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-pub fn validate_lab(spec: &LoadedSpec) -> Vec<Diagnostic> {
+/// Checks a lab: the keys every lab has here, the store's own options in
+/// its config module.
+pub fn validate_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let Some(lab) = &spec.file.lab else {
         out.push(spec.at(0..0, "no [lab] table in this file"));
@@ -94,319 +80,39 @@ pub fn validate_lab(spec: &LoadedSpec) -> Vec<Diagnostic> {
             "lab name must be 1-63 letters, digits, '-' or '_'",
         ));
     }
-    match lab.kind {
-        LabKind::Postgres | LabKind::RedisSentinel => {
-            if lab.standbys == 0 || lab.standbys > 8 {
-                out.push(spec.at(0..0, "lab standbys must be between 1 and 8"));
-            }
-        }
-        LabKind::Patroni => {
-            if lab.standbys == 0 || lab.standbys > 2 {
-                out.push(spec.at(
-                    0..0,
-                    "a patroni lab has 2 or 3 nodes: standbys must be 1 or 2",
-                ));
-            }
-        }
-        LabKind::Etcd => {}
+    let Some(store) = stores.get(lab.kind()) else {
+        let span = lab.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
+        out.push(spec.at(span, stores.unknown_kind(lab.kind())));
+        return out;
+    };
+    if !store.links().contains(&lab.links) {
+        out.push(spec.at(
+            lab.name.span(),
+            format!(
+                "a {} lab supports links = {}",
+                store.kind(),
+                store
+                    .links()
+                    .iter()
+                    .map(|l| format!("{:?}", l.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        ));
     }
-    check_kind_tables(spec, lab, &mut out);
-    check_redis_lab(spec, lab, &mut out);
-    if let Some(q) = &lab.sync_quorum {
-        if lab.replication != Replication::Sync {
-            out.push(spec.at(q.span(), "sync_quorum needs replication = \"sync\""));
-        } else if *q.get_ref() == 0 || *q.get_ref() > lab.standbys {
-            out.push(spec.at(
-                q.span(),
-                format!(
-                    "sync_quorum must be between 1 and the number of standbys ({})",
-                    lab.standbys
-                ),
-            ));
-        }
-    }
-    for (k, v) in &lab.settings {
-        if matches!(v, toml::Value::Array(_) | toml::Value::Table(_)) {
-            out.push(spec.at(
-                0..0,
-                format!("lab setting {k:?} must be a string, number or boolean"),
-            ));
-        }
-    }
+    check_unknown_keys(spec, &["lab"], &lab.options, store, stores, &mut out);
+    store.check_lab(spec, lab, &mut out);
     out
-}
-
-/// The `[lab.etcd]` and `[lab.patroni]` tables, and the settings that only
-/// some kinds have.
-fn check_kind_tables(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>) {
-    let kind = lab.kind.as_str();
-    if lab.etcd.is_some() && lab.kind != LabKind::Etcd {
-        out.push(spec.at(
-            lab.name.span(),
-            format!("[lab.etcd] needs kind = \"etcd\" (this lab is {kind})"),
-        ));
-    }
-    if lab.patroni.is_some() && lab.kind != LabKind::Patroni {
-        out.push(spec.at(
-            lab.name.span(),
-            format!("[lab.patroni] needs kind = \"patroni\" (this lab is {kind})"),
-        ));
-    }
-    if matches!(lab.kind, LabKind::Etcd | LabKind::Patroni) {
-        if lab.links != crate::Links::Direct {
-            out.push(spec.at(
-                lab.name.span(),
-                format!("links = proxied/netns is only for postgres labs, not {kind}"),
-            ));
-        }
-        if lab.replication != Replication::Async || lab.sync_quorum.is_some() {
-            out.push(spec.at(
-                lab.name.span(),
-                format!(
-                    "replication and sync_quorum are for postgres labs; {kind} labs set their own (patroni: [lab.patroni] synchronous_mode)"
-                ),
-            ));
-        }
-    }
-    if lab.kind == LabKind::Etcd {
-        if !lab.settings.is_empty() {
-            out.push(spec.at(
-                lab.name.span(),
-                "[lab.settings] holds postgresql.conf settings; an etcd lab has none",
-            ));
-        }
-        let e = lab.etcd_settings();
-        let m = *e.members.get_ref();
-        if m != 3 && m != 5 {
-            out.push(spec.at(e.members.span(), "an etcd lab has 3 or 5 members"));
-        }
-        let hb = e.heartbeat.get_ref().0;
-        let el = e.election.get_ref().0;
-        let whole_ms =
-            |d: std::time::Duration| std::time::Duration::from_millis(d.as_millis() as u64) == d;
-        if hb < std::time::Duration::from_millis(1) || !whole_ms(hb) {
-            out.push(spec.at(
-                e.heartbeat.span(),
-                "heartbeat must be a whole number of milliseconds, at least 1ms",
-            ));
-        } else if el < hb * 5 || !whole_ms(el) {
-            out.push(spec.at(
-                e.election.span(),
-                format!(
-                    "election must be whole milliseconds and at least 5 × heartbeat ({} here); etcd refuses less",
-                    crate::Dur(hb * 5)
-                ),
-            ));
-        } else if el > std::time::Duration::from_secs(50) {
-            out.push(spec.at(
-                e.election.span(),
-                "election must be at most 50s (etcd's limit)",
-            ));
-        }
-    }
-    if lab.kind == LabKind::Patroni {
-        let p = lab.patroni_settings();
-        let whole = |d: &toml::Spanned<crate::Dur>,
-                     name: &str,
-                     min: u64,
-                     out: &mut Vec<Diagnostic>| {
-            let v = d.get_ref().0;
-            if v.subsec_nanos() != 0 || v.as_secs() < min {
-                out.push(spec.at(
-                    d.span(),
-                    format!("{name} must be a whole number of seconds, at least {min}s (Patroni counts in seconds)"),
-                ));
-                false
-            } else {
-                true
-            }
-        };
-        let ok = whole(&p.ttl, "ttl", 5, out)
-            & whole(&p.loop_wait, "loop_wait", 1, out)
-            & whole(&p.retry_timeout, "retry_timeout", 1, out);
-        if ok {
-            let (t, l, r) = (
-                p.ttl.get_ref().0.as_secs(),
-                p.loop_wait.get_ref().0.as_secs(),
-                p.retry_timeout.get_ref().0.as_secs(),
-            );
-            if l + 2 * r > t {
-                out.push(spec.at(
-                    p.ttl.span(),
-                    format!("Patroni needs loop_wait + 2 × retry_timeout <= ttl ({l} + 2 × {r} > {t}): the leader could lose its key while retrying"),
-                ));
-            }
-        }
-        if let Some(s) = &p.synchronous_mode_strict {
-            if *s.get_ref() && !p.synchronous_mode {
-                out.push(spec.at(
-                    s.span(),
-                    "synchronous_mode_strict needs synchronous_mode = true",
-                ));
-            }
-        }
-    }
-}
-
-/// `kind = "redis-sentinel"` and `[lab.redis]` go together; PostgreSQL
-/// knobs mean nothing to Redis, and silently ignoring them would drill a
-/// different setup than the one written.
-fn check_redis_lab(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>) {
-    let redis = lab.kind == crate::LabKind::RedisSentinel;
-    if !redis {
-        if lab.redis.is_some() {
-            out.push(spec.at(
-                lab.name.span(),
-                "[lab.redis] needs kind = \"redis-sentinel\"",
-            ));
-        }
-        return;
-    }
-    if lab.replication != Replication::Async || lab.sync_quorum.is_some() {
-        out.push(spec.at(
-            lab.name.span(),
-            "replication and sync_quorum are PostgreSQL settings: a Redis lab replicates asynchronously (use [lab.redis] min_replicas_to_write, or redis_wait in the drill)",
-        ));
-    }
-    if !lab.settings.is_empty() {
-        out.push(spec.at(
-            lab.name.span(),
-            "[lab.settings] holds postgresql.conf settings; a Redis lab takes [lab.redis]",
-        ));
-    }
-    if lab.links == crate::Links::Netns {
-        out.push(spec.at(
-            lab.name.span(),
-            "a Redis lab supports links = \"direct\" or \"proxied\" (partitions go through the proxies)",
-        ));
-    }
-    let Some(r) = &lab.redis else { return };
-    let ms = |d: &crate::Dur| d.0.as_millis();
-    if let Some(d) = &r.down_after {
-        if ms(d.get_ref()) < 100 {
-            out.push(spec.at(d.span(), "down_after must be at least 100ms"));
-        }
-    }
-    if let Some(d) = &r.failover_timeout {
-        if ms(d.get_ref()) < 1000 {
-            out.push(spec.at(d.span(), "failover_timeout must be at least 1s"));
-        }
-    }
-    if let Some(d) = &r.min_replicas_max_lag {
-        let v = d.get_ref().0;
-        if v.as_secs() == 0 || v.subsec_nanos() != 0 {
-            out.push(spec.at(
-                d.span(),
-                "min_replicas_max_lag is whole seconds (Redis counts it in seconds), at least 1s",
-            ));
-        }
-    }
-    if let Some(m) = &r.min_replicas_to_write {
-        if *m.get_ref() > lab.standbys {
-            out.push(spec.at(
-                m.span(),
-                format!(
-                    "min_replicas_to_write must be at most the number of replicas ({})",
-                    lab.standbys
-                ),
-            ));
-        }
-    }
-    if let Some(s) = &r.sentinels {
-        if !(1..=7).contains(s.get_ref()) {
-            out.push(spec.at(s.span(), "sentinels must be between 1 and 7"));
-        }
-    }
-    if let Some(n) = &r.master_name {
-        if !valid_name(n.get_ref()) {
-            out.push(spec.at(
-                n.span(),
-                "master_name must be 1-63 letters, digits, '-' or '_'",
-            ));
-        }
-    }
-}
-
-/// The `redis_*` options of `[drill.target]`: only for Redis targets, and
-/// a WAIT timeout that fits inside the operation's timeout.
-fn check_redis_target(
-    spec: &LoadedSpec,
-    d: &DrillSpec,
-    u: Option<&NodeUniverse>,
-    out: &mut Vec<Diagnostic>,
-) {
-    let Some(t) = &d.target else { return };
-    let explicit_redis = !t.nodes.is_empty() && t.kind == crate::LabKind::RedisSentinel;
-    let redis = explicit_redis || u.is_some_and(|u| u.redis);
-    let known = explicit_redis || u.is_some();
-    let opts: Vec<std::ops::Range<usize>> = [
-        t.redis_write.as_ref().map(|v| v.span()),
-        t.redis_wait.as_ref().map(|v| v.span()),
-        t.redis_wait_timeout.as_ref().map(|v| v.span()),
-        t.redis_master_name.as_ref().map(|v| v.span()),
-    ]
-    .into_iter()
-    .flatten()
-    .chain(t.redis_sentinels.iter().map(|s| s.span()))
-    .collect();
-    if known && !redis {
-        for span in opts {
-            out.push(spec.at(span, "redis_* options apply to Redis targets only"));
-        }
-        return;
-    }
-    if let Some(w) = &t.redis_wait {
-        if *w.get_ref() == 0 {
-            out.push(spec.at(
-                w.span(),
-                "redis_wait is the number of replicas WAIT must reach: at least 1",
-            ));
-        }
-    }
-    if let Some(wt) = &t.redis_wait_timeout {
-        if t.redis_wait.is_none() {
-            out.push(spec.at(wt.span(), "redis_wait_timeout needs redis_wait"));
-        }
-        if wt.get_ref().is_zero() || *wt.get_ref() >= d.workload.op_timeout {
-            out.push(spec.at(
-                wt.span(),
-                format!(
-                    "redis_wait_timeout must be more than 0 and less than workload.op_timeout ({})",
-                    d.workload.op_timeout
-                ),
-            ));
-        }
-    }
-    if explicit_redis {
-        if t.redis_sentinels.is_empty() {
-            out.push(spec.at(
-                0..0,
-                "Redis endpoints need redis_sentinels = [\"host:port\", ...]: clients ask Sentinel for the master",
-            ));
-        }
-        for s in t
-            .redis_sentinels
-            .iter()
-            .chain(t.nodes.iter().map(|n| &n.conninfo))
-        {
-            if !is_host_port(s.get_ref()) {
-                out.push(spec.at(s.span(), "a Redis address is host:port"));
-            }
-        }
-    }
-}
-
-fn is_host_port(s: &str) -> bool {
-    match s.rsplit_once(':') {
-        Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0),
-        None => false,
-    }
 }
 
 /// Checks a drill. `universe` is the set of nodes of the target when it is
 /// known from outside the file (a lab that is already up); otherwise it is
 /// taken from the file's own lab or endpoints.
-pub fn validate_drill(spec: &LoadedSpec, universe: Option<&NodeUniverse>) -> Vec<Diagnostic> {
+pub fn validate_drill(
+    spec: &LoadedSpec,
+    universe: Option<&NodeUniverse>,
+    stores: &Stores,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let Some(d) = &spec.file.drill else {
         out.push(spec.at(0..0, "no [drill] table in this file"));
@@ -419,12 +125,19 @@ pub fn validate_drill(spec: &LoadedSpec, universe: Option<&NodeUniverse>) -> Vec
         ));
     }
 
-    let own = own_universe(spec, d, &mut out);
+    let own = own_universe(spec, d, stores, &mut out);
     let universe = universe.cloned().or(own);
+    let store = universe.as_ref().and_then(|u| stores.get(&u.kind));
 
     check_workload(spec, d, &mut out);
-    check_redis_target(spec, d, universe.as_ref(), &mut out);
+    check_target_options(spec, d, universe.as_ref(), stores, &mut out);
     check_faults(spec, d, universe.as_ref(), &mut out);
+    if let (Some(st), Some(u)) = (store, universe.as_ref()) {
+        for s in &d.faults {
+            check_supported(spec, s, st, &mut out);
+            st.check_step(spec, s, u, &mut out);
+        }
+    }
     check_recovery(spec, d, universe.as_ref(), &mut out);
     check_slo(spec, d, &mut out);
 
@@ -464,11 +177,12 @@ pub fn validate_drill(spec: &LoadedSpec, universe: Option<&NodeUniverse>) -> Vec
 fn own_universe(
     spec: &LoadedSpec,
     d: &DrillSpec,
+    stores: &Stores,
     out: &mut Vec<Diagnostic>,
 ) -> Option<NodeUniverse> {
     let Some(t) = &d.target else {
         return match &spec.file.lab {
-            Some(lab) => Some(NodeUniverse::from_lab(lab)),
+            Some(lab) => NodeUniverse::from_lab(lab, stores),
             None => {
                 out.push(spec.at(
                     d.name.span(),
@@ -484,13 +198,15 @@ fn own_universe(
             None
         }
         (Some(l), true) => match &spec.file.lab {
-            Some(lab) if lab.name.get_ref() == l.get_ref() => Some(NodeUniverse::from_lab(lab)),
+            Some(lab) if lab.name.get_ref() == l.get_ref() => NodeUniverse::from_lab(lab, stores),
             _ => None, // resolved by the caller from the lab's state
         },
         // Only options (redis_write, …): the target is this file's lab.
-        (None, true) if spec.file.lab.is_some() => {
-            spec.file.lab.as_ref().map(NodeUniverse::from_lab)
-        }
+        (None, true) if spec.file.lab.is_some() => spec
+            .file
+            .lab
+            .as_ref()
+            .and_then(|l| NodeUniverse::from_lab(l, stores)),
         (None, true) => {
             out.push(spec.at(
                 0..0,
@@ -502,11 +218,14 @@ fn own_universe(
             if t.password_env.is_some() && t.password_file.is_some() {
                 out.push(spec.at(0..0, "target: give password_env or password_file, not both"));
             }
+            let Some(store) = stores.get(t.kind()) else {
+                let span = t.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
+                out.push(spec.at(span, stores.unknown_kind(t.kind())));
+                return None;
+            };
             let mut u = NodeUniverse {
-                // The embedded proxy rewrites libpq conninfos only.
-                clients_proxy: t.kind == LabKind::Postgres,
-                kind: t.kind,
-                redis: t.kind == LabKind::RedisSentinel,
+                clients_proxy: store.endpoint_client_proxy(),
+                kind: store.kind().to_string(),
                 ..NodeUniverse::default()
             };
             for n in &t.nodes {
@@ -533,17 +252,7 @@ fn own_universe(
                         "conninfo must not contain a password: use target.password_env or target.password_file",
                     ));
                 }
-                // A data directory gives a pid through PostgreSQL's
-                // postmaster.pid: other stores name their pid file.
-                if n.data_dir.is_some() && t.kind != LabKind::Postgres {
-                    out.push(spec.at(
-                        n.name.span(),
-                        format!(
-                            "data_dir is for PostgreSQL endpoints (its postmaster.pid): give pid_file for {name:?}"
-                        ),
-                    ));
-                }
-                if n.pid_file.is_some() || (n.data_dir.is_some() && t.kind == LabKind::Postgres) {
+                if store.check_endpoint(spec, n, out) {
                     u.with_pid.insert(name.clone());
                 }
                 u.names.push(name.clone());
@@ -674,11 +383,15 @@ fn check_faults(
                 if u.names.iter().any(|n| n == node) && !u.with_pid.contains(node) {
                     out.push(spec.at(
                         s.node.span(),
-                        if u.kind == LabKind::Postgres {
-                            format!("{} needs the pid of {node:?}: give data_dir or pid_file for that endpoint", action.as_str())
-                        } else {
-                            format!("{} needs the pid of {node:?}: give pid_file for that endpoint", action.as_str())
-                        },
+                        format!(
+                            "{} needs the pid of {node:?}: give {} for that endpoint",
+                            action.as_str(),
+                            if u.kind == crate::DEFAULT_KIND {
+                                "data_dir or pid_file"
+                            } else {
+                                "pid_file"
+                            }
+                        ),
                     ));
                 }
             }
@@ -695,29 +408,7 @@ fn check_faults(
                         action.as_str()
                     ),
                 ));
-            } else if kp.get_ref() != "postgres" {
-                out.push(spec.at(
-                    kp.span(),
-                    format!("kill_process must be \"postgres\" (the postmaster alone), not {:?}; leave it out to hit the whole node", kp.get_ref()),
-                ));
-            } else if u.is_some_and(|u| u.kind != LabKind::Patroni) {
-                out.push(spec.at(
-                    kp.span(),
-                    "kill_process is for Patroni nodes (a postmaster with a manager that restarts it); elsewhere the postmaster is the node",
-                ));
             }
-        }
-        if action == FaultAction::CutReplication && u.is_some_and(|u| u.kind == LabKind::Etcd) {
-            out.push(spec.at(
-                s.action.span(),
-                "cut_replication is for PostgreSQL standbys; an etcd follower has no replication link to cut (use pause or a network fault)",
-            ));
-        }
-        if action == FaultAction::CutReplication && u.is_some_and(|u| u.redis) {
-            out.push(spec.at(
-                s.action.span(),
-                "cut_replication is a PostgreSQL fault; for Redis use partition with link = \"peers\" or \"replication\" (links = \"proxied\")",
-            ));
         }
         if action == FaultAction::CutReplication && node == "primary" {
             out.push(spec.at(
@@ -852,12 +543,6 @@ fn check_network_step(
         out.push(spec.at(s.action.span(), "bandwidth needs rate_kbps > 0"));
     }
     if let Some(l) = &s.link {
-        if *l.get_ref() == crate::LinkScope::Replication && u.is_some_and(|u| u.redis) {
-            out.push(spec.at(
-                l.span(),
-                "a Redis lab proxies each node's peers path, not each replication link: use link = \"peers\"",
-            ));
-        }
         if *l.get_ref() == crate::LinkScope::Replication && s.node.get_ref() == "primary" {
             out.push(spec.at(
                 l.span(),
@@ -925,4 +610,65 @@ fn check_slo(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
     if s.recovery_timeout.is_zero() {
         out.push(spec.at(0..0, "slo.recovery_timeout must be more than 0"));
     }
+}
+
+/// The store's own `[drill.target]` options: unknown keys point at their
+/// line, and the store checks the rest. When the store is not known yet
+/// (a lab that is not up), every option is left to the check against the
+/// lab's state.
+fn check_target_options(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    u: Option<&NodeUniverse>,
+    stores: &Stores,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(t) = &d.target else { return };
+    let Some(store) = u.and_then(|u| stores.get(&u.kind)) else {
+        return;
+    };
+    let path = ["drill", "target"];
+    check_unknown_keys(spec, &path, &t.options, store, stores, out);
+    store.check_target(spec, d, t, u, out);
+}
+
+/// A fault the store cannot take is a spec error, with the store's hint.
+fn check_supported(
+    spec: &LoadedSpec,
+    s: &crate::FaultStep,
+    store: &dyn crate::StoreSpec,
+    out: &mut Vec<Diagnostic>,
+) {
+    let action = *s.action.get_ref();
+    if !store.faults().contains(&action) {
+        let hint = store
+            .fault_hint(action)
+            .map(|h| format!(": {h}"))
+            .unwrap_or_default();
+        out.push(spec.at(
+            s.action.span(),
+            format!(
+                "a {} store cannot take {}{hint}",
+                store.kind(),
+                action.as_str()
+            ),
+        ));
+    }
+}
+
+/// What a whole file must pass before any command acts on it, lab or
+/// drill: the lab's own checks, and the store's target options when the
+/// file itself says which store the target is. A typo in either refuses
+/// `lab up` as well as `drill` (exit 2, nothing started).
+pub fn validate_file(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if spec.file.lab.is_some() {
+        out.extend(validate_lab(spec, stores));
+    }
+    if let Some(d) = &spec.file.drill {
+        let mut ignored = Vec::new();
+        let u = own_universe(spec, d, stores, &mut ignored);
+        check_target_options(spec, d, u.as_ref(), stores, &mut out);
+    }
+    out
 }

@@ -1,4 +1,5 @@
-//! Targets: one module per kind of store, each behind a cargo feature.
+//! The target traits: what the engine asks of any store. The adapters
+//! live in their store's folder in `firedrill-stores`.
 //!
 //! A target knows three things about its store: how a workload client
 //! writes one ledger entry (and what the answer means: ok, fail or
@@ -7,13 +8,7 @@
 //! The engine sees every store through [`Target`], so a drill, its fault
 //! schedule and its analysis are the same whatever the store.
 
-#[cfg(feature = "etcd")]
-pub mod etcd;
 pub mod http;
-#[cfg(feature = "postgres")]
-pub mod postgres;
-#[cfg(feature = "redis")]
-pub mod redis;
 
 use async_trait::async_trait;
 use firedrill_ledger::Outcome;
@@ -23,8 +18,7 @@ use tokio::time::Instant;
 /// A workload client's payload: xorshift bytes seeded by the client, so
 /// payloads are incompressible-ish and differ between clients. The same
 /// for every store, so drills compare like with like.
-#[allow(dead_code)] // every store is a feature; some builds use none
-pub(crate) fn payload(salt: u64, len: usize) -> Vec<u8> {
+pub fn payload(salt: u64, len: usize) -> Vec<u8> {
     let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -223,93 +217,4 @@ pub trait TargetOpener: Send + Sync + std::fmt::Debug {
         password: Option<&str>,
         run_id: &str,
     ) -> Result<Box<dyn Target>, TargetError>;
-}
-
-impl TargetOpener for StoreConfig {
-    fn kind(&self) -> &'static str {
-        match self {
-            StoreConfig::Postgres => "postgres",
-            StoreConfig::Patroni { .. } => "patroni",
-            StoreConfig::Etcd => "etcd",
-            StoreConfig::Redis { .. } => "redis",
-        }
-    }
-    fn open(
-        &self,
-        nodes: &[TargetNode],
-        password: Option<&str>,
-        run_id: &str,
-    ) -> Result<Box<dyn Target>, TargetError> {
-        open(self, nodes, password, run_id)
-    }
-}
-
-/// Which kind of store a drill targets, with the settings only that kind
-/// has. Built by the binary from the lab state or the drill's endpoints;
-/// [`open`] turns it into a [`Target`] for one trial.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum StoreConfig {
-    /// PostgreSQL streaming replication.
-    #[default]
-    Postgres,
-    /// PostgreSQL managed by Patroni: a PostgreSQL target whose failovers
-    /// are watched on Patroni's REST API. `api`: (node, `http://host:port`).
-    Patroni { api: Vec<(String, String)> },
-    /// An etcd cluster (v3 API); node addresses are `http://host:port`.
-    Etcd,
-    /// Redis replication with Sentinel. Node addresses are `host:port`.
-    Redis {
-        /// Sentinels (`host:port`) the clients ask for the master.
-        sentinels: Vec<String>,
-        /// The name the sentinels monitor the master under.
-        master_name: String,
-        /// The command each ledger write is.
-        write: RedisWrite,
-        /// `WAIT numreplicas timeout` after each write.
-        wait: Option<(u32, Duration)>,
-        /// Node name → the address the node announces to Sentinel and its
-        /// replicas (`replica-announce-ip:port`), which is what Sentinel
-        /// answers with; nodes absent here announce their control address.
-        announced: Vec<(String, String)>,
-    },
-}
-
-/// The command a Redis workload client writes one ledger entry with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum RedisWrite {
-    /// One key per entry.
-    #[default]
-    Set,
-    /// One list (a queue): RPUSH.
-    Rpush,
-    /// One stream: XADD.
-    Xadd,
-}
-
-/// Opens the target for one trial. `password` comes from the environment
-/// or a file, never from a spec.
-pub fn open(
-    store: &StoreConfig,
-    nodes: &[TargetNode],
-    password: Option<&str>,
-    run_id: &str,
-) -> Result<Box<dyn Target>, TargetError> {
-    match store {
-        #[cfg(feature = "postgres")]
-        StoreConfig::Postgres => Ok(Box::new(postgres::PgStore::new(nodes, password, run_id)?)),
-        #[cfg(feature = "postgres")]
-        StoreConfig::Patroni { api } => Ok(Box::new(
-            postgres::PgStore::new(nodes, password, run_id)?.with_patroni(api),
-        )),
-        #[cfg(feature = "etcd")]
-        StoreConfig::Etcd => Ok(Box::new(etcd::EtcdStore::new(nodes, run_id)?)),
-        #[cfg(feature = "redis")]
-        StoreConfig::Redis { .. } => Ok(Box::new(redis::RedisStore::new(
-            store, nodes, password, run_id,
-        )?)),
-        #[allow(unreachable_patterns)]
-        other => Err(TargetError::Other(format!(
-            "this build of firedrill has no target for {other:?} (cargo feature)"
-        ))),
-    }
 }

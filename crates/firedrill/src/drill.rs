@@ -12,7 +12,8 @@ use firedrill_report::{
     ObjectivesRecord, Progress, Reporter, RunArtifacts, RunCollector, RunMeta, RunRecord,
     HTML_FILE, JUNIT_FILE,
 };
-use firedrill_spec::{validate_drill, LabKind, LinkScope, LoadedSpec, NodeUniverse, TargetSpec};
+use firedrill_spec::{validate_drill, LinkScope, LoadedSpec, NodeUniverse, TargetSpec};
+use firedrill_stores::Store;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 /// and between trials.
 struct LabEnv {
     state: LabState,
+    store: &'static dyn Store,
 }
 
 /// Marks a lab a drill has touched, so the next drill rebuilds it first.
@@ -33,13 +35,16 @@ impl LabEnv {
             .map(|n| NodeSpec {
                 name: n.name.clone(),
                 conninfo: n.conninfo.clone(),
-                client_conninfo: self.state.client_conninfo(&n.name),
-                proc: match (n.proc, self.state.spec.kind) {
-                    (Some(h), firedrill_spec::LabKind::Patroni) => ProcSource::Managed {
+                client_conninfo: self
+                    .state
+                    .client_port(&n.name)
+                    .map(|p| self.store.client_address(p)),
+                proc: match (n.proc, self.store.managed_nodes()) {
+                    (Some(h), true) => ProcSource::Managed {
                         manager: h,
                         data_dir: n.data_dir.clone(),
                     },
-                    (Some(h), _) => ProcSource::Handle(h),
+                    (Some(h), false) => ProcSource::Handle(h),
                     (None, _) => ProcSource::None,
                 },
                 links: self
@@ -100,7 +105,7 @@ impl Environment for LabEnv {
             };
             log(why);
             let started = std::time::Instant::now();
-            self.state = firedrill_lab::reset(&self.state, &mut |_| {})
+            self.state = firedrill_lab::reset(self.store, &self.state, &mut |_| {})
                 .map_err(|e| EngineError::Preflight(format!("lab reset failed: {e}")))?;
             // Rebuilding a Patroni lab takes tens of seconds: worth knowing
             // when a drill's wall time is surprising.
@@ -178,14 +183,15 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
                 None => firedrill_lab::default_dir(name),
             };
             if let Ok(s) = LabState::load(&dir) {
-                let mut u = NodeUniverse::from_lab(&s.spec);
-                u.names = s.nodes.iter().map(|n| n.name.clone()).collect();
-                universe = Some(u);
+                if let Some(mut u) = NodeUniverse::from_lab(&s.spec, &firedrill_stores::specs()) {
+                    u.names = s.nodes.iter().map(|n| n.name.clone()).collect();
+                    universe = Some(u);
+                }
                 state = Some(s);
             }
         }
     }
-    let errs = validate_drill(spec, universe.as_ref());
+    let errs = validate_drill(spec, universe.as_ref(), &firedrill_stores::specs());
     if !errs.is_empty() {
         return Err(Failure::input(spec.fail(errs).to_string()));
     }
@@ -257,9 +263,10 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     // Network faults against explicit endpoints run through the embedded
     // proxy; it lives until the drill ends.
     let mut embedded: Option<crate::embedded::EmbeddedProxy> = None;
-    let store = store_config(&target, d.target.as_ref(), &d.workload);
-    let (mut env, desc, cleanup): (Box<dyn Environment>, String, bool) = match target {
+    let (mut env, desc, cleanup, opener): (Box<dyn Environment>, String, bool, _) = match target {
         Target::Lab(s) => {
+            let store = crate::lab::store_of(&s.spec)?;
+            let opener = store.lab_target(&s, d.target.as_ref(), &d.workload);
             let desc = format!(
                 "lab {} ({}, {})",
                 s.name,
@@ -268,11 +275,14 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     .map(|n| n.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                store_settings(&s.spec)
+                store.settings(&s.spec)
             );
-            (Box::new(LabEnv { state: *s }), desc, false)
+            (Box::new(LabEnv { state: *s, store }), desc, false, opener)
         }
         Target::Endpoints(t) => {
+            let store = firedrill_stores::get(t.kind())
+                .ok_or_else(|| Failure::input(firedrill_stores::specs().unknown_kind(t.kind())))?;
+            let opener = store.endpoint_target(&t, &d.workload);
             let mut nodes: Vec<NodeSpec> = t
                 .nodes
                 .iter()
@@ -282,13 +292,9 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     client_conninfo: None,
                     links: Vec::new(),
                     veth: None,
-                    proc: match (&n.pid_file, &n.data_dir) {
-                        (Some(p), _) => ProcSource::PidFile(p.clone()),
-                        // Only PostgreSQL keeps its pid in the data directory.
-                        (None, Some(d)) if t.kind == LabKind::Postgres => {
-                            ProcSource::PidFile(d.join("postmaster.pid"))
-                        }
-                        _ => ProcSource::None,
+                    proc: match store.endpoint_pid_file(n) {
+                        Some(p) => ProcSource::PidFile(p),
+                        None => ProcSource::None,
                     },
                 })
                 .collect();
@@ -298,7 +304,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             {
                 let p = crate::embedded::EmbeddedProxy::start()
                     .map_err(|e| Failure::aborted(format!("embedded proxy: {e}")))?;
-                p.front(&mut nodes).await.map_err(Failure::input)?;
+                p.front(store, &mut nodes).await.map_err(Failure::input)?;
                 embedded = Some(p);
             }
             let desc = format!(
@@ -316,13 +322,14 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                 }),
                 desc,
                 true,
+                opener,
             )
         }
     };
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
     let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
-    plan.store = std::sync::Arc::new(store);
+    plan.store = opener;
 
     let meta = RunMeta {
         drill: plan.drill.clone(),
@@ -406,126 +413,6 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                 code: e.exit_code() as u8,
                 message: e.to_string(),
             })
-        }
-    }
-}
-
-/// The kind of store and its kind-specific settings: from the lab state
-/// (sentinels, announced addresses) and the drill's target options.
-fn store_config(
-    target: &Target,
-    t: Option<&TargetSpec>,
-    w: &firedrill_spec::WorkloadSpec,
-) -> firedrill_targets::StoreConfig {
-    use firedrill_targets::{RedisWrite, StoreConfig};
-    let write = match t.and_then(|t| t.redis_write.as_ref()).map(|w| *w.get_ref()) {
-        Some(firedrill_spec::RedisWrite::Rpush) => RedisWrite::Rpush,
-        Some(firedrill_spec::RedisWrite::Xadd) => RedisWrite::Xadd,
-        _ => RedisWrite::Set,
-    };
-    let wait = t.and_then(|t| t.redis_wait.as_ref()).map(|n| {
-        let timeout = t
-            .and_then(|t| t.redis_wait_timeout.as_ref())
-            .map(|d| d.get_ref().0)
-            // Half the op's budget: the rest is for the write itself.
-            .unwrap_or(w.op_timeout.0 / 2);
-        (*n.get_ref(), timeout)
-    });
-    match target {
-        Target::Lab(s) if s.spec.kind == firedrill_spec::LabKind::RedisSentinel => {
-            StoreConfig::Redis {
-                sentinels: s.sentinels.iter().map(|n| n.conninfo.clone()).collect(),
-                master_name: s
-                    .spec
-                    .redis
-                    .as_ref()
-                    .map(|r| r.master_name())
-                    .unwrap_or_else(|| "firedrill".into()),
-                write,
-                wait,
-                announced: s
-                    .nodes
-                    .iter()
-                    .filter_map(|n| {
-                        s.peers_port(&n.name)
-                            .map(|p| (n.name.clone(), format!("127.0.0.1:{p}")))
-                    })
-                    .collect(),
-            }
-        }
-        Target::Endpoints(t) if t.kind == firedrill_spec::LabKind::RedisSentinel => {
-            StoreConfig::Redis {
-                sentinels: t
-                    .redis_sentinels
-                    .iter()
-                    .map(|s| s.get_ref().clone())
-                    .collect(),
-                master_name: t
-                    .redis_master_name
-                    .as_ref()
-                    .map(|n| n.get_ref().clone())
-                    .unwrap_or_else(|| "mymaster".into()),
-                write,
-                wait,
-                announced: Vec::new(),
-            }
-        }
-        Target::Lab(s) => match s.spec.kind {
-            LabKind::Etcd => StoreConfig::Etcd,
-            LabKind::Patroni => StoreConfig::Patroni {
-                api: s.patroni_apis(),
-            },
-            _ => StoreConfig::Postgres,
-        },
-        Target::Endpoints(t) => match t.kind {
-            LabKind::Etcd => StoreConfig::Etcd,
-            _ => StoreConfig::Postgres,
-        },
-    }
-}
-
-/// The settings that govern the store's RPO and RTO, as the run records
-/// them in its target description: which knob was in force is half of any
-/// comparison.
-fn store_settings(spec: &firedrill_spec::LabSpec) -> String {
-    let secs = |d: &firedrill_spec::Dur| d.0.as_secs();
-    match spec.kind {
-        LabKind::Postgres => match spec.replication {
-            firedrill_spec::Replication::Async => "async".into(),
-            firedrill_spec::Replication::Sync => "sync".into(),
-        },
-        LabKind::RedisSentinel => {
-            let r = spec.redis.clone().unwrap_or_default();
-            format!(
-                "redis + sentinel: down_after {}, failover_timeout {}, min_replicas_to_write {}, min_replicas_max_lag {}s, appendonly {}, appendfsync {}",
-                firedrill_spec::Dur(r.down_after()),
-                firedrill_spec::Dur(r.failover_timeout()),
-                r.min_replicas_to_write(),
-                r.min_replicas_max_lag_s(),
-                if r.appendonly { "yes" } else { "no" },
-                r.appendfsync.as_conf()
-            )
-        }
-        LabKind::Etcd => {
-            let e = spec.etcd_settings();
-            format!(
-                "etcd: members {}, heartbeat {}, election {}",
-                e.members.get_ref(),
-                e.heartbeat.get_ref(),
-                e.election.get_ref()
-            )
-        }
-        LabKind::Patroni => {
-            let p = spec.patroni_settings();
-            format!(
-                "patroni: ttl {}, loop_wait {}, retry_timeout {}, maximum_lag_on_failover {}, synchronous_mode {}, synchronous_mode_strict {}",
-                secs(p.ttl.get_ref()),
-                secs(p.loop_wait.get_ref()),
-                secs(p.retry_timeout.get_ref()),
-                p.maximum_lag_on_failover,
-                p.synchronous_mode,
-                p.strict()
-            )
         }
     }
 }

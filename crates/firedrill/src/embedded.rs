@@ -43,16 +43,20 @@ impl EmbeddedProxy {
 
     /// Puts a clients' proxy in front of every node: the workload connects
     /// to the proxy, and network faults with `link = "clients"` act on it.
-    pub async fn front(&self, nodes: &mut [NodeSpec]) -> Result<(), String> {
+    pub async fn front(
+        &self,
+        store: &dyn firedrill_stores::Store,
+        nodes: &mut [NodeSpec],
+    ) -> Result<(), String> {
         let Some(rt) = &self.rt else {
             return Err("the embedded proxy has stopped".into());
         };
         for n in nodes.iter_mut() {
-            let pg = firedrill_targets::postgres::parse_node(&n.name, &n.conninfo, None)
-                .map_err(|e| e.to_string())?;
-            let upstream = firedrill_targets::postgres::endpoint(&pg.config);
             let name = format!("{}-clients", n.name);
             let server = self.server.clone();
+            // The upstream is known before the proxy's port: ask with port 0
+            // first, then rewrite the address once the proxy listens.
+            let (upstream, _) = store.endpoint_redirect(&n.name, &n.conninfo, "127.0.0.1", 0)?;
             let (proxy_name, up) = (name.clone(), upstream.clone());
             let info = rt
                 .spawn(async move { server.create(&proxy_name, "127.0.0.1:0", &up, true).await })
@@ -63,14 +67,13 @@ impl EmbeddedProxy {
                 .listen
                 .parse()
                 .map_err(|e| format!("proxy listen address {}: {e}", info.listen))?;
-            n.client_conninfo = Some(
-                firedrill_targets::postgres::redirect(
-                    &n.conninfo,
-                    &listen.ip().to_string(),
-                    listen.port(),
-                )
-                .map_err(|e| format!("node {}: {e}", n.name))?,
-            );
+            let (_, client) = store.endpoint_redirect(
+                &n.name,
+                &n.conninfo,
+                &listen.ip().to_string(),
+                listen.port(),
+            )?;
+            n.client_conninfo = Some(client);
             n.links.push(NodeLink {
                 kind: LinkScope::Clients,
                 proxy: name,

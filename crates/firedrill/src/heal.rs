@@ -3,7 +3,7 @@
 
 use crate::Failure;
 use firedrill_faults::{HealJournal, HealWith};
-use firedrill_targets::{StoreConfig, TargetOpener};
+use firedrill_targets::TargetOpener;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,11 +38,8 @@ pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
 }
 
 /// Opens the kind of store a journaled heal names (a replication cut is
-/// healed by its target). The watchdog has no plan to take it from; the
-/// store registry will answer this.
+/// healed by its target). The watchdog has no plan to take it from: the
+/// store registry answers.
 fn opener_for_kind(kind: &str) -> Option<Arc<dyn TargetOpener>> {
-    match kind {
-        "postgres" | "patroni" => Some(Arc::new(StoreConfig::Postgres)),
-        _ => None,
-    }
+    firedrill_stores::get(kind).and_then(|s| s.heal_target())
 }

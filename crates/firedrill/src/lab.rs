@@ -9,15 +9,20 @@ use std::path::{Path, PathBuf};
 /// Loads and validates a spec file; any problem is exit 2 with
 /// file:line:column.
 pub fn load_spec(file: &Path) -> Result<LoadedSpec, Failure> {
-    LoadedSpec::load(file).map_err(|e| match e {
+    let spec = LoadedSpec::load(file).map_err(|e| match e {
         SpecError::Read { .. } => Failure::input(e.to_string()),
         SpecError::Invalid(_) => Failure::input(e.to_string()),
-    })
+    })?;
+    let errs = firedrill_spec::validate_file(&spec, &firedrill_stores::specs());
+    if !errs.is_empty() {
+        return Err(Failure::input(spec.fail(errs).to_string()));
+    }
+    Ok(spec)
 }
 
 pub async fn up(file: &Path, reset: bool, dir: Option<&Path>) -> Result<u8, Failure> {
     let spec = load_spec(file)?;
-    let errs = validate_lab(&spec);
+    let errs = validate_lab(&spec, &firedrill_stores::specs());
     if !errs.is_empty() {
         return Err(Failure::input(spec.fail(errs).to_string()));
     }
@@ -31,8 +36,9 @@ pub async fn up(file: &Path, reset: bool, dir: Option<&Path>) -> Result<u8, Fail
     let name = lab.name.get_ref().clone();
     let lab2 = lab.clone();
     let dir2 = dir.map(Path::to_path_buf);
+    let store = store_of(lab)?;
     let state = tokio::task::spawn_blocking(move || {
-        firedrill_lab::up(&lab2, dir2.as_deref(), reset, &mut |m| {
+        firedrill_lab::up(store, &lab2, dir2.as_deref(), reset, &mut |m| {
             if tty {
                 eprintln!("lab {name}: {m}");
             }
@@ -41,7 +47,7 @@ pub async fn up(file: &Path, reset: bool, dir: Option<&Path>) -> Result<u8, Fail
     .await
     .map_err(|e| Failure::internal(e.to_string()))?
     .map_err(|e| Failure::aborted(e.to_string()))?;
-    let st = firedrill_lab::status(&state).await;
+    let st = store_of(&state.spec)?.status(&state).await;
     println!("{}", firedrill_lab::render_status(&state, &st));
     println!("lab {} is up in {}", state.name, state.dir.display());
     Ok(0)
@@ -79,7 +85,8 @@ pub fn down(arg: &str) -> Result<u8, Failure> {
         return Ok(0);
     }
     let state = LabState::load(&dir).map_err(|e| Failure::aborted(e.to_string()))?;
-    firedrill_lab::down(&state).map_err(|e| Failure::aborted(e.to_string()))?;
+    firedrill_lab::down(store_of(&state.spec)?, &state)
+        .map_err(|e| Failure::aborted(e.to_string()))?;
     println!("lab {} is down; {} removed", state.name, dir.display());
     Ok(0)
 }
@@ -88,7 +95,7 @@ pub async fn status(arg: &str, json: bool) -> Result<u8, Failure> {
     let dir = resolve_dir(arg)?;
     let state = LabState::load(&dir)
         .map_err(|e| Failure::aborted(format!("{e} (is the lab up? `firedrill lab up FILE`)")))?;
-    let st = firedrill_lab::status(&state).await;
+    let st = store_of(&state.spec)?.status(&state).await;
     if json {
         let v: Vec<serde_json::Value> = st
             .iter()
@@ -107,4 +114,60 @@ pub async fn status(arg: &str, json: bool) -> Result<u8, Failure> {
         println!("{}", firedrill_lab::render_status(&state, &st));
     }
     Ok(0)
+}
+
+/// The store of a lab's kind, from the registry this build has.
+pub fn store_of(
+    lab: &firedrill_spec::LabSpec,
+) -> Result<&'static dyn firedrill_stores::Store, Failure> {
+    firedrill_stores::get(lab.kind())
+        .ok_or_else(|| Failure::input(firedrill_stores::specs().unknown_kind(lab.kind())))
+}
+
+/// `drill FILE --lab`: the file's lab is started when it is not up, and
+/// brought down again on every way out of the drill, so a one-off drill
+/// leaves nothing running. A lab that was already up is the user's: it
+/// stays. The whole file is checked before anything starts.
+pub async fn drill_with_lab(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
+    let spec = load_spec(file)?;
+    let Some(lab) = spec.file.lab.as_ref() else {
+        return Err(Failure::input(format!(
+            "{}: --lab needs a [lab] table in the file",
+            file.display()
+        )));
+    };
+    let errs = firedrill_spec::validate_drill(&spec, None, &firedrill_stores::specs());
+    if !errs.is_empty() {
+        return Err(Failure::input(spec.fail(errs).to_string()));
+    }
+    let dir = lab
+        .dir
+        .clone()
+        .unwrap_or_else(|| firedrill_lab::default_dir(lab.name.get_ref()));
+    if dir.join("state.json").is_file() {
+        eprintln!(
+            "lab {} is already up: it stays up after the drill",
+            lab.name.get_ref()
+        );
+        return crate::drill::run(file, out).await;
+    }
+    up(file, false, None).await?;
+    let guard = LabGuard(Some(dir));
+    let res = crate::drill::run(file, out).await;
+    drop(guard);
+    res
+}
+
+/// Takes a lab down when dropped: after the drill, or while unwinding.
+struct LabGuard(Option<PathBuf>);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        let dir = dir.to_string_lossy().into_owned();
+        // Blocking is fine here: the drill is over, nothing else runs.
+        if let Err(e) = down(&dir) {
+            eprintln!("error: taking the lab down: {}", e.message);
+        }
+    }
 }

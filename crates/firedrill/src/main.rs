@@ -39,6 +39,11 @@ enum Cmd {
         /// (default: runs/<UTC time>-<drill name>/).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Start the file's [lab] first if it is not up, and take it down
+        /// again afterwards (on success, failure, error and Ctrl-C). A lab
+        /// that was already up is left as it was.
+        #[arg(long)]
+        lab: bool,
     },
     /// Re-render the summary of a finished drill from its run directory,
     /// without touching the store. Exits with the drill's verdict code.
@@ -247,7 +252,16 @@ fn main() -> ExitCode {
             }
             Cmd::Lab(LabCmd::Down { lab: l }) => lab::down(&l),
             Cmd::Lab(LabCmd::Status { lab: l, json }) => lab::status(&l, json).await,
-            Cmd::Drill { file, out } => drill::run(&file, out).await,
+            Cmd::Drill {
+                file,
+                out,
+                lab: false,
+            } => drill::run(&file, out).await,
+            Cmd::Drill {
+                file,
+                out,
+                lab: true,
+            } => lab::drill_with_lab(&file, out).await,
             Cmd::Report {
                 run_dir,
                 json,

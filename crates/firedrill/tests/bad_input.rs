@@ -223,8 +223,8 @@ fn patroni_fractional_ttl() {
 fn patroni_table_on_an_etcd_lab() {
     check_lab(
         &format!("{ETCD}\n[lab.patroni]\nttl = \"10s\"\n"),
-        "2:8:",
-        "[lab.patroni] needs kind = \"patroni\"",
+        "11:6:",
+        "`patroni` is for a patroni lab (kind = \"patroni\"); this is an etcd lab",
     );
 }
 

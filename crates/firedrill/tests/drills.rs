@@ -368,3 +368,63 @@ rto = "30s"
     assert_eq!(t["recovery"]["action"], "command");
     assert!(run["target"].as_str().unwrap().contains("endpoints"));
 }
+
+#[test]
+fn drill_with_lab_starts_and_stops_the_lab() {
+    if !pg_available() {
+        return;
+    }
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("lab");
+    let spec = tmp.path().join("drill.toml");
+    let text = lab("with-lab", "async").replace("@DIR@", &dir.display().to_string())
+        + r#"
+[drill]
+name = "with-lab"
+[drill.workload]
+clients = 2
+warmup = "1s"
+duration = "3s"
+[[drill.faults]]
+at = "1s"
+action = "kill"
+node = "standby"
+[drill.slo]
+stable_for = "1s"
+[drill.objectives]
+rpo = "5s"
+rto = "1m"
+"#;
+    std::fs::write(&spec, text).expect("write spec");
+    let spec_s = spec.to_str().expect("utf-8");
+    let run = tmp.path().join("run");
+    // Negative control: without --lab the drill refuses a lab that is not up.
+    let out = firedrill(&["drill", spec_s, "--out", run.to_str().expect("utf-8")]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not up"));
+    assert!(!dir.exists(), "nothing may be started without --lab");
+    // With --lab: the lab comes up, the drill runs, the lab goes down.
+    let out = firedrill(&[
+        "drill",
+        spec_s,
+        "--lab",
+        "--out",
+        run.to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a standby kill meets its objectives"
+    );
+    assert!(stdout.contains("lab with-lab is up"), "{stdout}");
+    assert!(run.join("run.json").is_file(), "the drill ran");
+    assert!(!dir.exists(), "--lab takes the lab it started down again");
+}

@@ -32,7 +32,7 @@ impl EtcdProber {
         let limit = self.timeout;
         let answers =
             futures_util::future::join_all(self.nodes.iter().map(|(_, addr)| async move {
-                firedrill_targets::etcd::member_status(addr, limit).await
+                firedrill_stores::etcd::target::member_status(addr, limit).await
             }))
             .await;
         let mut extras = Extras::new();

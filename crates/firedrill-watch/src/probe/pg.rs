@@ -12,7 +12,7 @@
 use super::{labels, Round, SourceResult};
 use crate::board::{Extras, BACKUP_EVERY};
 use crate::plan::{PgStore, PgbackrestPlan, Settings, Source, WatchedDomain};
-use firedrill_targets::postgres::PgMessage;
+use firedrill_stores::postgres::target::PgMessage;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::time::timeout;
 use tokio_postgres::error::SqlState;
@@ -358,7 +358,7 @@ async fn connect(n: &mut Node, limit: Duration) -> Result<&mut Conn, String> {
         n.conn = None;
     }
     if n.conn.is_none() {
-        let client = firedrill_targets::postgres::connect(&n.config, limit).await?;
+        let client = firedrill_stores::postgres::target::connect(&n.config, limit).await?;
         n.conn = Some(Conn {
             client,
             node: None,

@@ -1,0 +1,108 @@
+//! Every kind of store firedrill drills, one folder each: its `[lab]` and
+//! target options with their checks (`config.rs`), its lab (`lab.rs`), its
+//! target (`target/`), and its `Store`, the one value the generic crates
+//! see. Each store is a cargo feature; [`registry`] lists the ones built.
+//!
+//! Adding a store is a new folder, one feature line in Cargo.toml and one
+//! line in [`registry`] (see docs/adding-a-store.md).
+
+#[cfg(feature = "etcd")]
+pub mod etcd;
+#[cfg(feature = "patroni")]
+pub mod patroni;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+
+use firedrill_lab::{LabDriver, LabState};
+use firedrill_spec::{
+    Diagnostic, EndpointSpec, FaultStep, LoadedSpec, StoreSpec, Stores, TargetSpec, WorkloadSpec,
+};
+use firedrill_targets::TargetOpener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One kind of store, as the binary, the engine's wiring and the watchdog
+/// see it: its spec checks, its lab, and how to open its target.
+pub trait Store: StoreSpec + LabDriver {
+    /// The target of a lab of this kind that is up.
+    fn lab_target(
+        &self,
+        state: &LabState,
+        t: Option<&TargetSpec>,
+        w: &WorkloadSpec,
+    ) -> Arc<dyn TargetOpener>;
+    /// The target of explicit endpoints of this kind.
+    fn endpoint_target(&self, t: &TargetSpec, w: &WorkloadSpec) -> Arc<dyn TargetOpener>;
+    /// The address a workload client uses to reach a clients proxy on
+    /// loopback `port`, in the store's own syntax.
+    fn client_address(&self, port: u16) -> String {
+        format!("127.0.0.1:{port}")
+    }
+    /// A lab node's recorded process is a manager that restarts its server
+    /// (so a process fault may hit the server alone).
+    fn managed_nodes(&self) -> bool {
+        false
+    }
+    /// Where an endpoint's pid is, for process faults.
+    fn endpoint_pid_file(&self, n: &EndpointSpec) -> Option<PathBuf> {
+        n.pid_file.clone()
+    }
+    /// For firedrill's embedded clients proxy: the `host:port` an endpoint
+    /// address points at, and the address rewritten to point at the proxy.
+    fn endpoint_redirect(
+        &self,
+        _name: &str,
+        _address: &str,
+        _proxy_host: &str,
+        _proxy_port: u16,
+    ) -> Result<(String, String), String> {
+        Err(format!("a {} target has no embedded proxy", self.kind()))
+    }
+    /// A target for healing a journaled fault from the detached watchdog,
+    /// which knows only the kind and the node's address.
+    fn heal_target(&self) -> Option<Arc<dyn TargetOpener>> {
+        None
+    }
+}
+
+/// Every store this build has, in registry order (the first is the default kind).
+pub fn registry() -> &'static [&'static dyn Store] {
+    &[
+        #[cfg(feature = "postgres")]
+        &postgres::PostgresStore,
+        #[cfg(feature = "patroni")]
+        &patroni::PatroniStore,
+        #[cfg(feature = "etcd")]
+        &etcd::EtcdStore,
+        #[cfg(feature = "redis")]
+        &redis::RedisSentinelStore,
+    ]
+}
+
+/// The store of a kind, if this build has it.
+pub fn get(kind: &str) -> Option<&'static dyn Store> {
+    registry().iter().copied().find(|s| s.kind() == kind)
+}
+
+/// The registry as the spec checks see it.
+pub fn specs() -> Stores {
+    Stores::new(
+        registry()
+            .iter()
+            .map(|s| *s as &'static dyn StoreSpec)
+            .collect(),
+    )
+}
+
+/// `kill_process` needs a manager that restarts the server; stores whose
+/// node is the server itself refuse it here.
+pub fn refuse_kill_process(spec: &LoadedSpec, s: &FaultStep, out: &mut Vec<Diagnostic>) {
+    if let Some(kp) = &s.kill_process {
+        out.push(spec.at(
+            kp.span(),
+            "kill_process is for Patroni nodes (a postmaster with a manager that restarts it); elsewhere the postmaster is the node",
+        ));
+    }
+}

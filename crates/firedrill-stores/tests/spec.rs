@@ -1,0 +1,272 @@
+use firedrill_spec::*;
+use firedrill_stores::specs;
+use std::path::Path;
+
+const GOOD: &str = r#"
+[lab]
+name = "pg"
+standbys = 1
+
+[drill]
+name = "crash"
+
+[drill.workload]
+mode = "closed"
+clients = 4
+duration = "10s"
+
+[[drill.faults]]
+at = "3s"
+action = "kill"
+node = "primary"
+
+[drill.recovery]
+promote = "n2"
+
+[drill.objectives]
+rpo = "5s"
+rto = "1m"
+"#;
+
+fn load(src: &str) -> Result<LoadedSpec, SpecError> {
+    LoadedSpec::parse(Path::new("t.toml"), src.to_string())
+}
+
+fn drill_errors(src: &str) -> Vec<String> {
+    match load(src) {
+        Err(e) => vec![e.to_string()],
+        Ok(s) => {
+            let d = validate_drill(&s, None, &specs());
+            s.fail(d).to_string().lines().map(str::to_string).collect()
+        }
+    }
+}
+
+#[test]
+fn good_spec_validates() {
+    let s = load(GOOD).unwrap();
+    assert!(validate_lab(&s, &specs()).is_empty());
+    assert!(
+        validate_drill(&s, None, &specs()).is_empty(),
+        "{:?}",
+        validate_drill(&s, None, &specs())
+    );
+}
+
+#[test]
+fn unknown_key_points_at_line_and_column() {
+    let src = GOOD.replace("clients = 4", "clients = 4\nclinets = 5");
+    let e = load(&src).unwrap_err().to_string();
+    assert!(e.starts_with("t.toml:12:1: "), "{e}");
+    assert!(e.contains("clinets"), "{e}");
+}
+
+#[test]
+fn bad_duration_points_at_value() {
+    let src = GOOD.replace("duration = \"10s\"", "duration = \"10 parsecs\"");
+    let e = load(&src).unwrap_err().to_string();
+    assert!(e.starts_with("t.toml:12:12: "), "{e}");
+    assert!(e.contains("bad duration"), "{e}");
+}
+
+#[test]
+fn bare_number_duration_is_rejected() {
+    let src = GOOD.replace("duration = \"10s\"", "duration = 10");
+    let e = load(&src).unwrap_err().to_string();
+    assert!(e.contains("has no unit"), "{e}");
+}
+
+#[test]
+fn unknown_node_points_at_value() {
+    let src = GOOD.replace("node = \"primary\"", "node = \"n9\"");
+    let e = drill_errors(&src);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.toml:17:8: no node named \"n9\""),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn all_errors_at_once() {
+    let src = GOOD
+        .replace("node = \"primary\"", "node = \"n9\"")
+        .replace("promote = \"n2\"", "promote = \"n7\"")
+        .replace("at = \"3s\"", "at = \"30s\"");
+    let e = drill_errors(&src);
+    assert_eq!(e.len(), 3, "{e:?}");
+}
+
+#[test]
+fn password_in_conninfo_is_refused() {
+    let src = r#"
+[drill]
+name = "ext"
+[drill.target]
+nodes = [ { name = "a", conninfo = "host=127.0.0.1 password=hunter2" } ]
+[drill.workload]
+duration = "5s"
+[drill.objectives]
+rpo = "1s"
+"#;
+    let e = drill_errors(src);
+    assert!(
+        e.iter().any(|l| l.contains("must not contain a password")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn process_fault_on_endpoint_needs_pid() {
+    let src = r#"
+[drill]
+name = "ext"
+[drill.target]
+nodes = [ { name = "a", conninfo = "host=127.0.0.1" } ]
+[drill.workload]
+duration = "5s"
+[[drill.faults]]
+at = "1s"
+action = "kill"
+node = "a"
+[drill.objectives]
+rpo = "1s"
+"#;
+    let e = drill_errors(src);
+    assert!(e.iter().any(|l| l.contains("needs the pid")), "{e:?}");
+}
+
+#[test]
+fn line_col_counts_characters() {
+    assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    assert_eq!(line_col("é\nx", 3), (2, 1));
+}
+
+fn netns_drill(step: &str) -> String {
+    GOOD.replace("standbys = 1", "standbys = 1\nlinks = \"netns\"")
+        .replace(
+            "action = \"kill\"\nnode = \"primary\"",
+            &format!(
+                "{step}\n[[drill.faults]]\nat = \"4s\"\naction = \"kill\"\nnode = \"primary\""
+            ),
+        )
+}
+
+#[test]
+fn netns_lab_parses_and_allows_a_whole_node_partition() {
+    let src = netns_drill("action = \"partition\"\nnode = \"n2\"\nfor = \"3s\"");
+    let s = load(&src).unwrap();
+    assert_eq!(s.file.lab.as_ref().unwrap().links, Links::Netns);
+    assert!(validate_lab(&s, &specs()).is_empty());
+    let d = validate_drill(&s, None, &specs());
+    assert!(d.is_empty(), "{d:?}");
+    let src = netns_drill("action = \"partition\"\nnode = \"n2\"\nlink = \"all\"");
+    assert!(drill_errors(&src).is_empty(), "{:?}", drill_errors(&src));
+}
+
+#[test]
+fn netns_lab_refuses_what_needs_the_proxies() {
+    for (step, what) in [
+        (
+            "action = \"latency\"\nnode = \"n2\"\nlatency = \"100ms\"",
+            "latency needs links = \"proxied\"",
+        ),
+        (
+            "action = \"bandwidth\"\nnode = \"n2\"\nrate_kbps = 10",
+            "bandwidth needs links = \"proxied\"",
+        ),
+        (
+            "action = \"reset\"\nnode = \"n2\"",
+            "reset needs links = \"proxied\"",
+        ),
+        (
+            "action = \"partition\"\nnode = \"n2\"\nlink = \"replication\"",
+            "link = \"clients\" or \"replication\" needs links = \"proxied\"",
+        ),
+        (
+            "action = \"partition\"\nnode = \"primary\"\nlink = \"clients\"",
+            "link = \"clients\" or \"replication\" needs links = \"proxied\"",
+        ),
+    ] {
+        let e = drill_errors(&netns_drill(step));
+        assert!(e.iter().any(|l| l.contains(what)), "{step}: {e:?}");
+        if !step.contains("partition") {
+            assert!(
+                e.iter().any(|l| l.contains("tc netem is not available")),
+                "{e:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn direct_lab_still_refuses_network_faults() {
+    let src =
+        netns_drill("action = \"partition\"\nnode = \"n2\"").replace("links = \"netns\"\n", "");
+    let e = drill_errors(&src);
+    assert!(
+        e.iter()
+            .any(|l| l.contains("needs a lab with links = \"proxied\"")),
+        "{e:?}"
+    );
+}
+
+mod redis {
+    use firedrill_spec::{validate_drill, validate_lab, LoadedSpec};
+    use firedrill_stores::specs;
+    use std::path::Path;
+
+    const LAB: &str =
+        "[lab]\nname = \"r\"\nkind = \"redis-sentinel\"\nstandbys = 2\nlinks = \"proxied\"\n";
+    const DRILL: &str = "[drill]\nname = \"d\"\n[drill.workload]\nduration = \"5s\"\n[drill.recovery]\nautomatic = true\n[drill.objectives]\nrpo = \"1s\"\n";
+
+    fn errors(text: &str) -> Vec<String> {
+        let spec = LoadedSpec::parse(Path::new("s.toml"), text.to_string()).expect("parses");
+        let mut e = validate_lab(&spec, &specs());
+        e.extend(validate_drill(&spec, None, &specs()));
+        e.iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_redis_lab_with_its_knobs_is_valid() {
+        let text = format!(
+            "{LAB}[lab.redis]\ndown_after = \"1s\"\nmin_replicas_to_write = 1\nmin_replicas_max_lag = \"2s\"\nappendfsync = \"always\"\n{DRILL}[drill.target]\nredis_write = \"xadd\"\nredis_wait = 1\nredis_wait_timeout = \"500ms\"\n[[drill.faults]]\nat = \"1s\"\naction = \"partition\"\nnode = \"primary\"\nlink = \"peers\"\nfor = \"2s\"\n"
+        );
+        assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_redis_settings_point_at_themselves() {
+        let text = format!(
+            "{LAB}[lab.redis]\nmin_replicas_to_write = 3\nmin_replicas_max_lag = \"1500ms\"\n{DRILL}[drill.target]\nredis_wait = 0\nredis_wait_timeout = \"2s\"\n[[drill.faults]]\nat = \"1s\"\naction = \"cut_replication\"\nnode = \"n2\"\n"
+        );
+        let e = errors(&text);
+        for want in [
+            "7:25: min_replicas_to_write must be at most the number of replicas (2)",
+            "8:24: min_replicas_max_lag is whole seconds",
+            "18:14: redis_wait is the number of replicas",
+            "19:22: redis_wait_timeout must be more than 0 and less than workload.op_timeout",
+            "22:10: a redis-sentinel store cannot take cut_replication: cut_replication is a PostgreSQL fault",
+        ] {
+            assert!(e.iter().any(|l| l.starts_with(want)), "{want}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn redis_options_need_a_redis_target() {
+        let text = "[lab]\nname = \"p\"\n[lab.redis]\ndown_after = \"1s\"\n[drill]\nname = \"d\"\n[drill.target]\nlab = \"p\"\nredis_write = \"rpush\"\n[drill.workload]\nduration = \"5s\"\n[drill.objectives]\nrpo = \"1s\"\n";
+        let e = errors(text);
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("3:6: `redis` is for a redis-sentinel lab (kind = \"redis-sentinel\"); this is a postgres lab")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("9:1: `redis_write` is for targets of kind redis-sentinel (kind = \"redis-sentinel\"); this is a postgres target")),
+            "{e:?}"
+        );
+    }
+}
