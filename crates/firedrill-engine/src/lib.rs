@@ -4,11 +4,19 @@
 //! panic, Ctrl-C and timeout, and a detached watchdog heals them if
 //! firedrill itself dies.
 
+mod audit;
+mod heal;
 mod plan;
+mod recover;
+mod schedule;
 mod trial;
+mod workload;
 
+pub use audit::TrialFiles;
+/// One journaled heal, carried out by its fault's module: the watchdog
+/// (`firedrill __heal`) calls it with the entry it read back.
+pub use firedrill_faults::{heal_entry, HealWith};
 pub use plan::*;
-pub use trial::{heal_entry, TrialFiles};
 
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;

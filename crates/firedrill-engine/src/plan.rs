@@ -1,30 +1,13 @@
 //! The plan: a validated spec turned into runtime values. Config types are
 //! not runtime types: by the time a Plan exists, every check has passed.
 
+/// Where a fault finds a node's processes and links: fault knowledge, kept
+/// in firedrill-faults and named here for the engine's callers.
+pub use firedrill_faults::{NodeLink, ProcSource};
 use firedrill_ledger::{Objectives, Slo};
-use firedrill_proc::ProcHandle;
 use firedrill_spec::{DrillSpec, FaultAction, LinkScope, NodeRole, WorkloadMode};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Where firedrill finds a node's process, for process faults.
-#[derive(Debug, Clone)]
-pub enum ProcSource {
-    None,
-    /// Recorded when firedrill started it (labs).
-    Handle(ProcHandle),
-    /// A pid file the user pointed at (read at injection time).
-    PidFile(PathBuf),
-    /// A PostgreSQL node run by a manager (Patroni): the manager recorded
-    /// when firedrill started it, and the postmaster read from the data
-    /// directory's postmaster.pid at injection time (the manager may have
-    /// restarted it). Node death is both; `kill_process = "postgres"` only
-    /// the postmaster.
-    Managed {
-        manager: ProcHandle,
-        data_dir: PathBuf,
-    },
-}
 
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
@@ -41,17 +24,6 @@ pub struct NodeSpec {
     /// `links = "netns"` labs: the host side of the node's veth pair. A
     /// partition (link all) sets it down.
     pub veth: Option<String>,
-}
-
-/// One proxied link of a node.
-#[derive(Debug, Clone)]
-pub struct NodeLink {
-    pub kind: LinkScope,
-    /// Proxy name at `api`.
-    pub proxy: String,
-    /// For a replication link: the node at the other end (the primary).
-    pub peer: Option<String>,
-    pub api: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -17,12 +17,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum HealAction {
     /// SIGCONT to a paused process tree.
     Continue { node: String, proc: ProcHandle },
-    /// Put a standby's primary_conninfo back. `conninfo` reaches the
-    /// standby itself (no password: that comes from the environment).
-    RestorePrimaryConninfo {
+    /// Put a standby's replication back as its target saved it before the
+    /// cut. The target is reopened by `kind` with `conninfo`, firedrill's
+    /// control path to the standby (no password: that comes from the
+    /// environment).
+    RestoreReplication {
+        kind: String,
         node: String,
         conninfo: String,
-        primary_conninfo: String,
+        saved: String,
     },
     /// Remove the toxics a network fault added, from the proxy API at `api`.
     RemoveToxics {
@@ -68,8 +71,8 @@ impl HealJournal {
     }
 
     /// Records a heal that must happen within `ttl_secs`. The file is
-    /// readable by its owner only: a saved primary_conninfo may hold a
-    /// password.
+    /// readable by its owner only: a saved replication source may hold
+    /// a password.
     pub fn record(
         &self,
         id: &str,
@@ -138,10 +141,11 @@ mod tests {
     fn record_get_remove() {
         let d = tempfile::tempdir().unwrap();
         let j = HealJournal::open(d.path()).unwrap();
-        let a = HealAction::RestorePrimaryConninfo {
+        let a = HealAction::RestoreReplication {
+            kind: "postgres".into(),
             node: "n2".into(),
             conninfo: "host=127.0.0.1 port=1".into(),
-            primary_conninfo: "host=127.0.0.1 port=2 application_name=n2".into(),
+            saved: "host=127.0.0.1 port=2 application_name=n2".into(),
         };
         j.record("t1-s0", 60, a.clone()).unwrap();
         assert_eq!(j.get("t1-s0").unwrap().action, a);

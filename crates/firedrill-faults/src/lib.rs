@@ -1,22 +1,43 @@
-//! Faults and heals. Every fault has the same shape: `inject`, `heal`, and a
-//! TTL after which it heals itself even if firedrill died.
+//! Faults and heals, one module per fault kind, every one of the same
+//! shape ([`Fault`]): validate the step against the target, inject it
+//! (journaling the heals it owes *before* acting, so a watchdog can heal
+//! even if firedrill dies), tell whether it is in effect, heal it from the
+//! journaled entry alone, and a TTL after which the watchdog heals.
 //!
-//! Process faults live here; store-specific faults (a replication cut) are
-//! carried out by the target, but their heals are journaled here like any
-//! other, so one mechanism guarantees that nothing outlives the drill.
+//! The engine schedules steps and never matches on fault kinds: it asks
+//! [`fault_for`] for the module and talks to it through [`FaultContext`].
 
+mod context;
+mod cut_replication;
 mod journal;
-pub mod link;
+mod kill;
+mod netns;
+mod nodes;
+mod partition;
+mod pause;
 mod process;
 pub mod proxy;
+mod stop;
+mod toxics;
 
+pub use context::{FaultContext, FaultStep, HealFilter, HealWith, NodeFacts, OpenerFn};
 pub use journal::{HealAction, HealEntry, HealJournal};
+pub use nodes::{NodeLink, ProcSource};
 pub use process::{apply_process_fault, ProcessAction};
+
+use async_trait::async_trait;
+use firedrill_spec::FaultAction;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
     #[error(transparent)]
     Proc(#[from] firedrill_proc::ProcError),
+    #[error(transparent)]
+    Target(#[from] firedrill_targets::TargetError),
+    /// The step cannot run on this node or target.
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     NotInEffect(String),
     #[error("heal journal {path}: {source}")]
@@ -24,4 +45,88 @@ pub enum FaultError {
         path: String,
         source: std::io::Error,
     },
+    /// A heal names a kind of store this build cannot open.
+    #[error("no target for a {0} store to heal with")]
+    NoStore(String),
+    /// A blocking helper task failed (panicked or was cancelled).
+    #[error("{0}")]
+    Task(String),
+}
+
+/// One fault kind. Implementations are stateless: everything a heal needs
+/// is in its journaled [`HealAction`], so the watchdog process can carry
+/// it out with nothing else.
+#[async_trait]
+pub trait Fault: Send + Sync {
+    /// Checks that the step can be carried out on its node (a pid is known,
+    /// a proxied link exists) before anything is touched.
+    fn validate(&self, step: &FaultStep<'_>, ctx: &dyn FaultContext) -> Result<(), FaultError>;
+
+    /// Injects the fault and returns once it is in effect. Every heal it
+    /// owes is journaled through [`FaultContext::owe`] before it acts.
+    async fn inject(&self, step: &FaultStep<'_>, ctx: &dyn FaultContext) -> Result<(), FaultError>;
+
+    /// Whether the fault holds right now, as seen from outside (`inject`
+    /// waits for the same condition). An error: it cannot tell.
+    async fn in_effect(
+        &self,
+        step: &FaultStep<'_>,
+        ctx: &dyn FaultContext,
+    ) -> Result<bool, FaultError>;
+
+    /// Carries out one journaled heal of this kind. Idempotent: the engine
+    /// retries, and the watchdog may repeat a heal the engine made.
+    async fn heal(&self, action: &HealAction, with: &HealWith<'_>) -> Result<(), FaultError>;
+
+    /// How long the watchdog waits before healing on its own: a timed step
+    /// a little past its end; None: the trial's own limit.
+    fn ttl(&self, step: &FaultStep<'_>) -> Option<Duration> {
+        step.for_.map(|f| f + Duration::from_secs(5))
+    }
+}
+
+/// The registry: the module that carries out a fault action.
+pub fn fault_for(action: FaultAction) -> &'static dyn Fault {
+    match action {
+        FaultAction::Kill => &kill::Kill,
+        FaultAction::Stop => &stop::Stop,
+        FaultAction::Pause => &pause::Pause,
+        FaultAction::Resume => &pause::Resume,
+        FaultAction::CutReplication => &cut_replication::CutReplication,
+        FaultAction::Partition => &partition::Partition,
+        FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Reset => &toxics::Toxics,
+    }
+}
+
+/// The module that heals a journaled entry.
+fn healer_for(action: &HealAction) -> &'static dyn Fault {
+    match action {
+        HealAction::Continue { .. } => &pause::Pause,
+        HealAction::RestoreReplication { .. } => &cut_replication::CutReplication,
+        HealAction::RemoveToxics { .. } => &toxics::Toxics,
+        HealAction::LinkUp { .. } => &netns::VethDown,
+    }
+}
+
+/// Carries out one journaled heal: an owed heal in the engine, or an entry
+/// the watchdog read back. Idempotent.
+pub async fn heal_entry(entry: &HealEntry, with: &HealWith<'_>) -> Result<(), FaultError> {
+    healer_for(&entry.action).heal(&entry.action, with).await
+}
+
+/// Runs blocking fault work (signals and their waits, proxy calls, `ip`) on
+/// the blocking pool, so the drill's clocks and workload keep running.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FaultError> + Send + 'static,
+) -> Result<T, FaultError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FaultError::Task(e.to_string()))?
+}
+
+/// The error a module's heal gives for an entry of another kind (a bug in
+/// [`healer_for`]).
+/// Names no field: a saved conninfo may hold a password.
+fn wrong_heal(module: &str) -> FaultError {
+    FaultError::Task(format!("{module} was asked to heal another kind of fault"))
 }

@@ -26,7 +26,7 @@ pub fn apply_process_fault(h: &ProcHandle, action: ProcessAction) -> Result<(), 
         ProcessAction::Kill => {
             h.signal_tree(Signal::SIGKILL)?;
             wait(
-                || !h.tree_alive(),
+                || holds(h, action),
                 Duration::from_secs(10),
                 "the node is still alive 10 s after SIGKILL",
             )
@@ -36,7 +36,7 @@ pub fn apply_process_fault(h: &ProcHandle, action: ProcessAction) -> Result<(), 
             let _ = h.signal_tree(Signal::SIGCONT);
             h.signal(Signal::SIGINT)?;
             wait(
-                || !h.is_alive(),
+                || holds(h, action),
                 Duration::from_secs(60),
                 "the node did not finish its fast shutdown within 60 s",
             )
@@ -44,7 +44,7 @@ pub fn apply_process_fault(h: &ProcHandle, action: ProcessAction) -> Result<(), 
         ProcessAction::Pause => {
             h.signal_tree(Signal::SIGSTOP)?;
             wait(
-                || h.is_stopped(),
+                || holds(h, action),
                 Duration::from_secs(5),
                 "the node is not stopped 5 s after SIGSTOP",
             )
@@ -56,11 +56,54 @@ pub fn apply_process_fault(h: &ProcHandle, action: ProcessAction) -> Result<(), 
             }
             h.signal_tree(Signal::SIGCONT)?;
             wait(
-                || !h.is_alive() || !h.is_stopped(),
+                || holds(h, action),
                 Duration::from_secs(5),
                 "the node is still stopped 5 s after SIGCONT",
             )
         }
+    }
+}
+
+/// The action is in effect on `h`: what [`apply_process_fault`] waits for.
+pub(crate) fn holds(h: &ProcHandle, action: ProcessAction) -> bool {
+    match action {
+        ProcessAction::Kill => !h.tree_alive(),
+        ProcessAction::Stop => !h.is_alive(),
+        ProcessAction::Pause => h.is_stopped(),
+        ProcessAction::Resume => !h.is_alive() || !h.is_stopped(),
+    }
+}
+
+/// Applies `action` to every process, in order, on the blocking pool.
+pub(crate) async fn apply_all(
+    hs: Vec<ProcHandle>,
+    action: ProcessAction,
+) -> Result<(), FaultError> {
+    crate::blocking(move || {
+        for h in &hs {
+            apply_process_fault(h, action)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Whether `action` holds on the step's processes now. A process that is
+/// gone (its pid file names no live process of ours) counts as killed or
+/// stopped.
+pub(crate) fn in_effect(
+    ctx: &dyn crate::FaultContext,
+    step: &crate::FaultStep<'_>,
+    action: ProcessAction,
+) -> Result<bool, FaultError> {
+    match crate::nodes::procs_of(ctx, step.node, step.process) {
+        Ok(hs) => Ok(hs.iter().all(|h| holds(h, action))),
+        Err(FaultError::Proc(firedrill_proc::ProcError::NotOurs { .. }))
+            if matches!(action, ProcessAction::Kill | ProcessAction::Stop) =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(e),
     }
 }
 

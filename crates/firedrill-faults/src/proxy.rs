@@ -74,6 +74,16 @@ impl ProxyApi {
         self.ok("POST", &format!("/proxies/{proxy}/toxics"), Some(toxic))
     }
 
+    /// The names of the toxics on `proxy` now.
+    pub fn toxic_names(&self, proxy: &str) -> Result<Vec<String>, FaultError> {
+        let v = self.ok("GET", &format!("/proxies/{proxy}/toxics"), None)?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect())
+    }
+
     /// Removes a toxic; a toxic that is already gone counts as removed, so
     /// heals are idempotent.
     pub fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<(), FaultError> {

@@ -2,8 +2,10 @@
 //! If firedrill dies before healing, the watchdog heals at the TTL.
 
 use crate::Failure;
-use firedrill_faults::HealJournal;
+use firedrill_faults::{HealJournal, HealWith};
+use firedrill_targets::TargetOpener;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
@@ -18,13 +20,12 @@ pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
             .unwrap_or(0);
         if now >= entry.expires_at {
             let pw = std::env::var("PGPASSWORD").ok();
-            let opener = opener_for_kind("postgres")
-                .ok_or_else(|| Failure::aborted(format!("no store can heal {id}")))?;
+            let with = HealWith {
+                opener: &opener_for_kind,
+                password: pw.as_deref(),
+            };
             for _ in 0..10 {
-                if firedrill_engine::heal_entry(&entry, pw.as_deref(), opener.as_ref())
-                    .await
-                    .is_ok()
-                {
+                if firedrill_engine::heal_entry(&entry, &with).await.is_ok() {
                     j.remove(id);
                     return Ok(0);
                 }
@@ -36,7 +37,9 @@ pub async fn watchdog(journal: &Path, id: &str) -> Result<u8, Failure> {
     }
 }
 
-/// The target a journaled heal of this kind of store is carried out with.
-fn opener_for_kind(kind: &str) -> Option<std::sync::Arc<dyn firedrill_targets::TargetOpener>> {
+/// Opens the kind of store a journaled heal names (a replication cut is
+/// healed by its target). The watchdog has no plan to take it from: the
+/// store registry answers.
+fn opener_for_kind(kind: &str) -> Option<Arc<dyn TargetOpener>> {
     firedrill_stores::get(kind).and_then(|s| s.heal_target())
 }

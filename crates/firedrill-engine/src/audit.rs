@@ -1,0 +1,146 @@
+//! The audit: which node holds the recovered data, what survived on it,
+//! and the files a trial leaves for `firedrill report`.
+
+use crate::plan::Plan;
+use crate::trial::{disaster, lock, with_role, Shared};
+use crate::EngineError;
+use firedrill_ledger::events::DrillEvent;
+use firedrill_ledger::{analyze, check, AuditSet, Micros, Op, Timeline, Verdict};
+use firedrill_targets::LiveRole;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Reads back what survived on the authoritative node, classifies the
+/// ledger against it, checks the objectives, and saves the trial's files.
+pub(crate) async fn audit(
+    plan: &Plan,
+    sh: &Shared,
+    workload_end: Micros,
+) -> Result<Verdict, EngineError> {
+    let mut tl = lock(&sh.timeline).clone();
+    tl.workload_end = workload_end;
+    let (audit_node, note) = pick_audit_node(sh, &tl).await?;
+    if let Some(n) = note {
+        sh.warn(n);
+    }
+    let ids = sh
+        .target
+        .audit(&audit_node)
+        .await
+        .map_err(|e| EngineError::Preflight(format!("audit failed: {e}")))?;
+    sh.emit(DrillEvent::Audit {
+        trial: sh.trial,
+        node: audit_node.clone(),
+        rows: ids.len() as u64,
+    });
+    if plan.cleanup_rows {
+        if let Err(e) = sh.target.cleanup(&audit_node).await {
+            sh.warn(format!("could not remove this run's rows: {e}"));
+        }
+    }
+    let audit = AuditSet::new(ids);
+    let ops = std::mem::take(&mut *lock(&sh.ledger));
+    let analysis = analyze(&ops, &tl, &audit, &plan.slo);
+    let (chk, verdict) = check(&analysis, &plan.objectives);
+    if let Err(e) = TrialFiles::save(&plan.run_dir, sh.trial, &ops, &audit, &tl) {
+        sh.warn(format!("could not save the trial's ledger: {e}"));
+    }
+    sh.phase("done");
+    sh.emit(DrillEvent::TrialFinished {
+        trial: sh.trial,
+        analysis: Box::new(analysis),
+        check: chk,
+        verdict,
+    });
+    Ok(verdict)
+}
+
+/// Files a trial leaves in the run directory, so `firedrill report` can
+/// re-analyse without the store.
+pub struct TrialFiles;
+
+impl TrialFiles {
+    pub fn dir(run_dir: &Path, trial: u32) -> PathBuf {
+        run_dir.join(format!("trial-{trial}"))
+    }
+
+    fn save(
+        run_dir: &Path,
+        trial: u32,
+        ops: &[Op],
+        audit: &AuditSet,
+        tl: &Timeline,
+    ) -> std::io::Result<()> {
+        let d = Self::dir(run_dir, trial);
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join("ledger.bin"), firedrill_ledger::codec::encode(ops))?;
+        std::fs::write(
+            d.join("audit.bin"),
+            firedrill_ledger::codec::encode_ids(audit.ids()),
+        )?;
+        let tl = serde_json::to_vec_pretty(tl).map_err(std::io::Error::other)?;
+        std::fs::write(d.join("timeline.json"), tl)
+    }
+}
+/// The recovered authoritative store: the node the recovery promoted, else
+/// the one primary, else (nothing recovered) the most advanced standby,
+/// whose data is what a later failover would keep.
+async fn pick_audit_node(
+    sh: &Shared,
+    tl: &Timeline,
+) -> Result<(String, Option<String>), EngineError> {
+    let hit = disaster(tl).map(|f| f.node.clone());
+    let roles = sh.target.roles(Duration::from_secs(3)).await;
+    let primaries = with_role(&roles, LiveRole::Primary);
+    if let Some(p) = &tl.promoted {
+        // The store may have failed over again after the recovery (Sentinel
+        // can): the primary now is the authoritative store.
+        return Ok(match primaries.as_slice() {
+            [now] if *now != p => (
+                (*now).clone(),
+                Some(format!(
+                    "{p} was promoted, but {now} is primary at the audit (a later failover): audited {now}"
+                )),
+            ),
+            _ => (p.clone(), None),
+        });
+    }
+    if primaries.len() == 1 {
+        return Ok((primaries[0].clone(), None));
+    }
+    if primaries.len() > 1 {
+        let pick = primaries
+            .iter()
+            .find(|n| Some(**n) != hit.as_ref())
+            .unwrap_or(&primaries[0]);
+        return Ok((
+            (*pick).clone(),
+            Some(format!(
+                "{} nodes accept writes (split brain: {}); audited {pick}",
+                primaries.len(),
+                primaries
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ));
+    }
+    let mut best: Option<(u64, String)> = None;
+    for (n, r) in &roles {
+        if *r == LiveRole::Standby {
+            if let Some(l) = sh.target.position(n).await {
+                if best.as_ref().is_none_or(|(b, _)| l > *b) {
+                    best = Some((l, n.clone()));
+                }
+            }
+        }
+    }
+    match best {
+        Some((_, n)) => Ok((
+            n.clone(),
+            Some(format!("no node accepts writes: audited standby {n} (read-only), the data a later failover would keep")),
+        )),
+        None => Err(EngineError::Preflight("no node is reachable for the audit".into())),
+    }
+}

@@ -1,0 +1,165 @@
+//! The recovery: what brings service back after the disaster, whether
+//! firedrill acts (promote, a command) or the store does (automatic).
+
+use crate::plan::{Plan, RecoveryPlan};
+use crate::trial::{lock, Shared, ROLE_TIMEOUT};
+use firedrill_ledger::events::DrillEvent;
+use firedrill_targets::LiveRole;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The recovery's action name, the node it made primary, and its outcome.
+type Recovered = (&'static str, Option<String>, Result<(), String>);
+
+/// Runs the plan's recovery after its delay, once the disaster is in
+/// effect, and records it on the timeline.
+pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
+    if plan.recovery == RecoveryPlan::None {
+        return;
+    }
+    tokio::time::sleep(plan.recovery_delay).await;
+    let t_start = sh.now();
+    let (action, node, res): Recovered = match &plan.recovery {
+        RecoveryPlan::None => return,
+        RecoveryPlan::Promote(n) => {
+            lock(&sh.timeline).detected = Some(t_start);
+            (
+                "promote",
+                Some(n.clone()),
+                sh.target.promote(n).await.map_err(|e| e.to_string()),
+            )
+        }
+        RecoveryPlan::MostAdvanced => {
+            lock(&sh.timeline).detected = Some(t_start);
+            promote_most_advanced(sh, hit).await
+        }
+        RecoveryPlan::Command(cmd) => {
+            lock(&sh.timeline).detected = Some(t_start);
+            ("command", None, run_command(sh, cmd, hit).await)
+        }
+        RecoveryPlan::Automatic => await_automatic(plan, sh, hit).await,
+    };
+    let t_done = sh.now();
+    {
+        let mut tl = lock(&sh.timeline);
+        tl.recovery_start = Some(t_start);
+        tl.recovery_done = Some(t_done);
+        if res.is_ok() {
+            tl.promoted = node.clone();
+        }
+    }
+    if plan.recovery != RecoveryPlan::Automatic {
+        sh.emit(DrillEvent::Detected {
+            trial: sh.trial,
+            t_us: t_start,
+            how: format!("{action} issued by firedrill"),
+        });
+    }
+    sh.emit(DrillEvent::Recovery {
+        trial: sh.trial,
+        action: action.into(),
+        node,
+        t_start,
+        t_done,
+        error: res.err(),
+    });
+}
+
+/// Promotes the standby holding the most of the primary's history.
+async fn promote_most_advanced(sh: &Shared, hit: &str) -> Recovered {
+    let mut best: Option<(u64, String)> = None;
+    for n in sh.target.node_names().into_iter().filter(|n| n != hit) {
+        if sh.target.role(&n, ROLE_TIMEOUT).await != LiveRole::Standby {
+            continue;
+        }
+        if let Some(lsn) = sh.target.position(&n).await {
+            if best.as_ref().is_none_or(|(b, _)| lsn > *b) {
+                best = Some((lsn, n.clone()));
+            }
+        }
+    }
+    match best {
+        Some((_, n)) => (
+            "promote",
+            Some(n.clone()),
+            sh.target.promote(&n).await.map_err(|e| e.to_string()),
+        ),
+        None => (
+            "promote",
+            None,
+            Err("no reachable standby to promote".into()),
+        ),
+    }
+}
+
+/// The user's recovery command, told the failed node and every node's
+/// conninfo in its environment.
+async fn run_command(sh: &Shared, cmd: &str, hit: &str) -> Result<(), String> {
+    let nodes: Vec<String> = sh
+        .nodes
+        .iter()
+        .map(|n| format!("{}={}", n.name, n.conninfo))
+        .collect();
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("FIREDRILL_FAILED_NODE", hit)
+        .env("FIREDRILL_NODES", nodes.join("\n"))
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "recovery command exited with {}: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("recovery command could not start: {e}")),
+    }
+}
+
+/// Waits for the store's own failover: another node becomes primary
+/// within recovery_timeout.
+async fn await_automatic(plan: &Plan, sh: &Shared, hit: &str) -> Recovered {
+    let end = Instant::now() + Duration::from_micros(plan.slo.recovery_timeout_us);
+    let mut found = None;
+    while Instant::now() < end && !sh.stop.load(Ordering::Relaxed) {
+        let roles = sh.target.roles(ROLE_TIMEOUT).await;
+        if let Some((n, _)) = roles
+            .iter()
+            .find(|(n, r)| *r == LiveRole::Primary && n != hit)
+        {
+            found = Some(n.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(n) = found else {
+        return (
+            "automatic",
+            None,
+            Err("no other node became primary within recovery_timeout".into()),
+        );
+    };
+    let t = sh.now();
+    // The store's own signal (failover watch) may have marked detection
+    // earlier; seeing the new primary is detection only when it had none.
+    let first = {
+        let mut tl = lock(&sh.timeline);
+        let first = tl.detected.is_none();
+        if first {
+            tl.detected = Some(t);
+        }
+        first
+    };
+    if first {
+        sh.emit(DrillEvent::Detected {
+            trial: sh.trial,
+            t_us: t,
+            how: format!("{n} became primary"),
+        });
+    }
+    ("automatic", Some(n), Ok(()))
+}

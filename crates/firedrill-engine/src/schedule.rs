@@ -1,0 +1,198 @@
+//! The fault schedule: each step at its offset, its node resolved from its
+//! role at that moment, injected by its fault module through
+//! [`StepContext`], and timed. The engine knows no fault kind: the
+//! registry in firedrill-faults picks the module.
+
+use crate::heal::{heal_matching, owe};
+use crate::plan::{NodeRef, Plan, StepPlan};
+use crate::trial::{lock, Shared, ROLE_TIMEOUT};
+use crate::{recover, EngineError};
+use async_trait::async_trait;
+use firedrill_faults::{
+    fault_for, FaultContext, FaultError, FaultStep, HealAction, HealFilter, NodeFacts,
+};
+use firedrill_ledger::events::DrillEvent;
+use firedrill_ledger::FaultRecord;
+use firedrill_spec::NodeRole;
+use firedrill_targets::{LiveRole, Target};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Runs the fault steps at their offsets. Returns the recovery task, if
+/// the disaster started one.
+pub(crate) async fn run_schedule(
+    plan: &Plan,
+    sh: &Arc<Shared>,
+    warmup_end: Instant,
+) -> Result<Option<JoinHandle<()>>, EngineError> {
+    let mut recovery = None;
+    for step in &plan.steps {
+        tokio::time::sleep_until(warmup_end + step.at).await;
+        if step.disaster {
+            sh.sampling.store(false, Ordering::SeqCst);
+            sh.phase("fault");
+        }
+        let node = resolve(sh, &step.node).await?;
+        inject(sh, step, &node).await?;
+        if step.disaster {
+            sh.phase("recovering");
+            let sh2 = sh.clone();
+            let plan2 = plan.clone();
+            let hit = node.clone();
+            recovery = Some(sh.spawn(async move { recover::recover(&plan2, &sh2, &hit).await }));
+        }
+    }
+    Ok(recovery)
+}
+
+/// Resolves a role to a node name at the moment the step runs.
+async fn resolve(sh: &Shared, r: &NodeRef) -> Result<String, EngineError> {
+    let role = match r {
+        NodeRef::Name(n) => return Ok(n.clone()),
+        NodeRef::Role(role) => *role,
+    };
+    let roles = sh.target.roles(ROLE_TIMEOUT).await;
+    let find = |want: LiveRole| {
+        roles
+            .iter()
+            .find(|(_, r)| *r == want)
+            .map(|(n, _)| n.clone())
+    };
+    match role {
+        NodeRole::Primary => find(LiveRole::Primary)
+            .ok_or_else(|| EngineError::Fault("no node is primary right now".into())),
+        NodeRole::Standby => find(LiveRole::Standby)
+            .ok_or_else(|| EngineError::Fault("no node is a standby right now".into())),
+        NodeRole::SyncStandby => {
+            let p = find(LiveRole::Primary)
+                .ok_or_else(|| EngineError::Fault("no node is primary right now".into()))?;
+            let s = sh
+                .target
+                .sync_standbys(&p)
+                .await
+                .map_err(|e| EngineError::Fault(e.to_string()))?;
+            s.into_iter().next().ok_or_else(|| {
+                EngineError::Fault("the primary has no synchronous standby right now".into())
+            })
+        }
+    }
+}
+
+/// Runs one step: records its start, injects it through its fault module
+/// (which journals its heals first), records when it was in effect, and
+/// schedules the heal of a timed step.
+async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), EngineError> {
+    if sh.fault_index.load(Ordering::SeqCst) == usize::MAX {
+        let len = lock(&sh.ledger).len();
+        sh.fault_index.store(len, Ordering::SeqCst);
+    }
+    let t_start = sh.now();
+    let idx = {
+        let mut tl = lock(&sh.timeline);
+        tl.faults.push(FaultRecord {
+            step: step.index,
+            action: step.action.as_str().into(),
+            node: node.into(),
+            disaster: step.disaster,
+            t_start,
+            t_done: None,
+            heal_start: None,
+            heal_done: None,
+            error: None,
+        });
+        tl.faults.len() - 1
+    };
+    let fstep = FaultStep {
+        action: step.action,
+        node,
+        link: step.link,
+        attrs: &step.attrs,
+        process: step.process.as_deref(),
+        for_: step.for_,
+        trial: sh.trial,
+        index: step.index,
+    };
+    let ctx = StepContext { sh, record: idx };
+    let fault = fault_for(step.action);
+    let res = match fault.validate(&fstep, &ctx) {
+        Ok(()) => fault.inject(&fstep, &ctx).await,
+        Err(e) => Err(e),
+    };
+    let t_done = sh.now();
+    let error = res.err().map(|e| e.to_string());
+    {
+        let mut tl = lock(&sh.timeline);
+        tl.faults[idx].t_done = error.is_none().then_some(t_done);
+        tl.faults[idx].error = error.clone();
+    }
+    sh.emit(DrillEvent::FaultInjected {
+        trial: sh.trial,
+        step: step.index,
+        action: step.action.as_str().into(),
+        node: node.into(),
+        t_start,
+        t_done: error.is_none().then_some(t_done),
+        error: error.clone(),
+    });
+    if let Some(e) = error {
+        return Err(EngineError::Fault(format!(
+            "step {} ({} {node}): {e}",
+            step.index + 1,
+            step.action.as_str()
+        )));
+    }
+    if let Some(d) = step.for_ {
+        let sh2 = sh.clone();
+        sh.spawn(async move {
+            tokio::time::sleep(d).await;
+            // The step's heal, or each of its per-process heals: all owed
+            // against this step's fault record.
+            heal_matching(&sh2, |o| o.record == idx).await;
+        });
+    }
+    Ok(())
+}
+
+/// The engine's side of one step, for its fault module: the trial's nodes
+/// and target, and the heal journal, with heals owed against the step's
+/// fault record.
+struct StepContext<'a> {
+    sh: &'a Arc<Shared>,
+    record: usize,
+}
+
+#[async_trait]
+impl FaultContext for StepContext<'_> {
+    fn nodes(&self) -> Vec<NodeFacts<'_>> {
+        self.sh
+            .nodes
+            .iter()
+            .map(|n| NodeFacts {
+                name: &n.name,
+                conninfo: &n.conninfo,
+                proc: &n.proc,
+                links: &n.links,
+                veth: n.veth.as_deref(),
+            })
+            .collect()
+    }
+
+    fn target(&self) -> &dyn Target {
+        self.sh.target.as_ref()
+    }
+
+    fn store_kind(&self) -> &str {
+        self.sh.store.kind()
+    }
+
+    fn owe(&self, id: &str, ttl: Option<Duration>, action: HealAction) -> Result<(), FaultError> {
+        owe(self.sh, id, self.record, ttl, action)
+    }
+
+    async fn heal_owed(&self, which: &HealFilter<'_>) {
+        heal_matching(self.sh, |o| which(&o.action)).await;
+    }
+}
