@@ -1,7 +1,9 @@
 //! Every kind of store firedrill drills, one folder each: its `[lab]` and
 //! target options with their checks (`config.rs`), its lab (`lab.rs`), its
 //! target (`target/`), and its `Store`, the one value the generic crates
-//! see. Each store is a cargo feature; [`registry`] lists the ones built.
+//! see, and the watch side (`probe.rs`: its `[domain.store]` options in an
+//! objectives file and its probe). Each store is a cargo feature;
+//! [`registry`] lists the ones built, [`watch_kinds`] the ones watch knows.
 //!
 //! Adding a store is a new folder, one feature line in Cargo.toml and one
 //! line in [`registry`] (see docs/adding-a-store.md).
@@ -14,6 +16,9 @@ pub mod patroni;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod watch;
+
+pub use watch::watch_kinds;
 
 use firedrill_lab::{LabDriver, LabState};
 use firedrill_spec::{

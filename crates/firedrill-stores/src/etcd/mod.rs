@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod lab;
+pub mod probe;
 pub mod target;
 
 use crate::Store;

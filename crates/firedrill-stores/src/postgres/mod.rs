@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod lab;
+pub mod pgbackrest;
+pub mod probe;
 pub mod status;
 pub mod target;
 mod tools;
