@@ -329,76 +329,12 @@ fn validate_domain(
         ));
     }
     for (disruption, o) in &d.objectives {
-        let span = o.span();
-        let o = o.get_ref();
-        if !valid_name(disruption) {
-            out.push(l.at(
-                span.clone(),
-                format!("disruption name {disruption:?} must be letters, digits, '-' or '_'"),
-            ));
-        }
-        if o.rpo.is_none() && o.rto.is_none() {
-            out.push(l.at(
-                span.clone(),
-                format!("objective {disruption:?} needs rpo, rto, or both"),
-            ));
-        }
-        let mut sources = Vec::new();
-        if o.sources.get_ref().is_empty() {
-            out.push(l.at(
-                o.sources.span(),
-                "sources must name at least one exposure source",
-            ));
-        }
-        for src in o.sources.get_ref() {
-            match Source::parse(src.get_ref()) {
-                None => out.push(l.at(
-                    src.span(),
-                    format!(
-                        "unknown source {:?}: expected heartbeat, replication_lag, archive, backup or raft",
-                        src.get_ref()
-                    ),
-                )),
-                Some(x) => {
-                    if let Some(k) = kind {
-                        if !k.sources().contains(&x) {
-                            out.push(l.at(
-                                src.span(),
-                                format!("a {} store has no {} source", k.kind(), x.as_str()),
-                            ));
-                        }
-                    }
-                    if let Some(why) = store.as_ref().and_then(|st| st.lacks(x)) {
-                        out.push(l.at(src.span(), why));
-                    }
-                    if sources.contains(&x) {
-                        out.push(l.at(src.span(), "source listed twice"));
-                    }
-                    sources.push(x);
-                }
-            }
-        }
-        let nodes = match &o.nodes {
-            None => None,
-            Some(ns) => {
-                for n in ns.get_ref() {
-                    if !node_names.contains(n.get_ref()) {
-                        out.push(l.at(
-                            n.span(),
-                            format!("no node named {:?} in this store", n.get_ref()),
-                        ));
-                    }
-                }
-                Some(ns.get_ref().iter().map(|n| n.get_ref().clone()).collect())
-            }
+        let ctx = Against {
+            kind,
+            store: store.as_deref(),
+            node_names: &node_names,
         };
-        objectives.push(Objective {
-            disruption: Disruption(disruption.clone()),
-            rpo: o.rpo.as_ref().map(|r| r.get_ref().0),
-            rto: o.rto.as_ref().map(|r| r.get_ref().0),
-            sources,
-            nodes,
-        });
+        objectives.push(validate_objective(l, disruption, o, &ctx, out));
     }
     if out.len() > before {
         return None;
@@ -410,6 +346,93 @@ fn validate_domain(
         credentials: creds?,
         objectives,
     })
+}
+
+/// What an objective is checked against: its domain's kind and store (when
+/// known) and the store's node names.
+struct Against<'a> {
+    kind: Option<&'a dyn WatchKind>,
+    store: Option<&'a dyn crate::WatchStore>,
+    node_names: &'a BTreeSet<String>,
+}
+
+fn validate_objective(
+    l: &Loaded,
+    disruption: &str,
+    o: &Spanned<ObjectiveSpec>,
+    ctx: &Against<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Objective {
+    let span = o.span();
+    let o = o.get_ref();
+    if !valid_name(disruption) {
+        out.push(l.at(
+            span.clone(),
+            format!("disruption name {disruption:?} must be letters, digits, '-' or '_'"),
+        ));
+    }
+    if o.rpo.is_none() && o.rto.is_none() {
+        out.push(l.at(
+            span.clone(),
+            format!("objective {disruption:?} needs rpo, rto, or both"),
+        ));
+    }
+    let mut sources = Vec::new();
+    if o.sources.get_ref().is_empty() {
+        out.push(l.at(
+            o.sources.span(),
+            "sources must name at least one exposure source",
+        ));
+    }
+    for src in o.sources.get_ref() {
+        match Source::parse(src.get_ref()) {
+            None => out.push(l.at(
+                src.span(),
+                format!(
+                    "unknown source {:?}: expected heartbeat, replication_lag, archive, backup or raft",
+                    src.get_ref()
+                ),
+            )),
+            Some(x) => {
+                if let Some(k) = ctx.kind {
+                    if !k.sources().contains(&x) {
+                        out.push(l.at(
+                            src.span(),
+                            format!("a {} store has no {} source", k.kind(), x.as_str()),
+                        ));
+                    }
+                }
+                if let Some(why) = ctx.store.and_then(|st| st.lacks(x)) {
+                    out.push(l.at(src.span(), why));
+                }
+                if sources.contains(&x) {
+                    out.push(l.at(src.span(), "source listed twice"));
+                }
+                sources.push(x);
+            }
+        }
+    }
+    let nodes = match &o.nodes {
+        None => None,
+        Some(ns) => {
+            for n in ns.get_ref() {
+                if !ctx.node_names.contains(n.get_ref()) {
+                    out.push(l.at(
+                        n.span(),
+                        format!("no node named {:?} in this store", n.get_ref()),
+                    ));
+                }
+            }
+            Some(ns.get_ref().iter().map(|n| n.get_ref().clone()).collect())
+        }
+    };
+    Objective {
+        disruption: Disruption(disruption.to_string()),
+        rpo: o.rpo.as_ref().map(|r| r.get_ref().0),
+        rto: o.rto.as_ref().map(|r| r.get_ref().0),
+        sources,
+        nodes,
+    }
 }
 
 /// `a, b or c`, for "expected" in messages.

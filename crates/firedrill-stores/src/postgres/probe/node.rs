@@ -286,6 +286,16 @@ pub(super) async fn primary_view(
         ages: false,
     };
 
+    Ok((repl, archive_result(&arch, dom, extras)))
+}
+
+/// The archiver's row: the age of the last archived segment, and the
+/// failures and synchronous_standby_names beside it.
+fn archive_result(
+    arch: &tokio_postgres::Row,
+    dom: &WatchedDomain,
+    extras: &mut Extras,
+) -> SourceResult {
     let age: Option<f64> = arch.get(0);
     let failed: i64 = arch.get(1);
     let mode: String = arch.get(2);
@@ -301,7 +311,7 @@ pub(super) async fn primary_view(
         ),
         1.0,
     );
-    let arch = if mode == "off" {
+    if mode == "off" {
         SourceResult::failed(Source::Archive, "archive_mode is off".into())
     } else {
         // Never archived: everything is at risk.
@@ -312,6 +322,5 @@ pub(super) async fn primary_view(
             error: None,
             ages: false,
         }
-    };
-    Ok((repl, arch))
+    }
 }
