@@ -90,9 +90,13 @@ impl Visitor<'_> for Key {
             if kinds.contains(&k) {
                 return Ok(None);
             }
+            // Several kinds read the same key (`user`): name it once.
             let mut all: Vec<&str> = self.generic.to_vec();
-            all.extend(kinds.iter().filter(|x| !self.generic.contains(x)));
-            all.dedup();
+            for x in kinds {
+                if !all.contains(x) {
+                    all.push(x);
+                }
+            }
             Err(E::custom(unknown_field(k, &all)))
         })
     }
