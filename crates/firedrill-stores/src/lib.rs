@@ -1,11 +1,17 @@
 //! Every kind of store firedrill drills, one folder each: its `[lab]` and
 //! target options with their checks (`config.rs`), its lab (`lab.rs`), its
 //! target (`target/`), and its `Store`, the one value the generic crates
-//! see. Each store is a cargo feature; [`registry`] lists the ones built.
+//! see, and the watch side (`probe.rs`: its `[domain.store]` options in an
+//! objectives file and its probe). Each store is a cargo feature;
+//! [`registry`] lists the ones built, [`watch_kinds`] the ones watch knows.
 //!
 //! Adding a store is a new folder, its feature in Cargo.toml (and in
 //! `all`), and one line in the `stores!` list below (see
 //! docs/adding-a-store.md).
+
+mod watch;
+
+pub use watch::watch_kinds;
 
 use firedrill_lab::{LabDriver, LabState};
 use firedrill_spec::{
@@ -57,6 +63,10 @@ pub trait Store: StoreSpec + LabDriver {
     fn heal_target(&self) -> Option<Arc<dyn TargetOpener>> {
         None
     }
+    /// How `firedrill watch` probes this kind of store, if it can.
+    fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
+        None
+    }
 }
 
 /// Declares each store's module behind its cargo feature and lists it in
@@ -81,8 +91,8 @@ macro_rules! stores {
 stores! {
     "postgres" => postgres::PostgresStore,
     "patroni" => patroni::PatroniStore,
-    "etcd" => etcd::EtcdStore,
     "redis" => redis::RedisSentinelStore,
+    "etcd" => etcd::EtcdStore,
     "nats" => nats::NatsStore,
 }
 

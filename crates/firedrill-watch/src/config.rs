@@ -2,16 +2,15 @@
 //! [`Plan`]. Parse first, validate second, every problem at once with
 //! `file:line:column`, and nothing probed before the whole file is valid.
 
-use crate::plan::{
-    Credentials, Disruption, EtcdStore, Objective, PgNodePlan, PgStore, PgbackrestPlan, Plan,
-    RedisNode, RedisStore, Settings, Source, StoreKind, WatchedDomain,
-};
+use crate::kind::{self, WatchKind};
+use crate::plan::{Credentials, Disruption, Objective, Plan, Settings, Source, WatchedDomain};
 use crate::WatchError;
 use firedrill_spec::{line_col, Diagnostic, Diagnostics, Dur};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -56,40 +55,7 @@ pub struct DomainSpec {
     pub objectives: BTreeMap<String, Spanned<ObjectiveSpec>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSpec {
-    pub kind: Spanned<String>,
-    /// Store name in metrics (default: the domain's name).
-    pub name: Option<Spanned<String>>,
-    /// postgres: libpq conninfo per node (no password); redis: host:port;
-    /// etcd: host:port of the client URL.
-    #[serde(default)]
-    pub nodes: Vec<NodeSpec>,
-    pub user: Option<String>,
-    pub password_env: Option<Spanned<String>>,
-    pub password_file: Option<Spanned<PathBuf>>,
-    pub pgbackrest: Option<PgbackrestSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeSpec {
-    pub name: Spanned<String>,
-    /// postgres only.
-    pub conninfo: Option<Spanned<String>>,
-    /// redis and etcd.
-    pub addr: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PgbackrestSpec {
-    pub stanza: Spanned<String>,
-    pub config: Option<PathBuf>,
-    /// Program to run (default `pgbackrest` on PATH).
-    pub command: Option<PathBuf>,
-}
+pub use crate::store_spec::{NodeSpec, StoreSpec};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,7 +76,8 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    fn at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+    /// A problem at `span` of the file (`0..0`: the file as a whole).
+    pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
         let (line, col) = if span.start == 0 && span.end == 0 {
             (0, 0)
         } else {
@@ -131,19 +98,26 @@ fn invalid(path: &Path, items: Vec<Diagnostic>) -> WatchError {
     })
 }
 
-/// Reads, parses and validates an objectives file. Secrets are read from
-/// the environment or their file here, so a missing one is an input error
+/// Reads, parses and validates an objectives file, knowing the stores
+/// `kinds` (the binary's build decides which). Secrets are read from the
+/// environment or their file here, so a missing one is an input error
 /// before anything is probed.
-pub fn load(path: &Path) -> Result<Plan, WatchError> {
+pub fn load(kinds: &[&dyn WatchKind], path: &Path) -> Result<Plan, WatchError> {
     let source = std::fs::read_to_string(path).map_err(|source| WatchError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(path, source)
+    parse(kinds, path, source)
 }
 
-pub fn parse(path: &Path, source: String) -> Result<Plan, WatchError> {
-    let file = match toml::from_str::<WatchFile>(&source) {
+/// [`load`] of a text already read (`path` names it in diagnostics).
+pub fn parse(kinds: &[&dyn WatchKind], path: &Path, source: String) -> Result<Plan, WatchError> {
+    let store_keys = kinds.iter().flat_map(|k| k.store_keys()).copied().collect();
+    let node_keys = kinds.iter().flat_map(|k| k.node_keys()).copied().collect();
+    let parsed = crate::store_spec::with_kind_keys(store_keys, node_keys, || {
+        toml::from_str::<WatchFile>(&source)
+    });
+    let file = match parsed {
         Ok(f) => f,
         Err(e) => {
             let (line, col) = e
@@ -165,31 +139,18 @@ pub fn parse(path: &Path, source: String) -> Result<Plan, WatchError> {
         source,
         file,
     };
-    validate(&loaded)
+    validate(kinds, &loaded)
 }
 
-fn valid_name(s: &str) -> bool {
+/// A name as metrics labels and rules take it: 1-63 letters, digits, '-' or '_'.
+pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Which exposure sources a kind of store can give.
-fn sources_for(kind: StoreKind) -> &'static [Source] {
-    match kind {
-        StoreKind::Postgres => &[
-            Source::Heartbeat,
-            Source::ReplicationLag,
-            Source::Archive,
-            Source::Backup,
-        ],
-        StoreKind::Redis => &[Source::ReplicationLag],
-        StoreKind::Etcd => &[Source::Raft],
-    }
-}
-
-fn validate(l: &Loaded) -> Result<Plan, WatchError> {
+fn validate(kinds: &[&dyn WatchKind], l: &Loaded) -> Result<Plan, WatchError> {
     let mut out = Vec::new();
     let w = &l.file.watch;
     let interval = w
@@ -268,8 +229,8 @@ fn validate(l: &Loaded) -> Result<Plan, WatchError> {
     }
     let mut names = BTreeSet::new();
     let mut domains = Vec::new();
-    for d in &l.file.domains {
-        if let Some(dom) = validate_domain(l, d, &mut names, &mut out) {
+    for (i, d) in l.file.domains.iter().enumerate() {
+        if let Some(dom) = validate_domain(kinds, l, i, d, &mut names, &mut out) {
             domains.push(dom);
         }
     }
@@ -296,7 +257,9 @@ fn default_listen() -> std::net::SocketAddr {
 }
 
 fn validate_domain(
+    kinds: &[&dyn WatchKind],
     l: &Loaded,
+    index: usize,
     d: &DomainSpec,
     names: &mut BTreeSet<String>,
     out: &mut Vec<Diagnostic>,
@@ -312,18 +275,17 @@ fn validate_domain(
         out.push(l.at(d.name.span(), format!("domain {name:?} is declared twice")));
     }
     let s = &d.store;
-    let kind = match s.kind.get_ref().as_str() {
-        "postgres" => Some(StoreKind::Postgres),
-        "redis" => Some(StoreKind::Redis),
-        "etcd" => Some(StoreKind::Etcd),
-        other => {
-            out.push(l.at(
-                s.kind.span(),
-                format!("unknown store kind {other:?}: expected postgres, redis or etcd"),
-            ));
-            None
-        }
-    };
+    let kind = kind::find(kinds, s.kind.get_ref());
+    if kind.is_none() {
+        out.push(l.at(
+            s.kind.span(),
+            format!(
+                "unknown store kind {:?}: expected {}",
+                s.kind.get_ref(),
+                one_of(kinds.iter().map(|k| k.kind()))
+            ),
+        ));
+    }
     let store_name = match &s.name {
         Some(n) if !valid_name(n.get_ref()) => {
             out.push(l.at(
@@ -357,92 +319,7 @@ fn validate_domain(
     }
     let creds = credentials(l, s, out);
 
-    let store = match kind {
-        Some(StoreKind::Postgres) => {
-            let mut nodes = Vec::new();
-            for n in &s.nodes {
-                if let Some(a) = &n.addr {
-                    out.push(l.at(a.span(), "postgres nodes take conninfo, not addr"));
-                }
-                let Some(ci) = &n.conninfo else {
-                    out.push(l.at(n.name.span(), "postgres node needs conninfo"));
-                    continue;
-                };
-                match ci.get_ref().parse::<tokio_postgres::Config>() {
-                    Ok(c) if c.get_password().is_some() => out.push(l.at(
-                        ci.span(),
-                        "conninfo must not hold a password: use password_env or password_file",
-                    )),
-                    Ok(_) => nodes.push(PgNodePlan {
-                        name: n.name.get_ref().clone(),
-                        conninfo: ci.get_ref().clone(),
-                    }),
-                    Err(e) => out.push(l.at(ci.span(), format!("bad conninfo: {e}"))),
-                }
-            }
-            let pgbackrest = s.pgbackrest.as_ref().map(|p| PgbackrestPlan {
-                stanza: p.stanza.get_ref().clone(),
-                config: p.config.clone(),
-                command: p
-                    .command
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from("pgbackrest")),
-            });
-            if let Some(p) = &s.pgbackrest {
-                if !valid_name(p.stanza.get_ref()) {
-                    out.push(l.at(
-                        p.stanza.span(),
-                        "stanza must be letters, digits, '-' or '_'",
-                    ));
-                }
-            }
-            if let Some(u) = &s.user {
-                if u.is_empty() {
-                    out.push(l.at(s.kind.span(), "user must not be empty"));
-                }
-            }
-            Some(crate::plan::Store::Postgres(PgStore {
-                nodes,
-                user: s.user.clone(),
-                pgbackrest,
-            }))
-        }
-        Some(k @ (StoreKind::Redis | StoreKind::Etcd)) => {
-            if let Some(p) = &s.pgbackrest {
-                out.push(l.at(p.stanza.span(), "pgbackrest is for postgres stores"));
-            }
-            let mut nodes = Vec::new();
-            for n in &s.nodes {
-                if let Some(c) = &n.conninfo {
-                    out.push(l.at(
-                        c.span(),
-                        "conninfo is for postgres nodes: give addr = \"host:port\"",
-                    ));
-                }
-                let Some(a) = &n.addr else {
-                    out.push(l.at(n.name.span(), "node needs addr = \"host:port\""));
-                    continue;
-                };
-                if !valid_addr(a.get_ref()) {
-                    out.push(l.at(a.span(), "addr must be host:port"));
-                    continue;
-                }
-                nodes.push(RedisNode {
-                    name: n.name.get_ref().clone(),
-                    addr: a.get_ref().clone(),
-                });
-            }
-            Some(if k == StoreKind::Redis {
-                crate::plan::Store::Redis(RedisStore {
-                    nodes,
-                    user: s.user.clone(),
-                })
-            } else {
-                crate::plan::Store::Etcd(EtcdStore { nodes })
-            })
-        }
-        _ => None,
-    };
+    let store: Option<Arc<dyn crate::WatchStore>> = kind.and_then(|k| k.plan(l, index, out));
 
     let mut objectives = Vec::new();
     if d.objectives.is_empty() {
@@ -452,76 +329,12 @@ fn validate_domain(
         ));
     }
     for (disruption, o) in &d.objectives {
-        let span = o.span();
-        let o = o.get_ref();
-        if !valid_name(disruption) {
-            out.push(l.at(
-                span.clone(),
-                format!("disruption name {disruption:?} must be letters, digits, '-' or '_'"),
-            ));
-        }
-        if o.rpo.is_none() && o.rto.is_none() {
-            out.push(l.at(
-                span.clone(),
-                format!("objective {disruption:?} needs rpo, rto, or both"),
-            ));
-        }
-        let mut sources = Vec::new();
-        if o.sources.get_ref().is_empty() {
-            out.push(l.at(
-                o.sources.span(),
-                "sources must name at least one exposure source",
-            ));
-        }
-        for src in o.sources.get_ref() {
-            match Source::parse(src.get_ref()) {
-                None => out.push(l.at(
-                    src.span(),
-                    format!(
-                        "unknown source {:?}: expected heartbeat, replication_lag, archive, backup or raft",
-                        src.get_ref()
-                    ),
-                )),
-                Some(x) => {
-                    if let Some(k) = kind {
-                        if !sources_for(k).contains(&x) {
-                            out.push(l.at(
-                                src.span(),
-                                format!("a {} store has no {} source", k.as_str(), x.as_str()),
-                            ));
-                        }
-                    }
-                    if x == Source::Backup && s.pgbackrest.is_none() {
-                        out.push(l.at(src.span(), "the backup source needs [domain.store.pgbackrest]"));
-                    }
-                    if sources.contains(&x) {
-                        out.push(l.at(src.span(), "source listed twice"));
-                    }
-                    sources.push(x);
-                }
-            }
-        }
-        let nodes = match &o.nodes {
-            None => None,
-            Some(ns) => {
-                for n in ns.get_ref() {
-                    if !node_names.contains(n.get_ref()) {
-                        out.push(l.at(
-                            n.span(),
-                            format!("no node named {:?} in this store", n.get_ref()),
-                        ));
-                    }
-                }
-                Some(ns.get_ref().iter().map(|n| n.get_ref().clone()).collect())
-            }
+        let ctx = Against {
+            kind,
+            store: store.as_deref(),
+            node_names: &node_names,
         };
-        objectives.push(Objective {
-            disruption: Disruption(disruption.clone()),
-            rpo: o.rpo.as_ref().map(|r| r.get_ref().0),
-            rto: o.rto.as_ref().map(|r| r.get_ref().0),
-            sources,
-            nodes,
-        });
+        objectives.push(validate_objective(l, disruption, o, &ctx, out));
     }
     if out.len() > before {
         return None;
@@ -535,7 +348,105 @@ fn validate_domain(
     })
 }
 
-fn valid_addr(a: &str) -> bool {
+/// What an objective is checked against: its domain's kind and store (when
+/// known) and the store's node names.
+struct Against<'a> {
+    kind: Option<&'a dyn WatchKind>,
+    store: Option<&'a dyn crate::WatchStore>,
+    node_names: &'a BTreeSet<String>,
+}
+
+fn validate_objective(
+    l: &Loaded,
+    disruption: &str,
+    o: &Spanned<ObjectiveSpec>,
+    ctx: &Against<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Objective {
+    let span = o.span();
+    let o = o.get_ref();
+    if !valid_name(disruption) {
+        out.push(l.at(
+            span.clone(),
+            format!("disruption name {disruption:?} must be letters, digits, '-' or '_'"),
+        ));
+    }
+    if o.rpo.is_none() && o.rto.is_none() {
+        out.push(l.at(
+            span.clone(),
+            format!("objective {disruption:?} needs rpo, rto, or both"),
+        ));
+    }
+    let mut sources = Vec::new();
+    if o.sources.get_ref().is_empty() {
+        out.push(l.at(
+            o.sources.span(),
+            "sources must name at least one exposure source",
+        ));
+    }
+    for src in o.sources.get_ref() {
+        match Source::parse(src.get_ref()) {
+            None => out.push(l.at(
+                src.span(),
+                format!(
+                    "unknown source {:?}: expected heartbeat, replication_lag, archive, backup or raft",
+                    src.get_ref()
+                ),
+            )),
+            Some(x) => {
+                if let Some(k) = ctx.kind {
+                    if !k.sources().contains(&x) {
+                        out.push(l.at(
+                            src.span(),
+                            format!("a {} store has no {} source", k.kind(), x.as_str()),
+                        ));
+                    }
+                }
+                if let Some(why) = ctx.store.and_then(|st| st.lacks(x)) {
+                    out.push(l.at(src.span(), why));
+                }
+                if sources.contains(&x) {
+                    out.push(l.at(src.span(), "source listed twice"));
+                }
+                sources.push(x);
+            }
+        }
+    }
+    let nodes = match &o.nodes {
+        None => None,
+        Some(ns) => {
+            for n in ns.get_ref() {
+                if !ctx.node_names.contains(n.get_ref()) {
+                    out.push(l.at(
+                        n.span(),
+                        format!("no node named {:?} in this store", n.get_ref()),
+                    ));
+                }
+            }
+            Some(ns.get_ref().iter().map(|n| n.get_ref().clone()).collect())
+        }
+    };
+    Objective {
+        disruption: Disruption(disruption.to_string()),
+        rpo: o.rpo.as_ref().map(|r| r.get_ref().0),
+        rto: o.rto.as_ref().map(|r| r.get_ref().0),
+        sources,
+        nodes,
+    }
+}
+
+/// `a, b or c`, for "expected" in messages.
+fn one_of<'a>(words: impl Iterator<Item = &'a str>) -> String {
+    let words: Vec<&str> = words.collect();
+    match words.as_slice() {
+        [] => "none: this build watches no kind of store".to_string(),
+        [w] => w.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// `host:port` with a non-empty host and a port above 0.
+pub fn valid_addr(a: &str) -> bool {
     match a.rsplit_once(':') {
         Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0),
         None => false,

@@ -4,22 +4,27 @@
 //! alert and SLO rules, and a one-shot status table.
 //!
 //! Layout: [`config`] parses and validates the objectives file into a
-//! [`plan::Plan`]; [`probe`] observes each store and writes into the
+//! [`plan::Plan`], asking each store's [`WatchKind`] (the binary passes
+//! the list) to read its own `[domain.store]` options; [`probe`] runs each
+//! store's [`Probe`] and writes what it found into the
 //! [`board::Board`]; [`metrics`] renders the board for `/metrics`;
 //! [`rules`] writes Prometheus rule groups; [`status`] renders a table.
 
 pub mod board;
 pub mod config;
+pub mod kind;
 pub mod metrics;
-pub mod pgbackrest;
 pub mod plan;
 pub mod probe;
 pub mod rate;
 pub mod rules;
 pub mod status;
+mod store_spec;
 
 pub use config::load;
+pub use kind::{store_view, Probe, WatchKind, WatchStore};
 pub use plan::Plan;
+pub use probe::{labels, Round, SourceResult};
 
 use std::path::PathBuf;
 

@@ -4,6 +4,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::kind::WatchStore;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -31,7 +34,8 @@ pub struct Settings {
 pub struct WatchedDomain {
     pub name: String,
     pub store_name: String,
-    pub store: Store,
+    /// The store's own validated options; it opens the probe.
+    pub store: Arc<dyn WatchStore>,
     pub credentials: Credentials,
     pub objectives: Vec<Objective>,
 }
@@ -41,79 +45,6 @@ impl WatchedDomain {
     pub fn wants(&self, s: Source) -> bool {
         self.objectives.iter().any(|o| o.sources.contains(&s))
     }
-}
-
-#[derive(Debug, Clone)]
-pub enum Store {
-    Postgres(PgStore),
-    Redis(RedisStore),
-    Etcd(EtcdStore),
-}
-
-impl Store {
-    pub fn kind(&self) -> StoreKind {
-        match self {
-            Store::Postgres(_) => StoreKind::Postgres,
-            Store::Redis(_) => StoreKind::Redis,
-            Store::Etcd(_) => StoreKind::Etcd,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    Postgres,
-    Redis,
-    Etcd,
-}
-
-impl StoreKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreKind::Postgres => "postgres",
-            StoreKind::Redis => "redis",
-            StoreKind::Etcd => "etcd",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pub nodes: Vec<PgNodePlan>,
-    pub user: Option<String>,
-    pub pgbackrest: Option<PgbackrestPlan>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PgNodePlan {
-    pub name: String,
-    /// Without a password (validated).
-    pub conninfo: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct PgbackrestPlan {
-    pub stanza: String,
-    pub config: Option<PathBuf>,
-    pub command: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct RedisStore {
-    pub nodes: Vec<RedisNode>,
-    pub user: Option<String>,
-}
-
-/// A redis or etcd member: name and `host:port`.
-#[derive(Debug, Clone)]
-pub struct RedisNode {
-    pub name: String,
-    pub addr: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct EtcdStore {
-    pub nodes: Vec<RedisNode>,
 }
 
 /// A secret read from the environment or a file. Debug never shows it.

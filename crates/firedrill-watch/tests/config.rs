@@ -4,7 +4,12 @@ use firedrill_watch::{config, WatchError};
 use std::path::Path;
 
 fn parse(text: &str) -> Result<firedrill_watch::Plan, String> {
-    config::parse(Path::new("objectives.toml"), text.to_string()).map_err(|e| match e {
+    config::parse(
+        firedrill_stores::watch_kinds(),
+        Path::new("objectives.toml"),
+        text.to_string(),
+    )
+    .map_err(|e| match e {
         WatchError::Invalid(d) => d.to_string(),
         other => panic!("unexpected {other}"),
     })
@@ -13,6 +18,7 @@ fn parse(text: &str) -> Result<firedrill_watch::Plan, String> {
 #[test]
 fn the_example_file_is_valid() {
     let p = firedrill_watch::load(
+        firedrill_stores::watch_kinds(),
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/watch-pg.toml"),
     )
     .expect("examples/watch-pg.toml");

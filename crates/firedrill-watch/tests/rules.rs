@@ -44,7 +44,11 @@ sources = ["replication_lag"]
 
 #[test]
 fn rules_snapshot() {
-    let plan = firedrill_watch::config::parse(Path::new("objectives.toml"), FILE.to_string())
-        .expect("valid");
+    let plan = firedrill_watch::config::parse(
+        firedrill_stores::watch_kinds(),
+        Path::new("objectives.toml"),
+        FILE.to_string(),
+    )
+    .expect("valid");
     insta::assert_snapshot!(firedrill_watch::rules::render(&plan));
 }

@@ -6,8 +6,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+/// Validates the objectives file against the kinds of store this build
+/// has; the plan then holds each domain's store, so serving, the rules and
+/// the status table need nothing more.
 fn load(file: &Path) -> Result<firedrill_watch::Plan, Failure> {
-    firedrill_watch::load(file).map_err(|e| match e {
+    firedrill_watch::load(firedrill_stores::watch_kinds(), file).map_err(|e| match e {
         WatchError::Read { .. } | WatchError::Invalid(_) => Failure::input(e.to_string()),
         other => Failure::internal(other.to_string()),
     })

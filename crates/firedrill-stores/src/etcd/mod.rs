@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod lab;
+pub mod probe;
 pub mod target;
 
 use crate::Store;
@@ -114,6 +115,9 @@ impl TargetOpener for EtcdOpener {
 }
 
 impl Store for EtcdStore {
+    fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
+        Some(&probe::EtcdWatch)
+    }
     fn lab_target(
         &self,
         _state: &LabState,

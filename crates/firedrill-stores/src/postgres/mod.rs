@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod lab;
+pub mod pgbackrest;
+pub mod probe;
 pub mod status;
 pub mod target;
 mod tools;
@@ -148,6 +150,9 @@ impl TargetOpener for PgOpener {
 }
 
 impl Store for PostgresStore {
+    fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
+        Some(&probe::PgWatch)
+    }
     fn lab_target(
         &self,
         _state: &LabState,

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod lab;
+pub mod probe;
 pub mod target;
 
 use crate::Store;
@@ -166,6 +167,9 @@ impl TargetOpener for RedisOpener {
 }
 
 impl Store for RedisSentinelStore {
+    fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
+        Some(&probe::RedisWatch)
+    }
     fn lab_target(
         &self,
         s: &LabState,

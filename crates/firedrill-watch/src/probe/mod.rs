@@ -1,15 +1,11 @@
-//! Probes: one per domain, one connection per node, kept open and
-//! re-opened after any error. A probe round never touches the board while
-//! it waits on the network: it returns a [`Round`] that is applied at once.
-
-mod etcd;
-mod pg;
-mod redis;
-
-pub use pg::HEARTBEAT_TABLE;
+//! Probe scheduling: one probe per domain (its store's [`Probe`], which
+//! keeps one connection per node open and re-opens it after any error). A
+//! probe round never touches the board while it waits on the network: it
+//! returns a [`Round`] that is applied at once.
 
 use crate::board::{Board, Extras};
-use crate::plan::{Settings, Source, Store, WatchedDomain};
+use crate::kind::Probe;
+use crate::plan::{Settings, Source, WatchedDomain};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,30 +42,9 @@ pub struct Round {
     pub extra_updates: Extras,
 }
 
-/// A probe of one domain's store.
-pub enum Prober {
-    Pg(pg::PgProber),
-    Redis(redis::RedisProber),
-    Etcd(etcd::EtcdProber),
-}
-
-impl Prober {
-    pub fn new(dom: &WatchedDomain, settings: &Settings) -> Self {
-        match &dom.store {
-            Store::Postgres(s) => Prober::Pg(pg::PgProber::new(dom, s, settings)),
-            Store::Redis(s) => Prober::Redis(redis::RedisProber::new(dom, s, settings)),
-            Store::Etcd(s) => Prober::Etcd(etcd::EtcdProber::new(dom, s, settings)),
-        }
-    }
-
-    /// One round; never longer than about `2 × timeout` (each step has a deadline).
-    pub async fn round(&mut self, dom: &WatchedDomain) -> Round {
-        match self {
-            Prober::Pg(p) => p.round(dom).await,
-            Prober::Redis(p) => p.round(dom).await,
-            Prober::Etcd(p) => p.round(dom).await,
-        }
-    }
+/// The probe of one domain's store.
+fn prober(dom: &WatchedDomain, settings: &Settings) -> Box<dyn Probe> {
+    dom.store.prober(dom, settings)
 }
 
 /// Applies a round to the board.
@@ -99,7 +74,7 @@ pub async fn run_domain(
     offset: Duration,
 ) {
     tokio::time::sleep(offset).await;
-    let mut prober = Prober::new(&dom, &settings);
+    let mut prober = prober(&dom, &settings);
     let mut tick = tokio::time::interval(settings.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -134,10 +109,10 @@ pub async fn run_domain(
 /// heartbeat needs two rounds: the first writes it, the second reads it
 /// back on the standbys after `settle`.
 pub async fn probe_once(plan: &crate::Plan, board: &Mutex<Board>, settle: Duration) {
-    let mut probers: Vec<Prober> = plan
+    let mut probers: Vec<Box<dyn Probe>> = plan
         .domains
         .iter()
-        .map(|d| Prober::new(d, &plan.settings))
+        .map(|d| prober(d, &plan.settings))
         .collect();
     let limit = plan.settings.timeout * 3;
     let first = futures_util::future::join_all(
@@ -173,8 +148,8 @@ pub async fn probe_once(plan: &crate::Plan, board: &Mutex<Board>, settle: Durati
     }
 }
 
-/// Label set of an extra gauge.
-pub(crate) fn labels(dom: &WatchedDomain, more: &[(&str, &str)]) -> Vec<(String, String)> {
+/// Label set of an extra gauge: the domain's and the store's, then `more`.
+pub fn labels(dom: &WatchedDomain, more: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut v = vec![
         ("domain".to_string(), dom.name.clone()),
         ("store".to_string(), dom.store_name.clone()),

@@ -1,7 +1,7 @@
 //! The newest usable backup in `pgbackrest info --output=json`: its age is
 //! the exposure of a restore from backup alone (no WAL replay).
 
-use crate::WatchError;
+use firedrill_watch::WatchError;
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -91,7 +91,7 @@ pub async fn info(
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../tests/fixtures/pgbackrest-info.json");
+    const FIXTURE: &str = include_str!("../../tests/fixtures/pgbackrest-info.json");
 
     #[test]
     fn newest_error_free_backup() {

@@ -1,7 +1,9 @@
-//! Redis: `INFO replication` on every node. The master's
+//! Redis as `firedrill watch` sees it (`kind = "redis"`: nodes by
+//! `addr`, an optional ACL `user`) and its probe: `INFO replication` on
+//! every node. The master's
 //! `master_repl_offset` is sampled each round; a replica's exposure is how
 //! long ago the master's offset passed the replica's `slave_repl_offset`
-//! ([`crate::rate::OffsetHistory`]), so it is in seconds of writes, not the
+//! ([`OffsetHistory`]), so it is in seconds of writes, not the
 //! seconds since the replica's last ACK that Redis calls `lag`.
 //!
 //! A replica whose link to the master is down receives nothing: its
@@ -9,15 +11,61 @@
 //! watcher, or by the replica's own `master_link_down_since_seconds`), even
 //! when the master is idle, as the PostgreSQL heartbeat's does.
 
-use super::{labels, Round, SourceResult};
-use crate::board::Extras;
-use crate::plan::{RedisStore, Settings, Source, WatchedDomain};
-use crate::rate::OffsetHistory;
+use crate::watch::{addr_store, AddrNode};
+use async_trait::async_trait;
+use firedrill_spec::Diagnostic;
+use firedrill_watch::board::Extras;
+use firedrill_watch::config::Loaded;
+use firedrill_watch::plan::{Settings, Source, WatchedDomain};
+use firedrill_watch::rate::OffsetHistory;
+use firedrill_watch::{labels, Probe, Round, SourceResult, WatchKind, WatchStore};
 use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::timeout;
+
+/// `kind = "redis"` in an objectives file (the drill's kind is
+/// `redis-sentinel`; the watcher reads the replicas, not Sentinel).
+pub struct RedisWatch;
+
+impl WatchKind for RedisWatch {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+    fn sources(&self) -> &'static [Source] {
+        &[Source::ReplicationLag]
+    }
+    fn store_keys(&self) -> &'static [&'static str] {
+        &["user"]
+    }
+    fn node_keys(&self) -> &'static [&'static str] {
+        &["addr"]
+    }
+    fn plan(
+        &self,
+        file: &Loaded,
+        domain: usize,
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<Arc<dyn WatchStore>> {
+        let (nodes, user) = addr_store(file, domain, out)?;
+        Some(Arc::new(RedisStore { nodes, user }))
+    }
+}
+
+/// A validated Redis store.
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    pub nodes: Vec<AddrNode>,
+    pub user: Option<String>,
+}
+
+impl WatchStore for RedisStore {
+    fn prober(&self, dom: &WatchedDomain, settings: &Settings) -> Box<dyn Probe> {
+        Box::new(RedisProber::new(dom, self, settings))
+    }
+}
 
 struct Node {
     name: String,
@@ -140,8 +188,11 @@ impl RedisProber {
         .map_err(|e| e.to_string())?;
         Ok((parse_info(&text), Some(conn)))
     }
+}
 
-    pub async fn round(&mut self, dom: &WatchedDomain) -> Round {
+#[async_trait]
+impl Probe for RedisProber {
+    async fn round(&mut self, dom: &WatchedDomain) -> Round {
         let answers =
             futures_util::future::join_all((0..self.nodes.len()).map(|i| self.info(i))).await;
         let now = self.epoch.elapsed().as_secs_f64();

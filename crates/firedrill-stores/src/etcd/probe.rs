@@ -1,15 +1,61 @@
-//! etcd: `POST /v3/maintenance/status` on every member (the JSON gateway).
+//! etcd as `firedrill watch` sees it (`kind = "etcd"`: members by the
+//! `addr` of their client URL) and its probe: `POST /v3/maintenance/status` on every member (the JSON gateway).
 //! A write etcd acknowledged is on a quorum, so losing a minority loses
 //! nothing: the `raft` exposure is 0 while a leader is seen by a quorum of
 //! the declared members, and the probe fails (the exposure grows from its
 //! last value, a breach) once no quorum answers with a leader. The raft
 //! index gap per member is exported beside it.
 
-use super::{labels, Round, SourceResult};
-use crate::board::Extras;
-use crate::plan::{EtcdStore, Settings, Source, WatchedDomain};
+use crate::watch::{addr_store, AddrNode};
+use async_trait::async_trait;
+use firedrill_spec::Diagnostic;
+use firedrill_watch::board::Extras;
+use firedrill_watch::config::Loaded;
+use firedrill_watch::plan::{Settings, Source, WatchedDomain};
+use firedrill_watch::{labels, Probe, Round, SourceResult, WatchKind, WatchStore};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// `kind = "etcd"` in an objectives file.
+pub struct EtcdWatch;
+
+impl WatchKind for EtcdWatch {
+    fn kind(&self) -> &'static str {
+        "etcd"
+    }
+    fn sources(&self) -> &'static [Source] {
+        &[Source::Raft]
+    }
+    fn store_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn node_keys(&self) -> &'static [&'static str] {
+        &["addr"]
+    }
+    fn plan(
+        &self,
+        file: &Loaded,
+        domain: usize,
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<Arc<dyn WatchStore>> {
+        // `user` is accepted and unused, as it always was.
+        let (nodes, _user) = addr_store(file, domain, out)?;
+        Some(Arc::new(EtcdWatchStore { nodes }))
+    }
+}
+
+/// A validated etcd store.
+#[derive(Debug, Clone)]
+pub struct EtcdWatchStore {
+    pub nodes: Vec<AddrNode>,
+}
+
+impl WatchStore for EtcdWatchStore {
+    fn prober(&self, dom: &WatchedDomain, settings: &Settings) -> Box<dyn Probe> {
+        Box::new(EtcdProber::new(dom, self, settings))
+    }
+}
 
 pub struct EtcdProber {
     nodes: Vec<(String, String)>,
@@ -17,7 +63,7 @@ pub struct EtcdProber {
 }
 
 impl EtcdProber {
-    pub fn new(_dom: &WatchedDomain, s: &EtcdStore, settings: &Settings) -> Self {
+    pub fn new(_dom: &WatchedDomain, s: &EtcdWatchStore, settings: &Settings) -> Self {
         EtcdProber {
             nodes: s
                 .nodes
@@ -27,14 +73,18 @@ impl EtcdProber {
             timeout: settings.timeout,
         }
     }
+}
 
-    pub async fn round(&mut self, dom: &WatchedDomain) -> Round {
+#[async_trait]
+impl Probe for EtcdProber {
+    async fn round(&mut self, dom: &WatchedDomain) -> Round {
         let limit = self.timeout;
-        let answers =
-            futures_util::future::join_all(self.nodes.iter().map(|(_, addr)| async move {
-                firedrill_stores::etcd::target::member_status(addr, limit).await
-            }))
-            .await;
+        let answers = futures_util::future::join_all(
+            self.nodes
+                .iter()
+                .map(|(_, addr)| async move { super::target::member_status(addr, limit).await }),
+        )
+        .await;
         let mut extras = Extras::new();
         let mut ok = Vec::new();
         let mut errors = Vec::new();
