@@ -126,6 +126,9 @@ pub struct NodeState {
     /// `links = "netns"`: the node's namespace, veth pair and address.
     #[serde(default)]
     pub net: Option<netns::NodeNet>,
+    /// The failure domain (zone, rack) the node is in, when the lab has them.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 impl LabState {

@@ -49,6 +49,11 @@ pub struct NodeUniverse {
     /// The kind of store (its registry name): which faults make sense is
     /// the store's to say.
     pub kind: String,
+    /// Roles the store resolves itself when the step runs (Kafka's
+    /// `leader`), besides the generic ones.
+    pub roles: Vec<String>,
+    /// Failure domains: zone name → its nodes.
+    pub zones: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl NodeUniverse {
@@ -126,8 +131,11 @@ pub fn validate_drill(
     }
 
     let own = own_universe(spec, d, stores, &mut out);
-    let universe = universe.cloned().or(own);
+    let mut universe = universe.cloned().or(own);
     let store = universe.as_ref().and_then(|u| stores.get(&u.kind));
+    if let (Some(u), Some(st)) = (universe.as_mut(), store) {
+        u.roles = st.roles().iter().map(|r| r.to_string()).collect();
+    }
 
     check_workload(spec, d, &mut out);
     check_target_options(spec, d, universe.as_ref(), stores, &mut out);
@@ -341,14 +349,70 @@ fn node_ok(u: Option<&NodeUniverse>, name: &str) -> Result<(), String> {
     if name == "sync_standby" && !u.sync {
         return Err("sync_standby needs a target with replication = \"sync\"".into());
     }
-    if ROLES.contains(&name) || u.names.iter().any(|n| n == name) {
+    let store_role = u.roles.iter().any(|r| r == name);
+    if ROLES.contains(&name) || store_role || u.names.iter().any(|n| n == name) {
         return Ok(());
     }
+    let roles: Vec<&str> = ROLES
+        .iter()
+        .copied()
+        .chain(u.roles.iter().map(String::as_str))
+        .collect();
     Err(format!(
         "no node named {name:?}; the nodes are {} (or a role: {})",
         u.names.join(", "),
-        ROLES.join(", ")
+        roles.join(", ")
     ))
+}
+
+/// A step names what it hits once: a node (or role), or a zone that the
+/// target has; `partition` only goes with a role the store resolves.
+fn check_step_target(
+    spec: &LoadedSpec,
+    s: &crate::FaultStep,
+    u: Option<&NodeUniverse>,
+    out: &mut Vec<Diagnostic>,
+) {
+    match (&s.node, &s.zone) {
+        (Some(_), Some(z)) => out.push(spec.at(z.span(), "give node or zone, not both")),
+        (None, None) => out.push(spec.at(
+            s.action.span(),
+            "the step needs node = \"NAME\" (or a role) or zone = \"ZONE\"",
+        )),
+        (Some(n), None) => {
+            if let Err(m) = node_ok(u, n.get_ref()) {
+                out.push(spec.at(n.span(), m));
+            }
+        }
+        (None, Some(z)) => {
+            if let Some(u) = u {
+                if !u.zones.contains_key(z.get_ref()) {
+                    let known: Vec<&str> = u.zones.keys().map(String::as_str).collect();
+                    out.push(spec.at(
+                        z.span(),
+                        if known.is_empty() {
+                            format!("no zone named {:?}: this target has no zones", z.get_ref())
+                        } else {
+                            format!(
+                                "no zone named {:?}; the zones are {}",
+                                z.get_ref(),
+                                known.join(", ")
+                            )
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(p) = &s.partition {
+        let by_store = u.is_none_or(|u| u.roles.iter().any(|r| r == s.node_name()));
+        if !by_store {
+            out.push(spec.at(
+                p.span(),
+                "partition goes with a role the store resolves per partition (e.g. node = \"leader\")",
+            ));
+        }
+    }
 }
 
 fn check_faults(
@@ -365,7 +429,7 @@ fn check_faults(
     steps.sort_by_key(|s| *s.at.get_ref());
     for s in steps {
         let action = *s.action.get_ref();
-        let node = s.node.get_ref().as_str();
+        let node = s.node_name();
         if *s.at.get_ref() > duration {
             out.push(spec.at(
                 s.at.span(),
@@ -376,14 +440,12 @@ fn check_faults(
                 ),
             ));
         }
-        if let Err(m) = node_ok(u, node) {
-            out.push(spec.at(s.node.span(), m));
-        }
+        check_step_target(spec, s, u, out);
         if action.is_process_fault() {
             if let Some(u) = u {
                 if u.names.iter().any(|n| n == node) && !u.with_pid.contains(node) {
                     out.push(spec.at(
-                        s.node.span(),
+                        s.target_span(),
                         format!(
                             "{} needs the pid of {node:?}: give {} for that endpoint",
                             action.as_str(),
@@ -412,7 +474,7 @@ fn check_faults(
         }
         if action == FaultAction::CutReplication && node == "primary" {
             out.push(spec.at(
-                s.node.span(),
+                s.target_span(),
                 "cut_replication applies to a standby: it stops the standby receiving WAL",
             ));
         }
@@ -439,7 +501,7 @@ fn check_faults(
             FaultAction::Resume => {
                 if !paused.remove(node) {
                     out.push(spec.at(
-                        s.node.span(),
+                        s.target_span(),
                         format!("resume of {node:?} with no earlier pause of {node:?}"),
                     ));
                 }
@@ -543,7 +605,7 @@ fn check_network_step(
         out.push(spec.at(s.action.span(), "bandwidth needs rate_kbps > 0"));
     }
     if let Some(l) = &s.link {
-        if *l.get_ref() == crate::LinkScope::Replication && s.node.get_ref() == "primary" {
+        if *l.get_ref() == crate::LinkScope::Replication && s.node_name() == "primary" {
             out.push(spec.at(
                 l.span(),
                 "link = \"replication\" is a standby's link to its primary: name a standby",

@@ -66,6 +66,7 @@ impl LabEnv {
                     })
                     .collect(),
                 veth: n.net.as_ref().map(|net| net.veth.clone()),
+                zone: n.zone.clone(),
             })
             .collect()
     }
@@ -185,6 +186,11 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
             if let Ok(s) = LabState::load(&dir) {
                 if let Some(mut u) = NodeUniverse::from_lab(&s.spec, &firedrill_stores::specs()) {
                     u.names = s.nodes.iter().map(|n| n.name.clone()).collect();
+                    for n in &s.nodes {
+                        if let Some(z) = &n.zone {
+                            u.zones.entry(z.clone()).or_default().push(n.name.clone());
+                        }
+                    }
                     universe = Some(u);
                 }
                 state = Some(s);
@@ -292,6 +298,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
                     client_conninfo: None,
                     links: Vec::new(),
                     veth: None,
+                    zone: None,
                     proc: match store.endpoint_pid_file(n) {
                         Some(p) => ProcSource::PidFile(p),
                         None => ProcSource::None,

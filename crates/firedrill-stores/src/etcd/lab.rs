@@ -56,6 +56,7 @@ pub(crate) fn members(
             port: ports[i],
             peer_port: Some(ports[n + i]),
             api_port: None,
+            zone: None,
             data_dir: dir.join(sub).join(name),
             log_file: dir.join("logs").join(format!("{log_prefix}{name}.log")),
             proc: None,

@@ -51,6 +51,7 @@ fn nodes(dir: &Path, names: &[String], ports: &[u16]) -> Vec<NodeState> {
             port: ports[i],
             peer_port: Some(ports[n + i]),
             api_port: Some(ports[2 * n + i]),
+            zone: None,
             data_dir: dir.join("data").join(name),
             log_file: dir.join("logs").join(format!("{name}.log")),
             proc: None,

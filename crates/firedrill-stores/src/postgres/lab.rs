@@ -173,6 +173,7 @@ pub(crate) fn build(
                     net,
                     peer_port: None,
                     api_port: None,
+                    zone: None,
                 }
             })
             .collect(),
@@ -468,6 +469,7 @@ mod tests {
             net: None,
             peer_port: None,
             api_port: None,
+            zone: None,
         };
         let st = LabState {
             name: "m".into(),

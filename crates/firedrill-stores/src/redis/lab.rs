@@ -96,6 +96,7 @@ pub(crate) fn build(
         net: None,
         peer_port: None,
         api_port: None,
+        zone: None,
     };
     let mut state = LabState {
         name: spec.name.get_ref().clone(),
