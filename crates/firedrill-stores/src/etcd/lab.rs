@@ -261,17 +261,7 @@ pub(crate) fn status(state: &LabState) -> Vec<NodeStatus> {
                     Err(_) => ("unreachable".into(), None),
                 }
             };
-            NodeStatus {
-                name: n.name.clone(),
-                pid: n.proc.map(|p| p.pid),
-                alive,
-                port: n.port,
-                role,
-                replication,
-                lag_bytes: None,
-                lag_s: None,
-                timeline: None,
-            }
+            NodeStatus::of(n, role, replication)
         })
         .collect()
 }
