@@ -126,6 +126,10 @@ pub struct NodeState {
     /// `links = "netns"`: the node's namespace, veth pair and address.
     #[serde(default)]
     pub net: Option<netns::NodeNet>,
+    /// The zone (rack) the node is in, for stores that place replicas by
+    /// zone and for faults that hit a whole zone.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
 impl LabState {

@@ -61,6 +61,7 @@ pub(crate) fn members(
             proc: None,
             conninfo: format!("http://127.0.0.1:{}", ports[i]),
             net: None,
+            zone: None,
         })
         .collect()
 }

@@ -56,6 +56,7 @@ fn nodes(dir: &Path, names: &[String], ports: &[u16]) -> Vec<NodeState> {
             proc: None,
             conninfo: format!("nats://127.0.0.1:{}", ports[i]),
             net: None,
+            zone: None,
         })
         .collect()
 }

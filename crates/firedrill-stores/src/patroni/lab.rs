@@ -68,6 +68,7 @@ pub(crate) fn build(
                     ports[i]
                 ),
                 net: None,
+                zone: None,
             })
             .collect(),
         proxy: None,

@@ -173,6 +173,7 @@ pub(crate) fn build(
                     net,
                     peer_port: None,
                     api_port: None,
+                    zone: None,
                 }
             })
             .collect(),
@@ -466,6 +467,7 @@ mod tests {
             proc: None,
             conninfo: String::new(),
             net: None,
+            zone: None,
             peer_port: None,
             api_port: None,
         };

@@ -94,6 +94,7 @@ pub(crate) fn build(
         proc: None,
         conninfo: format!("{HOST}:{port}"),
         net: None,
+        zone: None,
         peer_port: None,
         api_port: None,
     };
