@@ -427,7 +427,8 @@ fn node_config(state: &LabState, o: &KafkaLab, k: &KafkaLabSpec, i: usize, voter
          num.io.threads=2\n\
          background.threads=2\n\
          num.recovery.threads.per.data.dir=1\n\
-         log.cleaner.threads=1\n",
+         log.cleaner.threads=1\n\
+         log.cleaner.dedupe.buffer.size=8388608\n",
         id = i + 1,
         listeners = listeners.join(","),
         advertised = advertised.join(","),

@@ -184,7 +184,7 @@ impl KafkaTarget {
         let m = self.fetch(None, Duration::from_secs(3)).await?;
         if !m.topics.contains_key(&self.hb_topic) {
             let replicas = [p0.replicas.as_slice()];
-            let t = NewTopic::new(&self.hb_topic, -1, TopicReplication::Variable(&replicas))
+            let t = NewTopic::new(&self.hb_topic, 1, TopicReplication::Variable(&replicas))
                 .set("min.insync.replicas", &misr)
                 .set("unclean.leader.election.enable", &unclean);
             create(&admin, &t, &opts).await?;
@@ -302,6 +302,9 @@ impl Target for KafkaTarget {
             },
             Err(e) => Err(e),
         };
+        if let Err(e) = &m {
+            tracing::warn!("kafka roles: {e}");
+        }
         let leader = m
             .as_ref()
             .ok()
