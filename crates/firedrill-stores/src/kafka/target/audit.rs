@@ -113,7 +113,12 @@ fn read_partitions(bootstrap: &str, topic: &str, parts: &[i32]) -> Result<Vec<u6
         let Some(r) = c.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let msg = r.map_err(|e| TargetError::Other(format!("audit read: {e}")))?;
+        // Errors here are the client's news about a dead broker (transport
+        // failures), not about the partitions it reads: keep reading until
+        // every partition reaches its high watermark or the limit passes.
+        let Ok(msg) = r else {
+            continue;
+        };
         if let Some(seq) = msg
             .key()
             .and_then(|k| std::str::from_utf8(k).ok())
