@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what firedrill needs on a fresh Debian or Ubuntu machine: the
 # server packages the labs and tests run for real (PostgreSQL, etcd, Patroni,
-# Redis and Sentinel), Prometheus (promtool and a real server for `watch`),
+# Redis and Sentinel, NATS), Prometheus (promtool and a real server for `watch`),
 # Chromium (the HTML report is tested in a headless browser), and a Rust
 # toolchain if none is present. Safe to run again: it only installs what is
 # missing.

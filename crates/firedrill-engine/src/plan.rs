@@ -24,18 +24,24 @@ pub struct NodeSpec {
     /// `links = "netns"` labs: the host side of the node's veth pair. A
     /// partition (link all) sets it down.
     pub veth: Option<String>,
+    /// The node's failure domain, for steps that hit a whole zone.
+    pub zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeRef {
+    /// A node, or a role the store resolves itself (Kafka's `leader`).
     Name(String),
     Role(NodeRole),
+    /// Every node of a zone, at the same instant.
+    Zone(String),
 }
 
 impl std::fmt::Display for NodeRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NodeRef::Name(n) => f.write_str(n),
+            NodeRef::Zone(z) => write!(f, "zone {z}"),
             NodeRef::Role(NodeRole::Primary) => f.write_str("primary"),
             NodeRef::Role(NodeRole::Standby) => f.write_str("standby"),
             NodeRef::Role(NodeRole::SyncStandby) => f.write_str("sync_standby"),
@@ -59,6 +65,8 @@ pub struct StepPlan {
     /// Process faults: only the node's server process (`"postgres"`), not
     /// its manager. None: the whole node.
     pub process: Option<String>,
+    /// With a role the store resolves per partition: which one.
+    pub partition: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,14 +139,18 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let node = s.node.get_ref();
+                let node = s.node_name();
+                let target = match &s.zone {
+                    Some(z) => NodeRef::Zone(z.get_ref().clone()),
+                    None => NodeRole::parse(node)
+                        .map(NodeRef::Role)
+                        .unwrap_or_else(|| NodeRef::Name(node.to_string())),
+                };
                 StepPlan {
                     index: i,
                     at: s.at.get_ref().0,
                     action: *s.action.get_ref(),
-                    node: NodeRole::parse(node)
-                        .map(NodeRef::Role)
-                        .unwrap_or_else(|| NodeRef::Name(node.clone())),
+                    node: target,
                     for_: s.for_.as_ref().map(|f| f.get_ref().0),
                     disaster: s.disaster.as_ref().is_some_and(|d| *d.get_ref()),
                     link: s.link.as_ref().map(|l| *l.get_ref()).unwrap_or_default(),
@@ -148,6 +160,7 @@ impl Plan {
                         "rate": s.rate_kbps.as_ref().map(|r| *r.get_ref()).unwrap_or(0),
                     }),
                     process: s.kill_process.as_ref().map(|p| p.get_ref().clone()),
+                    partition: s.partition.as_ref().map(|p| *p.get_ref()),
                 }
             })
             .collect();

@@ -35,25 +35,57 @@ pub(crate) async fn run_schedule(
             sh.sampling.store(false, Ordering::SeqCst);
             sh.phase("fault");
         }
-        let node = resolve(sh, &step.node).await?;
-        inject(sh, step, &node).await?;
+        let nodes = resolve(sh, step).await?;
+        // Several nodes (a zone) are hit at the same instant, each with its
+        // own fault record and heals.
+        let results =
+            futures_util::future::join_all(nodes.iter().map(|n| inject(sh, step, n))).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
         if step.disaster {
             sh.phase("recovering");
             let sh2 = sh.clone();
             let plan2 = plan.clone();
-            let hit = node.clone();
+            let hit = nodes.first().cloned().unwrap_or_default();
             recovery = Some(sh.spawn(async move { recover::recover(&plan2, &sh2, &hit).await }));
         }
     }
     Ok(recovery)
 }
 
-/// Resolves a role to a node name at the moment the step runs.
-async fn resolve(sh: &Shared, r: &NodeRef) -> Result<String, EngineError> {
-    let role = match r {
-        NodeRef::Name(n) => return Ok(n.clone()),
-        NodeRef::Role(role) => *role,
-    };
+/// The nodes a step hits, resolved at the moment it runs: a node, every
+/// node of a zone, or whoever holds a role now.
+async fn resolve(sh: &Shared, step: &StepPlan) -> Result<Vec<String>, EngineError> {
+    match &step.node {
+        NodeRef::Name(n) if sh.nodes.iter().any(|x| &x.name == n) => Ok(vec![n.clone()]),
+        NodeRef::Name(role) => {
+            let nodes = sh
+                .target
+                .resolve_role(role, step.partition)
+                .await
+                .map_err(|e| EngineError::Fault(e.to_string()))?;
+            if nodes.is_empty() {
+                return Err(EngineError::Fault(format!("no node is {role} right now")));
+            }
+            Ok(nodes)
+        }
+        NodeRef::Zone(z) => {
+            let nodes: Vec<String> = sh
+                .nodes
+                .iter()
+                .filter(|n| n.zone.as_deref() == Some(z))
+                .map(|n| n.name.clone())
+                .collect();
+            if nodes.is_empty() {
+                return Err(EngineError::Fault(format!("zone {z} has no nodes")));
+            }
+            Ok(nodes)
+        }
+        NodeRef::Role(role) => resolve_role(sh, *role).await.map(|n| vec![n]),
+    }
+}
+
+/// Resolves a generic role to a node name at the moment the step runs.
+async fn resolve_role(sh: &Shared, role: NodeRole) -> Result<String, EngineError> {
     let roles = sh.target.roles(ROLE_TIMEOUT).await;
     let find = |want: LiveRole| {
         roles

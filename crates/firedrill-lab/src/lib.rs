@@ -126,8 +126,7 @@ pub struct NodeState {
     /// `links = "netns"`: the node's namespace, veth pair and address.
     #[serde(default)]
     pub net: Option<netns::NodeNet>,
-    /// The zone (rack) the node is in, for stores that place replicas by
-    /// zone and for faults that hit a whole zone.
+    /// The failure domain (zone, rack) the node is in, when the lab has them.
     #[serde(default)]
     pub zone: Option<String>,
 }

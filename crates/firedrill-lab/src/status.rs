@@ -24,6 +24,24 @@ pub struct NodeStatus {
     pub timeline: Option<u32>,
 }
 
+impl NodeStatus {
+    /// A node's row with only a role (and a note): stores whose nodes have
+    /// no timeline or byte lag.
+    pub fn of(n: &crate::NodeState, role: String, replication: Option<String>) -> NodeStatus {
+        NodeStatus {
+            name: n.name.clone(),
+            pid: n.proc.map(|p| p.pid),
+            alive: n.proc.is_some_and(|p| p.is_alive()),
+            port: n.port,
+            role,
+            replication,
+            lag_bytes: None,
+            lag_s: None,
+            timeline: None,
+        }
+    }
+}
+
 /// A plain-text table, one row per node.
 pub fn render_status(state: &LabState, st: &[NodeStatus]) -> String {
     let header = ["NODE", "PID", "PORT", "ROLE", "TL", "LAG", "REPLICATION"];

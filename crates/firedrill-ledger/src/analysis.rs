@@ -19,9 +19,21 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
     let Some(disaster) = disaster_step(&timeline.faults) else {
         return analyze_without_fault(ops, timeline, audit, slo);
     };
-    let t_fault = disaster.t_start;
+    // A step can hit several nodes at once (a zone): the disaster began
+    // when the first injection started and was in effect when the last was.
+    let records = timeline.faults.iter().filter(|f| {
+        std::ptr::eq(*f, disaster) || (disaster.disaster && f.disaster && f.step == disaster.step)
+    });
+    let t_fault = records
+        .clone()
+        .map(|f| f.t_start)
+        .min()
+        .unwrap_or(disaster.t_start);
     // A failed injection never took effect: its start is the best bound.
-    let t_fault_done = disaster.t_done.unwrap_or(t_fault);
+    let t_fault_done = records
+        .map(|f| f.t_done.unwrap_or(f.t_start))
+        .max()
+        .unwrap_or(t_fault);
     let first_step = timeline
         .faults
         .iter()

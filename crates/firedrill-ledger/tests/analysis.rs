@@ -103,6 +103,37 @@ fn known_cut_gives_rpo_from_first_ack_after_cut() {
     assert_eq!(a.ops.ok, 100);
 }
 
+/// A zone step hits several nodes at once: the disaster starts with the
+/// first injection and is in effect when the last one is, and the loss
+/// window and zombies count from there.
+#[test]
+fn a_step_on_several_nodes_spans_all_its_records() {
+    let ops = ops_every_10us(10, 1010, |t| (Outcome::Ok, t + 5));
+    let audit = AuditSet::new(
+        ops.iter()
+            .filter(|o| o.t_done <= 300)
+            .map(|o| o.seq)
+            .collect(),
+    );
+    let mut a_rec = fault("kill", 500, Some(520), true);
+    a_rec.node = "n1".into();
+    let mut b_rec = fault("kill", 498, Some(560), true);
+    b_rec.node = "n2".into();
+    let tl = timeline(vec![a_rec, b_rec], 1010);
+    let a = analyze(&ops, &tl, &audit, &SLO);
+    assert_eq!(a.t_fault_us, Some(498));
+    assert_eq!(a.t_fault_done_us, Some(560));
+    assert_eq!(a.rpo.achieved_s, s(560 - 305));
+    // Negative control: one record alone gives its own instants.
+    let one = analyze(
+        &ops,
+        &timeline(vec![fault("kill", 500, Some(520), true)], 1010),
+        &audit,
+        &SLO,
+    );
+    assert_eq!(one.t_fault_done_us, Some(520));
+}
+
 /// The same on the synthetic drill: RPO ≈ the time between cut and fault.
 #[test]
 fn synthetic_cut_rpo_matches_cut() {

@@ -1,6 +1,7 @@
 //! Lab and drill specs: parse first, validate second, and report every
 //! problem at once with `file:line:column`, before anything touches a store.
 
+mod checks;
 mod duration;
 mod store;
 mod types;

@@ -65,6 +65,11 @@ pub trait StoreSpec: Send + Sync {
         _out: &mut Vec<Diagnostic>,
     ) {
     }
+    /// Roles a fault step may name that the store resolves itself when the
+    /// step runs (`Target::resolve_role`), besides primary and standby.
+    fn roles(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// The fault kinds this store can take.
     fn faults(&self) -> &'static [FaultAction];
     /// What to use instead of a fault this store cannot take.

@@ -281,8 +281,15 @@ pub struct FaultStep {
     /// Offset from the end of warmup.
     pub at: Spanned<Dur>,
     pub action: Spanned<FaultAction>,
-    /// A node name, or a role: `primary`, `standby`, `sync_standby`.
-    pub node: Spanned<String>,
+    /// A node name, or a role: `primary`, `standby`, `sync_standby`, or
+    /// one the store resolves itself (Kafka's `leader`, `controller`).
+    #[serde(default)]
+    pub node: Option<Spanned<String>>,
+    /// Instead of `node`: every node of this zone, hit at the same instant.
+    pub zone: Option<Spanned<String>>,
+    /// With a role the store resolves per partition (`leader`): which
+    /// partition (default 0).
+    pub partition: Option<Spanned<u32>>,
     /// Heal automatically after this long (pause, cut_replication).
     #[serde(rename = "for")]
     pub for_: Option<Spanned<Dur>>,
@@ -301,6 +308,24 @@ pub struct FaultStep {
     /// postmaster (Patroni restarts it locally); by default the whole node
     /// (Patroni and its postmaster) is hit, as in a machine failure.
     pub kill_process: Option<Spanned<String>>,
+}
+
+impl FaultStep {
+    /// The node or role named, "" when the step names a zone instead.
+    pub fn node_name(&self) -> &str {
+        self.node
+            .as_ref()
+            .map(|n| n.get_ref().as_str())
+            .unwrap_or("")
+    }
+    /// Where the step says what it hits: its node, else its zone, else the action.
+    pub fn target_span(&self) -> std::ops::Range<usize> {
+        self.node
+            .as_ref()
+            .map(|n| n.span())
+            .or_else(|| self.zone.as_ref().map(|z| z.span()))
+            .unwrap_or_else(|| self.action.span())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

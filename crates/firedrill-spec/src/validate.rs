@@ -1,8 +1,9 @@
 //! Semantic checks that serde cannot do. Every check runs, so the user sees
 //! every problem in one go.
 
+use crate::checks::{check_recovery, check_slo, check_workload, conninfo_has_password};
 use crate::store::{check_unknown_keys, Stores};
-use crate::{Diagnostic, DrillSpec, FaultAction, LabSpec, LoadedSpec, WorkloadMode};
+use crate::{Diagnostic, DrillSpec, FaultAction, LabSpec, LoadedSpec};
 use std::collections::HashSet;
 
 /// Roles a fault step may name instead of a node. They are resolved when the
@@ -49,6 +50,11 @@ pub struct NodeUniverse {
     /// The kind of store (its registry name): which faults make sense is
     /// the store's to say.
     pub kind: String,
+    /// Roles the store resolves itself when the step runs (Kafka's
+    /// `leader`), besides the generic ones.
+    pub roles: Vec<String>,
+    /// Failure domains: zone name → its nodes.
+    pub zones: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl NodeUniverse {
@@ -126,8 +132,11 @@ pub fn validate_drill(
     }
 
     let own = own_universe(spec, d, stores, &mut out);
-    let universe = universe.cloned().or(own);
+    let mut universe = universe.cloned().or(own);
     let store = universe.as_ref().and_then(|u| stores.get(&u.kind));
+    if let (Some(u), Some(st)) = (universe.as_mut(), store) {
+        u.roles = st.roles().iter().map(|r| r.to_string()).collect();
+    }
 
     check_workload(spec, d, &mut out);
     check_target_options(spec, d, universe.as_ref(), stores, &mut out);
@@ -262,93 +271,75 @@ fn own_universe(
     }
 }
 
-fn conninfo_has_password(ci: &str) -> bool {
-    let lower = ci.to_ascii_lowercase();
-    lower
-        .split_whitespace()
-        .any(|kv| kv.starts_with("password"))
-        || (lower.contains("://") && lower.contains('@') && {
-            // scheme://user:secret@host
-            let after = lower.split("://").nth(1).unwrap_or("");
-            after
-                .split('@')
-                .next()
-                .is_some_and(|userinfo| userinfo.contains(':'))
-        })
-}
-
-fn check_workload(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
-    let w = &d.workload;
-    match w.mode {
-        WorkloadMode::Closed => {
-            if let Some(r) = &w.rate {
-                out.push(spec.at(
-                    r.span(),
-                    "rate is for mode = \"rate\"; closed mode runs as fast as the store allows",
-                ));
-            }
-            if let Some(m) = &w.max_in_flight {
-                out.push(spec.at(
-                    m.span(),
-                    "max_in_flight is for mode = \"rate\"; closed mode has `clients`",
-                ));
-            }
-            if let Some(c) = &w.clients {
-                if *c.get_ref() == 0 || *c.get_ref() > 1000 {
-                    out.push(spec.at(c.span(), "clients must be between 1 and 1000"));
-                }
-            }
-        }
-        WorkloadMode::Rate => {
-            if let Some(c) = &w.clients {
-                out.push(spec.at(
-                    c.span(),
-                    "clients is for mode = \"closed\"; rate mode has max_in_flight",
-                ));
-            }
-            match &w.rate {
-                None => {
-                    out.push(spec.at(0..0, "mode = \"rate\" needs rate (operations per second)"))
-                }
-                Some(r) if !(*r.get_ref() > 0.0 && *r.get_ref() <= 1_000_000.0) => {
-                    out.push(spec.at(
-                        r.span(),
-                        "rate must be between 0 and 1000000 operations per second",
-                    ))
-                }
-                _ => {}
-            }
-            if let Some(m) = &w.max_in_flight {
-                if *m.get_ref() == 0 || *m.get_ref() > 1000 {
-                    out.push(spec.at(m.span(), "max_in_flight must be between 1 and 1000"));
-                }
-            }
-        }
-    }
-    if w.duration.get_ref().is_zero() {
-        out.push(spec.at(w.duration.span(), "duration must be more than 0"));
-    }
-    if w.op_timeout.is_zero() {
-        out.push(spec.at(0..0, "workload.op_timeout must be more than 0"));
-    }
-    if w.payload_bytes > 1 << 20 {
-        out.push(spec.at(0..0, "workload.payload_bytes must be at most 1048576"));
-    }
-}
-
 fn node_ok(u: Option<&NodeUniverse>, name: &str) -> Result<(), String> {
     let Some(u) = u else { return Ok(()) };
     if name == "sync_standby" && !u.sync {
         return Err("sync_standby needs a target with replication = \"sync\"".into());
     }
-    if ROLES.contains(&name) || u.names.iter().any(|n| n == name) {
+    let store_role = u.roles.iter().any(|r| r == name);
+    if ROLES.contains(&name) || store_role || u.names.iter().any(|n| n == name) {
         return Ok(());
     }
+    let roles: Vec<&str> = ROLES
+        .iter()
+        .copied()
+        .chain(u.roles.iter().map(String::as_str))
+        .collect();
     Err(format!(
         "no node named {name:?}; the nodes are {} (or a role: {})",
         u.names.join(", "),
-        ROLES.join(", ")
+        roles.join(", ")
     ))
+}
+
+/// A step names what it hits once: a node (or role), or a zone that the
+/// target has; `partition` only goes with a role the store resolves.
+fn check_step_target(
+    spec: &LoadedSpec,
+    s: &crate::FaultStep,
+    u: Option<&NodeUniverse>,
+    out: &mut Vec<Diagnostic>,
+) {
+    match (&s.node, &s.zone) {
+        (Some(_), Some(z)) => out.push(spec.at(z.span(), "give node or zone, not both")),
+        (None, None) => out.push(spec.at(
+            s.action.span(),
+            "the step needs node = \"NAME\" (or a role) or zone = \"ZONE\"",
+        )),
+        (Some(n), None) => {
+            if let Err(m) = node_ok(u, n.get_ref()) {
+                out.push(spec.at(n.span(), m));
+            }
+        }
+        (None, Some(z)) => {
+            if let Some(u) = u {
+                if !u.zones.contains_key(z.get_ref()) {
+                    let known: Vec<&str> = u.zones.keys().map(String::as_str).collect();
+                    out.push(spec.at(
+                        z.span(),
+                        if known.is_empty() {
+                            format!("no zone named {:?}: this target has no zones", z.get_ref())
+                        } else {
+                            format!(
+                                "no zone named {:?}; the zones are {}",
+                                z.get_ref(),
+                                known.join(", ")
+                            )
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(p) = &s.partition {
+        let by_store = u.is_none_or(|u| u.roles.iter().any(|r| r == s.node_name()));
+        if !by_store {
+            out.push(spec.at(
+                p.span(),
+                "partition goes with a role the store resolves per partition (e.g. node = \"leader\")",
+            ));
+        }
+    }
 }
 
 fn check_faults(
@@ -365,7 +356,7 @@ fn check_faults(
     steps.sort_by_key(|s| *s.at.get_ref());
     for s in steps {
         let action = *s.action.get_ref();
-        let node = s.node.get_ref().as_str();
+        let node = s.node_name();
         if *s.at.get_ref() > duration {
             out.push(spec.at(
                 s.at.span(),
@@ -376,14 +367,12 @@ fn check_faults(
                 ),
             ));
         }
-        if let Err(m) = node_ok(u, node) {
-            out.push(spec.at(s.node.span(), m));
-        }
+        check_step_target(spec, s, u, out);
         if action.is_process_fault() {
             if let Some(u) = u {
                 if u.names.iter().any(|n| n == node) && !u.with_pid.contains(node) {
                     out.push(spec.at(
-                        s.node.span(),
+                        s.target_span(),
                         format!(
                             "{} needs the pid of {node:?}: give {} for that endpoint",
                             action.as_str(),
@@ -412,7 +401,7 @@ fn check_faults(
         }
         if action == FaultAction::CutReplication && node == "primary" {
             out.push(spec.at(
-                s.node.span(),
+                s.target_span(),
                 "cut_replication applies to a standby: it stops the standby receiving WAL",
             ));
         }
@@ -439,7 +428,7 @@ fn check_faults(
             FaultAction::Resume => {
                 if !paused.remove(node) {
                     out.push(spec.at(
-                        s.node.span(),
+                        s.target_span(),
                         format!("resume of {node:?} with no earlier pause of {node:?}"),
                     ));
                 }
@@ -543,72 +532,12 @@ fn check_network_step(
         out.push(spec.at(s.action.span(), "bandwidth needs rate_kbps > 0"));
     }
     if let Some(l) = &s.link {
-        if *l.get_ref() == crate::LinkScope::Replication && s.node.get_ref() == "primary" {
+        if *l.get_ref() == crate::LinkScope::Replication && s.node_name() == "primary" {
             out.push(spec.at(
                 l.span(),
                 "link = \"replication\" is a standby's link to its primary: name a standby",
             ));
         }
-    }
-}
-
-fn check_recovery(
-    spec: &LoadedSpec,
-    d: &DrillSpec,
-    u: Option<&NodeUniverse>,
-    out: &mut Vec<Diagnostic>,
-) {
-    let r = &d.recovery;
-    let automatic = r.automatic.as_ref().is_some_and(|a| *a.get_ref());
-    let n = r.promote.is_some() as u8 + r.command.is_some() as u8 + automatic as u8;
-    if n > 1 {
-        out.push(spec.at(
-            0..0,
-            "[drill.recovery]: give one of promote, command or automatic",
-        ));
-    }
-    if let Some(p) = &r.promote {
-        let name = p.get_ref();
-        if name != "most_advanced" {
-            if ROLES.contains(&name.as_str()) {
-                out.push(spec.at(
-                    p.span(),
-                    "promote takes a node name or \"most_advanced\", not a role",
-                ));
-            } else if let Some(u) = u {
-                if !u.names.iter().any(|n| n == name) {
-                    out.push(spec.at(
-                        p.span(),
-                        format!(
-                            "no node named {name:?}; the nodes are {}",
-                            u.names.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(c) = &r.command {
-        if c.get_ref().trim().is_empty() {
-            out.push(spec.at(c.span(), "recovery command is empty"));
-        }
-    }
-}
-
-fn check_slo(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
-    let s = &d.slo;
-    let r = *s.success_ratio.get_ref();
-    if !(r > 0.0 && r <= 1.0) {
-        out.push(spec.at(s.success_ratio.span(), "success_ratio must be in (0, 1]"));
-    }
-    let b = *s.bucket.get_ref();
-    if b.0 < std::time::Duration::from_millis(1) {
-        out.push(spec.at(s.bucket.span(), "bucket must be at least 1ms"));
-    } else if b > s.stable_for && !s.stable_for.is_zero() {
-        out.push(spec.at(s.bucket.span(), "bucket must not be longer than stable_for"));
-    }
-    if s.recovery_timeout.is_zero() {
-        out.push(spec.at(0..0, "slo.recovery_timeout must be more than 0"));
     }
 }
 

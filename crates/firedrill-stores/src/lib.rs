@@ -120,6 +120,26 @@ pub fn specs() -> Stores {
     )
 }
 
+/// The faults every store whose nodes are processes firedrill started can take.
+#[allow(dead_code)] // every store is a feature; some builds use none of these
+pub(crate) const PROCESS_FAULTS: &[firedrill_spec::FaultAction] = &[
+    firedrill_spec::FaultAction::Kill,
+    firedrill_spec::FaultAction::Stop,
+    firedrill_spec::FaultAction::Pause,
+    firedrill_spec::FaultAction::Resume,
+];
+
+/// The universe of a lab whose every node is a process firedrill knows.
+#[allow(dead_code)]
+pub(crate) fn plain_universe(kind: &str, names: Vec<String>) -> firedrill_spec::NodeUniverse {
+    firedrill_spec::NodeUniverse {
+        with_pid: names.iter().cloned().collect(),
+        names,
+        kind: kind.into(),
+        ..firedrill_spec::NodeUniverse::default()
+    }
+}
+
 /// `kill_process` needs a manager that restarts the server; stores whose
 /// node is the server itself refuse it here.
 pub fn refuse_kill_process(spec: &LoadedSpec, s: &FaultStep, out: &mut Vec<Diagnostic>) {

@@ -88,6 +88,34 @@ fn unknown_node_points_at_value() {
 }
 
 #[test]
+fn a_zone_must_exist_and_comes_instead_of_a_node() {
+    // A PostgreSQL lab has no zones: naming one is an error at the value.
+    let src = GOOD.replace("node = \"primary\"", "zone = \"z2\"");
+    let e = drill_errors(&src);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.toml:17:8: no zone named \"z2\": this target has no zones"),
+        "{e:?}"
+    );
+    let both = GOOD.replace("node = \"primary\"", "node = \"primary\"\nzone = \"z1\"");
+    let e = drill_errors(&both);
+    assert!(
+        e.iter().any(|l| l.contains("give node or zone, not both")),
+        "{e:?}"
+    );
+    let neither = GOOD.replace("node = \"primary\"", "");
+    let e = drill_errors(&neither);
+    assert!(e.iter().any(|l| l.contains("the step needs node")), "{e:?}");
+    // `partition` needs a role the store resolves; PostgreSQL has none.
+    let part = GOOD.replace("node = \"primary\"", "node = \"primary\"\npartition = 1");
+    let e = drill_errors(&part);
+    assert!(
+        e.iter().any(|l| l.contains("partition goes with a role")),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn all_errors_at_once() {
     let src = GOOD
         .replace("node = \"primary\"", "node = \"n9\"")

@@ -121,6 +121,19 @@ pub trait Target: Send + Sync {
     fn heartbeat_reader(&self, node: &str)
         -> Result<Option<Box<dyn HeartbeatReader>>, TargetError>;
 
+    /// The nodes a role the store resolves itself stands for right now
+    /// (Kafka's `leader` of `partition`, its active `controller`).
+    async fn resolve_role(
+        &self,
+        role: &str,
+        _partition: Option<u32>,
+    ) -> Result<Vec<String>, TargetError> {
+        Err(TargetError::Other(format!(
+            "a {} target has no role {role:?}",
+            self.kind()
+        )))
+    }
+
     /// Standbys the primary waits for before acknowledging.
     async fn sync_standbys(&self, _primary: &str) -> Result<Vec<String>, TargetError> {
         Ok(Vec::new())

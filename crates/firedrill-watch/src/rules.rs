@@ -191,73 +191,89 @@ fn render_domain(out: &mut String, plan: &Plan, dom: &WatchedDomain) {
             ),
         );
 
-        // Static labels keep the series of each objective apart (promtool
-        // lints same-named rules without them).
-        let rec_labels = [("domain", d.as_str()), ("disruption", dis.as_str())];
-        // The SLI: 1 while in breach or unobserved, 0 while within.
-        let missing = format!(
-            "label_replace(label_replace(vector(1), \"domain\", \"{d}\", \"\", \"\"), \"disruption\", \"{dis}\", \"\", \"\")"
-        );
+        render_slo(out, s, &sel, &exposure, &rpo_s, rpo, &labels);
+    }
+}
+
+/// The SLI recording rules and multiwindow burn-rate alerts of one
+/// objective: how much of its period a domain stays within its RPO.
+fn render_slo(
+    out: &mut String,
+    s: &crate::plan::Settings,
+    sel: &str,
+    exposure: &str,
+    rpo_s: &str,
+    rpo: std::time::Duration,
+    labels: &[(&str, &str); 3],
+) {
+    let d = labels[0].1;
+    let dis = labels[1].1;
+    // Static labels keep the series of each objective apart (promtool
+    // lints same-named rules without them).
+    let rec_labels = [("domain", d), ("disruption", dis)];
+    // The SLI: 1 while in breach or unobserved, 0 while within.
+    let missing = format!(
+        "label_replace(label_replace(vector(1), \"domain\", \"{d}\", \"\", \"\"), \"disruption\", \"{dis}\", \"\", \"\")"
+    );
+    record(
+        out,
+        "firedrill:rpo_breach",
+        &format!("({exposure} > bool {rpo_s}) or on () {missing}"),
+        &rec_labels,
+    );
+    let breach = format!("firedrill:rpo_breach{{{sel}}}");
+    let mut windows: Vec<(&str, u64)> = Vec::new();
+    for (lw, ls, sw, ss, _, _) in BURNS {
+        windows.push((lw, ls));
+        windows.push((sw, ss));
+    }
+    windows.sort_by_key(|w| w.1);
+    windows.dedup();
+    for (w, _) in &windows {
         record(
             out,
-            "firedrill:rpo_breach",
-            &format!("({exposure} > bool {rpo_s}) or on () {missing}"),
+            &format!("firedrill:rpo_breach:ratio_rate{w}"),
+            &format!("avg_over_time({breach}[{w}])"),
             &rec_labels,
         );
-        let breach = format!("firedrill:rpo_breach{{{sel}}}");
-        let mut windows: Vec<(&str, u64)> = Vec::new();
-        for (lw, ls, sw, ss, _, _) in BURNS {
-            windows.push((lw, ls));
-            windows.push((sw, ss));
-        }
-        windows.sort_by_key(|w| w.1);
-        windows.dedup();
-        for (w, _) in &windows {
-            record(
-                out,
-                &format!("firedrill:rpo_breach:ratio_rate{w}"),
-                &format!("avg_over_time({breach}[{w}])"),
-                &rec_labels,
-            );
-        }
-        let period = period_name(s.period);
-        record(
-            out,
-            &format!("firedrill:rpo_compliance:ratio_{period}"),
-            &format!("1 - avg_over_time(firedrill:rpo_breach:ratio_rate5m{{{sel}}}[{period}])"),
-            &rec_labels,
-        );
-        let budget = num(1.0 - s.compliance);
-        for sev in ["page", "ticket"] {
-            let mut parts = Vec::new();
-            let mut desc = Vec::new();
-            for (lw, ls, sw, _, share, bsev) in BURNS {
-                if bsev != sev {
-                    continue;
-                }
-                let f = num(burn_factor(share, s.period, ls));
-                parts.push(format!(
-                    "(firedrill:rpo_breach:ratio_rate{lw}{{{sel}}} > ({f} * {budget}) and firedrill:rpo_breach:ratio_rate{sw}{{{sel}}} > ({f} * {budget}))"
-                ));
-                desc.push(format!("{f}x over {lw} and {sw}"));
+    }
+    let period = period_name(s.period);
+    record(
+        out,
+        &format!("firedrill:rpo_compliance:ratio_{period}"),
+        &format!("1 - avg_over_time(firedrill:rpo_breach:ratio_rate5m{{{sel}}}[{period}])"),
+        &rec_labels,
+    );
+    let budget = num(1.0 - s.compliance);
+    for sev in ["page", "ticket"] {
+        let mut parts = Vec::new();
+        let mut desc = Vec::new();
+        for (lw, ls, sw, _, share, bsev) in BURNS {
+            if bsev != sev {
+                continue;
             }
-            let mut l = labels.to_vec();
-            l.push(("severity", sev));
-            alert(
-                out,
-                "FiredrillRpoBudgetBurn",
-                &parts.join("\nor\n"),
-                "0s",
-                &l,
-                &format!("{d} is burning its RPO compliance budget on {dis}"),
-                &format!(
-                    "Data domain {d} is spending the time it may spend beyond its {dis} RPO of {} too fast ({}): at this pace it stays within its objective less than {}% of {period}. The breach ratio counts the time the exposure was above the objective or not observed.",
-                    human(rpo),
-                    desc.join(", or "),
-                    num(s.compliance * 100.0)
-                ),
-            );
+            let f = num(burn_factor(share, s.period, ls));
+            parts.push(format!(
+                "(firedrill:rpo_breach:ratio_rate{lw}{{{sel}}} > ({f} * {budget}) and firedrill:rpo_breach:ratio_rate{sw}{{{sel}}} > ({f} * {budget}))"
+            ));
+            desc.push(format!("{f}x over {lw} and {sw}"));
         }
+        let mut l = labels.to_vec();
+        l.push(("severity", sev));
+        alert(
+            out,
+            "FiredrillRpoBudgetBurn",
+            &parts.join("\nor\n"),
+            "0s",
+            &l,
+            &format!("{d} is burning its RPO compliance budget on {dis}"),
+            &format!(
+                "Data domain {d} is spending the time it may spend beyond its {dis} RPO of {} too fast ({}): at this pace it stays within its objective less than {}% of {period}. The breach ratio counts the time the exposure was above the objective or not observed.",
+                human(rpo),
+                desc.join(", or "),
+                num(s.compliance * 100.0)
+            ),
+        );
     }
 }
 
@@ -279,7 +295,6 @@ fn record(out: &mut String, name: &str, expr: &str, labels: &[(&str, &str)]) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn alert(
     out: &mut String,
     name: &str,

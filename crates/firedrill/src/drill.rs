@@ -66,6 +66,7 @@ impl LabEnv {
                     })
                     .collect(),
                 veth: n.net.as_ref().map(|net| net.veth.clone()),
+                zone: n.zone.clone(),
             })
             .collect()
     }
@@ -185,6 +186,11 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
             if let Ok(s) = LabState::load(&dir) {
                 if let Some(mut u) = NodeUniverse::from_lab(&s.spec, &firedrill_stores::specs()) {
                     u.names = s.nodes.iter().map(|n| n.name.clone()).collect();
+                    for n in &s.nodes {
+                        if let Some(z) = &n.zone {
+                            u.zones.entry(z.clone()).or_default().push(n.name.clone());
+                        }
+                    }
                     universe = Some(u);
                 }
                 state = Some(s);
@@ -248,84 +254,14 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
         )));
     }
 
-    let version_nodes: Vec<(String, String)> = match &target {
-        Target::Lab(s) => s
-            .nodes
-            .iter()
-            .map(|n| (n.name.clone(), n.conninfo.clone()))
-            .collect(),
-        Target::Endpoints(t) => t
-            .nodes
-            .iter()
-            .map(|n| (n.name.get_ref().clone(), n.conninfo.get_ref().clone()))
-            .collect(),
-    };
-    // Network faults against explicit endpoints run through the embedded
-    // proxy; it lives until the drill ends.
-    let mut embedded: Option<crate::embedded::EmbeddedProxy> = None;
-    let (mut env, desc, cleanup, opener): (Box<dyn Environment>, String, bool, _) = match target {
-        Target::Lab(s) => {
-            let store = crate::lab::store_of(&s.spec)?;
-            let opener = store.lab_target(&s, d.target.as_ref(), &d.workload);
-            let desc = format!(
-                "lab {} ({}, {})",
-                s.name,
-                s.nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                store.settings(&s.spec)
-            );
-            (Box::new(LabEnv { state: *s, store }), desc, false, opener)
-        }
-        Target::Endpoints(t) => {
-            let store = firedrill_stores::of(t.kind())
-                .ok_or_else(|| Failure::input(firedrill_stores::specs().unknown_kind(t.kind())))?;
-            let opener = store.endpoint_target(&t, &d.workload);
-            let mut nodes: Vec<NodeSpec> = t
-                .nodes
-                .iter()
-                .map(|n| NodeSpec {
-                    name: n.name.get_ref().clone(),
-                    conninfo: n.conninfo.get_ref().clone(),
-                    client_conninfo: None,
-                    links: Vec::new(),
-                    veth: None,
-                    proc: match store.endpoint_pid_file(n) {
-                        Some(p) => ProcSource::PidFile(p),
-                        None => ProcSource::None,
-                    },
-                })
-                .collect();
-            if d.faults
-                .iter()
-                .any(|f| f.action.get_ref().is_network_fault())
-            {
-                let p = crate::embedded::EmbeddedProxy::start()
-                    .map_err(|e| Failure::aborted(format!("embedded proxy: {e}")))?;
-                p.front(store, &mut nodes).await.map_err(Failure::input)?;
-                embedded = Some(p);
-            }
-            let desc = format!(
-                "endpoints ({})",
-                nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            (
-                Box::new(EndpointEnv {
-                    nodes,
-                    reset_command: t.reset_command.clone(),
-                }),
-                desc,
-                true,
-                opener,
-            )
-        }
-    };
+    let Prepared {
+        mut env,
+        desc,
+        cleanup,
+        opener,
+        embedded,
+        version_nodes,
+    } = prepare(target, d).await?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
     let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
@@ -415,6 +351,109 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             })
         }
     }
+}
+
+/// What a drill runs against, made ready: the environment that prepares
+/// each trial, its description, the target opener, and the embedded proxy
+/// that must live until the drill ends.
+struct Prepared {
+    env: Box<dyn Environment>,
+    desc: String,
+    cleanup: bool,
+    opener: std::sync::Arc<dyn firedrill_targets::TargetOpener>,
+    embedded: Option<crate::embedded::EmbeddedProxy>,
+    version_nodes: Vec<(String, String)>,
+}
+
+/// Turns the resolved target into a [`Prepared`] one, through its store.
+async fn prepare(target: Target, d: &firedrill_spec::DrillSpec) -> Result<Prepared, Failure> {
+    let version_nodes: Vec<(String, String)> = match &target {
+        Target::Lab(s) => s
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.conninfo.clone()))
+            .collect(),
+        Target::Endpoints(t) => t
+            .nodes
+            .iter()
+            .map(|n| (n.name.get_ref().clone(), n.conninfo.get_ref().clone()))
+            .collect(),
+    };
+    // Network faults against explicit endpoints run through the embedded
+    // proxy; it lives until the drill ends.
+    let mut embedded: Option<crate::embedded::EmbeddedProxy> = None;
+    let (env, desc, cleanup, opener): (Box<dyn Environment>, String, bool, _) = match target {
+        Target::Lab(s) => {
+            let store = crate::lab::store_of(&s.spec)?;
+            let opener = store.lab_target(&s, d.target.as_ref(), &d.workload);
+            let desc = format!(
+                "lab {} ({}, {})",
+                s.name,
+                s.nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                store.settings(&s.spec)
+            );
+            (Box::new(LabEnv { state: *s, store }), desc, false, opener)
+        }
+        Target::Endpoints(t) => {
+            let store = firedrill_stores::of(t.kind())
+                .ok_or_else(|| Failure::input(firedrill_stores::specs().unknown_kind(t.kind())))?;
+            let opener = store.endpoint_target(&t, &d.workload);
+            let mut nodes: Vec<NodeSpec> = t
+                .nodes
+                .iter()
+                .map(|n| NodeSpec {
+                    name: n.name.get_ref().clone(),
+                    conninfo: n.conninfo.get_ref().clone(),
+                    client_conninfo: None,
+                    links: Vec::new(),
+                    veth: None,
+                    zone: None,
+                    proc: match store.endpoint_pid_file(n) {
+                        Some(p) => ProcSource::PidFile(p),
+                        None => ProcSource::None,
+                    },
+                })
+                .collect();
+            if d.faults
+                .iter()
+                .any(|f| f.action.get_ref().is_network_fault())
+            {
+                let p = crate::embedded::EmbeddedProxy::start()
+                    .map_err(|e| Failure::aborted(format!("embedded proxy: {e}")))?;
+                p.front(store, &mut nodes).await.map_err(Failure::input)?;
+                embedded = Some(p);
+            }
+            let desc = format!(
+                "endpoints ({})",
+                nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            (
+                Box::new(EndpointEnv {
+                    nodes,
+                    reset_command: t.reset_command.clone(),
+                }),
+                desc,
+                true,
+                opener,
+            )
+        }
+    };
+    Ok(Prepared {
+        env,
+        desc,
+        cleanup,
+        opener,
+        embedded,
+        version_nodes,
+    })
 }
 
 /// The server's version for run.json, asked of the first node that answers.

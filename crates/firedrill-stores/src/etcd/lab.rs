@@ -56,12 +56,12 @@ pub(crate) fn members(
             port: ports[i],
             peer_port: Some(ports[n + i]),
             api_port: None,
+            zone: None,
             data_dir: dir.join(sub).join(name),
             log_file: dir.join("logs").join(format!("{log_prefix}{name}.log")),
             proc: None,
             conninfo: format!("http://127.0.0.1:{}", ports[i]),
             net: None,
-            zone: None,
         })
         .collect()
 }
@@ -261,17 +261,7 @@ pub(crate) fn status(state: &LabState) -> Vec<NodeStatus> {
                     Err(_) => ("unreachable".into(), None),
                 }
             };
-            NodeStatus {
-                name: n.name.clone(),
-                pid: n.proc.map(|p| p.pid),
-                alive,
-                port: n.port,
-                role,
-                replication,
-                lag_bytes: None,
-                lag_s: None,
-                timeline: None,
-            }
+            NodeStatus::of(n, role, replication)
         })
         .collect()
 }

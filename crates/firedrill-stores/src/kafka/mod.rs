@@ -20,15 +20,6 @@ use std::sync::Arc;
 
 pub struct KafkaStore;
 
-impl KafkaStore {
-    /// The roles a Kafka target resolves itself (`node = "leader"`, with
-    /// `partition = N`, and `node = "controller"`). To become
-    /// `StoreSpec::roles` once the spec has it.
-    pub fn roles() -> &'static [&'static str] {
-        &["leader", "controller"]
-    }
-}
-
 impl StoreSpec for KafkaStore {
     fn kind(&self) -> &'static str {
         "kafka"
@@ -48,13 +39,25 @@ impl StoreSpec for KafkaStore {
             Err(d) => out.push(d),
         }
     }
+    /// `node = "leader"` (with `partition = N`) and `node = "controller"`.
+    fn roles(&self) -> &'static [&'static str] {
+        &["leader", "controller"]
+    }
     fn lab_universe(&self, lab: &LabSpec) -> NodeUniverse {
-        let names = KafkaLab::of(lab).node_names();
+        let o = KafkaLab::of(lab);
+        let names = o.node_names();
+        let mut zones = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (i, n) in names.iter().enumerate() {
+            if let Some(z) = o.zone_of(i) {
+                zones.entry(z).or_default().push(n.clone());
+            }
+        }
         NodeUniverse {
             with_pid: names.iter().cloned().collect(),
             names,
             proxied: lab.links == Links::Proxied,
             kind: self.kind().into(),
+            zones,
             ..NodeUniverse::default()
         }
     }

@@ -51,12 +51,12 @@ fn nodes(dir: &Path, names: &[String], ports: &[u16]) -> Vec<NodeState> {
             port: ports[i],
             peer_port: Some(ports[n + i]),
             api_port: Some(ports[2 * n + i]),
+            zone: None,
             data_dir: dir.join("data").join(name),
             log_file: dir.join("logs").join(format!("{name}.log")),
             proc: None,
             conninfo: format!("nats://127.0.0.1:{}", ports[i]),
             net: None,
-            zone: None,
         })
         .collect()
 }
@@ -246,17 +246,7 @@ pub(crate) fn status(state: &LabState) -> Vec<NodeStatus> {
                     Err(e) => ("unreachable".into(), Some(e)),
                 }
             };
-            NodeStatus {
-                name: n.name.clone(),
-                pid: n.proc.map(|p| p.pid),
-                alive,
-                port: n.port,
-                role,
-                replication,
-                lag_bytes: None,
-                lag_s: None,
-                timeline: None,
-            }
+            NodeStatus::of(n, role, replication)
         })
         .collect()
 }

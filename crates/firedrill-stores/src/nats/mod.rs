@@ -35,21 +35,10 @@ impl StoreSpec for NatsStore {
         }
     }
     fn lab_universe(&self, lab: &LabSpec) -> NodeUniverse {
-        let names = NatsLab::of(lab).node_names();
-        NodeUniverse {
-            with_pid: names.iter().cloned().collect(),
-            names,
-            kind: self.kind().into(),
-            ..NodeUniverse::default()
-        }
+        crate::plain_universe(self.kind(), NatsLab::of(lab).node_names())
     }
     fn faults(&self) -> &'static [FaultAction] {
-        &[
-            FaultAction::Kill,
-            FaultAction::Stop,
-            FaultAction::Pause,
-            FaultAction::Resume,
-        ]
+        crate::PROCESS_FAULTS
     }
     fn fault_hint(&self, action: FaultAction) -> Option<&'static str> {
         match action {

@@ -60,6 +60,7 @@ pub(crate) fn build(
                 port: ports[i],
                 peer_port: None,
                 api_port: Some(ports[n + i]),
+                zone: None,
                 data_dir: dir.join("data").join(name),
                 log_file: dir.join("logs").join(format!("{name}.log")),
                 proc: None,
@@ -68,7 +69,6 @@ pub(crate) fn build(
                     ports[i]
                 ),
                 net: None,
-                zone: None,
             })
             .collect(),
         proxy: None,

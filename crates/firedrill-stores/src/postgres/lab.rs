@@ -467,9 +467,9 @@ mod tests {
             proc: None,
             conninfo: String::new(),
             net: None,
-            zone: None,
             peer_port: None,
             api_port: None,
+            zone: None,
         };
         let st = LabState {
             name: "m".into(),

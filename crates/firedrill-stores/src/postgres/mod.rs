@@ -106,6 +106,7 @@ pub(crate) fn pg_universe(
         netns: lab.links == Links::Netns,
         clients_proxy: false,
         kind: kind.into(),
+        ..NodeUniverse::default()
     }
 }
 

@@ -94,9 +94,9 @@ pub(crate) fn build(
         proc: None,
         conninfo: format!("{HOST}:{port}"),
         net: None,
-        zone: None,
         peer_port: None,
         api_port: None,
+        zone: None,
     };
     let mut state = LabState {
         name: spec.name.get_ref().clone(),

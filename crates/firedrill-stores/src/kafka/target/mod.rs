@@ -212,42 +212,6 @@ impl KafkaTarget {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-
-    /// The node names a role names: `leader` (of `partition`, default 0)
-    /// or `controller` (the active KRaft controller). To become
-    /// `Target::resolve_role` once the engine has it.
-    pub async fn resolve_role(
-        &self,
-        role: &str,
-        partition: Option<u32>,
-    ) -> Result<Vec<String>, TargetError> {
-        match role {
-            "leader" => {
-                let p = partition.unwrap_or(0) as i32;
-                let m = self.fetch(Some(&self.topic), Duration::from_secs(2)).await?;
-                let part = m
-                    .partition(&self.topic, p)
-                    .ok_or_else(|| TargetError::Other(format!("{} has no partition {p}", self.topic)))?;
-                self.name_of(part.leader)
-                    .map(|n| vec![n])
-                    .ok_or_else(|| TargetError::Other(format!("partition {p} has no leader")))
-            }
-            "controller" => {
-                let lab = self.lab.as_ref().ok_or(TargetError::Unsupported {
-                    kind: "kafka",
-                    what: "find the active controller of endpoints (only a lab's quorum-state files tell it)",
-                })?;
-                let dirs: Vec<(String, PathBuf)> =
-                    lab.nodes.iter().map(|(n, d, _)| (n.clone(), d.clone())).collect();
-                super::lab::active_controller(&dirs)
-                    .map(|(n, _)| vec![n])
-                    .ok_or_else(|| TargetError::Other("no voter names a quorum leader".into()))
-            }
-            other => Err(TargetError::Other(format!(
-                "a Kafka target resolves the roles leader and controller, not {other:?}"
-            ))),
-        }
-    }
 }
 
 async fn create(
@@ -289,6 +253,41 @@ impl Target for KafkaTarget {
     }
     fn node_names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The node names a role names: `leader` (of `partition`, default 0)
+    /// or `controller` (the active KRaft controller).
+    async fn resolve_role(
+        &self,
+        role: &str,
+        partition: Option<u32>,
+    ) -> Result<Vec<String>, TargetError> {
+        match role {
+            "leader" => {
+                let p = partition.unwrap_or(0) as i32;
+                let m = self.fetch(Some(&self.topic), Duration::from_secs(2)).await?;
+                let part = m
+                    .partition(&self.topic, p)
+                    .ok_or_else(|| TargetError::Other(format!("{} has no partition {p}", self.topic)))?;
+                self.name_of(part.leader)
+                    .map(|n| vec![n])
+                    .ok_or_else(|| TargetError::Other(format!("partition {p} has no leader")))
+            }
+            "controller" => {
+                let lab = self.lab.as_ref().ok_or(TargetError::Unsupported {
+                    kind: "kafka",
+                    what: "find the active controller of endpoints (only a lab's quorum-state files tell it)",
+                })?;
+                let dirs: Vec<(String, PathBuf)> =
+                    lab.nodes.iter().map(|(n, d, _)| (n.clone(), d.clone())).collect();
+                super::lab::active_controller(&dirs)
+                    .map(|(n, _)| vec![n])
+                    .ok_or_else(|| TargetError::Other("no voter names a quorum leader".into()))
+            }
+            other => Err(TargetError::Other(format!(
+                "a Kafka target resolves the roles leader and controller, not {other:?}"
+            ))),
+        }
     }
 
     /// The first call creates the run's topics, so that the primary the
