@@ -143,20 +143,39 @@ async fn read_offline(t: &KafkaTarget, p: &Part) -> Result<Vec<u64>, TargetError
             p.id
         ))
     })?;
-    let holder = p
-        .isr
-        .iter()
-        .chain(&p.replicas)
-        .find_map(|id| lab.nodes.get(usize::try_from(*id - 1).ok()?))
-        .ok_or_else(|| TargetError::Other(format!("partition {} has no replica", p.id)))?;
-    let dir = holder.1.join(format!("{}-{}", t.topic, p.id));
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| TargetError::Other(format!("{}: {e}", dir.display())))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|f| f.extension().is_some_and(|x| x == "log"))
-        .map(|f| f.display().to_string())
-        .collect();
+    // The ISR of a partition whose last member is fenced can be empty
+    // (Kafka 4 keeps it in the ELR, which the metadata does not show), so
+    // the holder is the ISR member, else the replica, with the longest log
+    // on disk: the last leader, whose log the others' are a prefix of.
+    let candidates: Vec<i32> = if p.isr.is_empty() {
+        p.replicas.clone()
+    } else {
+        p.isr.clone()
+    };
+    let mut best: Option<(u64, Vec<String>)> = None;
+    for id in candidates {
+        let Some(node) = usize::try_from(id - 1).ok().and_then(|i| lab.nodes.get(i)) else {
+            continue;
+        };
+        let dir = node.1.join(format!("{}-{}", t.topic, p.id));
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut size = 0;
+        let mut files = Vec::new();
+        for e in rd.flatten() {
+            let f = e.path();
+            if f.extension().is_some_and(|x| x == "log") {
+                size += e.metadata().map(|m| m.len()).unwrap_or(0);
+                files.push(f.display().to_string());
+            }
+        }
+        if best.as_ref().is_none_or(|(s, _)| size > *s) {
+            best = Some((size, files));
+        }
+    }
+    let (_, mut files) = best
+        .ok_or_else(|| TargetError::Other(format!("partition {} has no replica log on disk", p.id)))?;
     files.sort();
     if files.is_empty() {
         return Ok(Vec::new());
@@ -164,7 +183,7 @@ async fn read_offline(t: &KafkaTarget, p: &Part) -> Result<Vec<u64>, TargetError
     let mut cmd = tokio::process::Command::new(&lab.java);
     cmd.args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp"])
         .arg(&lab.classpath)
-        .args(["kafka.tools.DumpLogSegments", "--print-data-log", "--files"])
+        .args(["org.apache.kafka.tools.DumpLogSegments", "--print-data-log", "--files"])
         .arg(files.join(","))
         .stdin(Stdio::null())
         .kill_on_drop(true);
