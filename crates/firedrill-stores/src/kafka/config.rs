@@ -140,6 +140,11 @@ pub struct KafkaTarget {
     /// `delivery.timeout.ms` (default the workload's op_timeout): how long
     /// librdkafka retries a record before reporting it failed.
     pub kafka_delivery_timeout: Option<Spanned<Dur>>,
+    /// `retries` (default librdkafka's, retry until the delivery timeout).
+    /// 0 reports a broker's rejection (`NOT_ENOUGH_REPLICAS`) as it is,
+    /// which the ledger records as `fail`; retried until the timeout it is
+    /// `MSG_TIMED_OUT`, an `unknown`.
+    pub kafka_retries: Option<Spanned<u32>>,
 }
 
 /// The acks a producer asks for.
@@ -180,6 +185,8 @@ pub struct Producer {
     pub linger: Duration,
     pub max_in_flight: u32,
     pub delivery_timeout: Duration,
+    /// None: librdkafka's default.
+    pub retries: Option<u32>,
 }
 
 impl KafkaTarget {
@@ -209,6 +216,7 @@ impl KafkaTarget {
                 .as_ref()
                 .map(|d| d.get_ref().0)
                 .unwrap_or(op_timeout),
+            retries: self.kafka_retries.as_ref().map(|r| *r.get_ref()),
         }
     }
 }
@@ -296,6 +304,14 @@ pub fn check_target(spec: &LoadedSpec, o: &KafkaTarget, out: &mut Vec<Diagnostic
     if let Some(d) = &o.kafka_delivery_timeout {
         if d.get_ref().0 < Duration::from_millis(10) {
             out.push(spec.at(d.span(), "kafka_delivery_timeout must be at least 10ms"));
+        }
+    }
+    if let Some(r) = &o.kafka_retries {
+        if *r.get_ref() == 0 && o.kafka_enable_idempotence == Some(true) {
+            out.push(spec.at(
+                r.span(),
+                "kafka_retries = 0 with kafka_enable_idempotence = true: an idempotent producer must retry",
+            ));
         }
     }
     if let Some(d) = &o.kafka_linger {

@@ -108,8 +108,9 @@ pub fn outcome_of(e: &KafkaError, status: rdsys::rd_kafka_msg_status_t) -> Outco
 }
 
 /// A producer as the workload configures it. `retries` are librdkafka's
-/// default (until the delivery timeout), so with idempotence off a retried
-/// record can be appended twice: the audit counts the duplicates.
+/// default (until the delivery timeout) unless `kafka_retries` says, so
+/// with idempotence off a retried record can be appended twice: the audit
+/// counts the duplicates.
 pub fn producer(
     bootstrap: &str,
     p: &Producer,
@@ -138,6 +139,9 @@ pub fn producer(
         .set("topic.metadata.refresh.interval.ms", "5000")
         .set("socket.connection.setup.timeout.ms", "2000")
         .set("log_level", "3");
+    if let Some(r) = p.retries {
+        c.set("retries", r.to_string());
+    }
     if p.acks == Acks::Zero {
         // librdkafka refuses idempotence without acks=all.
         c.set("enable.idempotence", "false");

@@ -384,6 +384,7 @@ impl Target for KafkaTarget {
             linger: Duration::ZERO,
             max_in_flight: 1,
             delivery_timeout: Duration::from_secs(1),
+            retries: None,
         };
         let prod = client::producer(&control_bootstrap(&self.nodes), &p)
             .map_err(|e| err(primary, e))?;
