@@ -208,6 +208,19 @@ fn bad_kafka_input_is_exit_2_with_position() {
         ),
         "kafka_acks",
     );
+    check_bad(
+        &GOOD
+            .replace("kind = \"kafka\"\n", "kind = \"kafka\"\nzones = 3\n")
+            .replace("node = \"primary\"", "zone = \"z9\""),
+        "no zone named \"z9\"; the zones are z1, z2, z3",
+    );
+    check_bad(
+        &GOOD.replace(
+            "kafka_acks = \"all\"",
+            "kafka_acks = \"all\"\nkafka_enable_idempotence = true\nkafka_retries = 0",
+        ),
+        "kafka_retries",
+    );
     assert!(
         !std::path::Path::new("/tmp/firedrill-kafka-bad-never").exists(),
         "a lab was started"

@@ -118,7 +118,7 @@ impl KafkaTarget {
             .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
             .collect();
         let bootstrap = control_bootstrap(nodes);
-        let meta = meta::meta_client(&bootstrap).map_err(|e| TargetError::Other(e))?;
+        let meta = meta::meta_client(&bootstrap).map_err(TargetError::Other)?;
         Ok(KafkaTarget {
             run_id: run_id.into(),
             nodes: nodes.to_vec(),
