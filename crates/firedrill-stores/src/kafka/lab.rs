@@ -573,7 +573,7 @@ fn wait_started(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
                 return Err(LabError::Exited {
                     node: n.name.clone(),
                     log: n.log_file.clone(),
-                    log_tail: log_tail(&n.log_file, 30),
+                    log_tail: first_errors(&text) + &log_tail(&n.log_file, 15),
                 });
             }
             still.push(i);
@@ -595,6 +595,31 @@ fn wait_started(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+/// The first ERROR/FATAL lines of a broker log (with the line after each,
+/// usually the exception), since a JVM that failed to start logs its whole
+/// shutdown after the cause.
+fn first_errors(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    for (i, l) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains(" ERROR ") || l.contains(" FATAL "))
+        .take(3)
+    {
+        out += l;
+        out += "\n";
+        if let Some(next) = lines.get(i + 1) {
+            out += next;
+            out += "\n";
+        }
+    }
+    if !out.is_empty() {
+        out += "...\n";
+    }
+    out
 }
 
 /// Stops the lab's JVMs with SIGKILL at once. The lab's data is removed
