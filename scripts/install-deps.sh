@@ -43,6 +43,37 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
+# Kafka labs (kind = "kafka") run Apache Kafka from the Maven Central jars
+# with the machine's Java: Debian has no Kafka package. The jars are
+# fetched once with the dependencies-only pom beside the store's code;
+# with the stamp present this does nothing (no mvn, no network).
+kafka_pom="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crates/firedrill-stores/src/kafka/pom.xml"
+KAFKA_VERSION="${KAFKA_VERSION:-4.3.1}"
+KAFKA_LIBS="${FIREDRILL_KAFKA_LIBS:-$HOME/.cache/firedrill/kafka-$KAFKA_VERSION/libs}"
+kafka_want="$KAFKA_VERSION $(sha256sum "$kafka_pom" | cut -d' ' -f1)"
+if [ ! -f "$KAFKA_LIBS/.firedrill-complete" ] || [ "$(cat "$KAFKA_LIBS/.firedrill-complete")" != "$kafka_want" ]; then
+  if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    echo "install-deps: installing Java 17 and Maven for the Kafka labs" >&2
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends openjdk-17-jre-headless maven
+  fi
+  mkdir -p "$(dirname "$KAFKA_LIBS")"
+  ktmp="$(mktemp -d "$(dirname "$KAFKA_LIBS")/.libs.tmp.XXXXXX")"
+  kargs=(-q -B -f "$kafka_pom" "-Dkafka.version=$KAFKA_VERSION" dependency:copy-dependencies
+    -DincludeScope=runtime "-DoutputDirectory=$ktmp")
+  if ! mvn -o "${kargs[@]}" >/dev/null 2>&1; then
+    echo "install-deps: fetching the Kafka $KAFKA_VERSION jars from Maven Central" >&2
+    rm -rf "${ktmp:?}"/*
+    mvn "${kargs[@]}" >&2
+  fi
+  for must in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar"; do
+    [ -f "$ktmp/$must" ] || { echo "install-deps: $must missing after copy-dependencies" >&2; exit 1; }
+  done
+  echo "$kafka_want" > "$ktmp/.firedrill-complete"
+  rm -rf "$KAFKA_LIBS"
+  mv "$ktmp" "$KAFKA_LIBS"
+fi
+
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi

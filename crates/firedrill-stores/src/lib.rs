@@ -94,6 +94,7 @@ stores! {
     "redis" => redis::RedisSentinelStore,
     "etcd" => etcd::EtcdStore,
     "nats" => nats::NatsStore,
+    "kafka" => kafka::KafkaStore,
 }
 
 /// The store of a kind, if this build has it.

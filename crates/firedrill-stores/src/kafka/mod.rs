@@ -1,0 +1,232 @@
+//! Apache Kafka (KRaft): a lab of 3 or 5 brokers (combined with the
+//! controllers, or beside 3 separate ones), and a target that produces one
+//! record per ledger entry with librdkafka and audits the drill topic.
+
+pub mod config;
+pub mod lab;
+mod status;
+pub mod target;
+
+use crate::Store;
+use config::{KafkaLab, KafkaTarget as KafkaTargetOptions};
+use firedrill_lab::{LabDriver, LabError, LabState, NodeStatus};
+use firedrill_spec::{
+    lab_view, target_view, Diagnostic, DrillSpec, FaultAction, FaultStep, LabSpec, LinkScope,
+    Links, LoadedSpec, NodeUniverse, StoreSpec, TargetSpec, WorkloadSpec,
+};
+use firedrill_targets::{Target, TargetError, TargetNode, TargetOpener};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct KafkaStore;
+
+impl StoreSpec for KafkaStore {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+    fn lab_keys(&self) -> &'static [&'static str] {
+        firedrill_spec::field_names::<KafkaLab>()
+    }
+    fn target_keys(&self) -> &'static [&'static str] {
+        firedrill_spec::field_names::<KafkaTargetOptions>()
+    }
+    fn links(&self) -> &'static [Links] {
+        &[Links::Direct, Links::Proxied]
+    }
+    fn check_lab(&self, spec: &LoadedSpec, _lab: &LabSpec, out: &mut Vec<Diagnostic>) {
+        match lab_view::<KafkaLab>(spec) {
+            Ok(o) => config::check_lab(spec, &o, out),
+            Err(d) => out.push(d),
+        }
+    }
+    /// `node = "leader"` (with `partition = N`) and `node = "controller"`.
+    fn roles(&self) -> &'static [&'static str] {
+        &["leader", "controller"]
+    }
+    fn lab_universe(&self, lab: &LabSpec) -> NodeUniverse {
+        let o = KafkaLab::of(lab);
+        let names = o.node_names();
+        let mut zones = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (i, n) in names.iter().enumerate() {
+            if let Some(z) = o.zone_of(i) {
+                zones.entry(z).or_default().push(n.clone());
+            }
+        }
+        NodeUniverse {
+            with_pid: names.iter().cloned().collect(),
+            names,
+            proxied: lab.links == Links::Proxied,
+            kind: self.kind().into(),
+            zones,
+            ..NodeUniverse::default()
+        }
+    }
+    fn check_target(
+        &self,
+        spec: &LoadedSpec,
+        _d: &DrillSpec,
+        _t: &TargetSpec,
+        _u: Option<&NodeUniverse>,
+        out: &mut Vec<Diagnostic>,
+    ) {
+        match target_view::<KafkaTargetOptions>(spec) {
+            Ok(o) => config::check_target(spec, &o, out),
+            Err(e) => out.push(e),
+        }
+    }
+    fn faults(&self) -> &'static [FaultAction] {
+        &[
+            FaultAction::Kill,
+            FaultAction::Stop,
+            FaultAction::Pause,
+            FaultAction::Resume,
+            FaultAction::Partition,
+            FaultAction::Latency,
+            FaultAction::Bandwidth,
+            FaultAction::Reset,
+        ]
+    }
+    fn fault_hint(&self, action: FaultAction) -> Option<&'static str> {
+        (action == FaultAction::CutReplication).then_some(
+            "cut_replication is a PostgreSQL fault; to cut a Kafka broker off from its followers use partition with link = \"peers\" (links = \"proxied\")",
+        )
+    }
+    fn check_step(
+        &self,
+        spec: &LoadedSpec,
+        s: &FaultStep,
+        _u: &NodeUniverse,
+        out: &mut Vec<Diagnostic>,
+    ) {
+        crate::refuse_kill_process(spec, s, out);
+        if let Some(l) = &s.link {
+            if *l.get_ref() == LinkScope::Replication {
+                out.push(spec.at(
+                    l.span(),
+                    "a Kafka lab proxies each broker's peers path (replication and the KRaft quorum), not each replication link: use link = \"peers\"",
+                ));
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LabDriver for KafkaStore {
+    fn build(
+        &self,
+        spec: &LabSpec,
+        dir: PathBuf,
+        preferred_ports: &[u16],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<LabState, LabError> {
+        lab::build(spec, dir, preferred_ports, progress)
+    }
+    fn stop(&self, state: &LabState) -> Result<(), LabError> {
+        lab::stop(state)
+    }
+    async fn status(&self, state: &LabState) -> Vec<NodeStatus> {
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || status::status(&st))
+            .await
+            .unwrap_or_default()
+    }
+    fn settings(&self, spec: &LabSpec) -> String {
+        let o = KafkaLab::of(spec);
+        let k = o.settings();
+        format!(
+            "kafka {}: {} brokers{}, zones {}, replication_factor {}, min.insync.replicas {}, unclean.leader.election {}, replica.lag.time.max {}, broker.session.timeout {}, heartbeat {}, partitions {}",
+            lab::KAFKA_VERSION,
+            o.brokers(),
+            if o.controller_count() > 0 {
+                format!(" + {} controllers", o.controller_count())
+            } else {
+                " (combined with the controllers)".into()
+            },
+            o.zone_count(),
+            k.replication_factor(),
+            k.min_insync(),
+            k.unclean_leader_election,
+            firedrill_spec::Dur(k.replica_lag_time_max()),
+            firedrill_spec::Dur(k.session_timeout()),
+            firedrill_spec::Dur(k.heartbeat_interval()),
+            k.partitions(),
+        )
+    }
+}
+
+/// Opens [`target::KafkaTarget`]s with the drill topic's settings and the
+/// producer's.
+#[derive(Debug, Clone)]
+pub struct KafkaOpener {
+    pub topic: target::TopicSettings,
+    pub producer: config::Producer,
+    pub lab: Option<target::LabInfo>,
+}
+
+impl TargetOpener for KafkaOpener {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+    fn open(
+        &self,
+        nodes: &[TargetNode],
+        _password: Option<&str>,
+        run_id: &str,
+    ) -> Result<Box<dyn Target>, TargetError> {
+        Ok(Box::new(target::KafkaTarget::new(
+            nodes,
+            run_id,
+            self.topic.clone(),
+            self.producer.clone(),
+            self.lab.clone(),
+        )?))
+    }
+}
+
+impl Store for KafkaStore {
+    fn lab_target(
+        &self,
+        s: &LabState,
+        t: Option<&TargetSpec>,
+        w: &WorkloadSpec,
+    ) -> Arc<dyn TargetOpener> {
+        let o = KafkaLab::of(&s.spec);
+        let k = o.settings();
+        let libs = if s.dir.join("libs").is_dir() {
+            s.dir.join("libs")
+        } else {
+            lab::find_libs(&o).unwrap_or_default()
+        };
+        Arc::new(KafkaOpener {
+            topic: target::TopicSettings {
+                partitions: k.partitions(),
+                replication_factor: k.replication_factor(),
+                min_insync: k.min_insync(),
+                unclean: k.unclean_leader_election,
+            },
+            producer: KafkaTargetOptions::of(t).producer(w.op_timeout.0),
+            lab: Some(target::LabInfo {
+                nodes: s
+                    .nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), n.data_dir.clone(), n.log_file.clone()))
+                    .collect(),
+                java: lab::find_java(&o).unwrap_or_else(|_| "java".into()),
+                classpath: format!("{}/*", libs.display()),
+                run_as: s.run_as.clone(),
+            }),
+        })
+    }
+    fn endpoint_target(&self, t: &TargetSpec, w: &WorkloadSpec) -> Arc<dyn TargetOpener> {
+        Arc::new(KafkaOpener {
+            topic: target::TopicSettings {
+                partitions: 3,
+                replication_factor: 3,
+                min_insync: 2,
+                unclean: false,
+            },
+            producer: KafkaTargetOptions::of(Some(t)).producer(w.op_timeout.0),
+            lab: None,
+        })
+    }
+}
