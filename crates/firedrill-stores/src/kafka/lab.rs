@@ -314,6 +314,17 @@ fn start_proxies(state: &mut LabState) -> Result<(), LabError> {
     state.save()
 }
 
+/// The KRaft voters' controller listeners, (name, host:port), for the
+/// target's quorum check.
+pub(crate) fn voter_addrs(state: &LabState) -> Vec<(String, String)> {
+    state
+        .nodes
+        .iter()
+        .filter(|n| is_voter(state, &n.name))
+        .filter_map(|n| Some((n.name.clone(), format!("{HOST}:{}", n.api_port?))))
+        .collect()
+}
+
 /// Controllers are the separate c* nodes, else every broker.
 fn is_voter(state: &LabState, name: &str) -> bool {
     let separate = state.nodes.iter().any(|n| is_controller_only(&n.name));

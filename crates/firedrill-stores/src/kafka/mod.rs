@@ -214,6 +214,7 @@ impl Store for KafkaStore {
                 java: lab::find_java(&o).unwrap_or_else(|_| "java".into()),
                 classpath: format!("{}/*", libs.display()),
                 run_as: s.run_as.clone(),
+                voters: lab::voter_addrs(s),
             }),
         })
     }

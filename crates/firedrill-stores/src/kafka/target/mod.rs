@@ -82,6 +82,40 @@ pub struct LabInfo {
     pub java: PathBuf,
     pub classpath: String,
     pub run_as: Option<firedrill_proc::RunAs>,
+    /// The KRaft voters' controller listeners (name, host:port).
+    pub voters: Vec<(String, String)>,
+}
+
+/// How many of `voters` accept a connection on their controller listener
+/// within `limit` each. A voter that refuses cannot vote, so fewer than a
+/// majority means no controller can be active.
+async fn voters_up(voters: &[(String, String)], limit: Duration) -> usize {
+    let tries = voters.iter().map(|(_, a)| async move {
+        matches!(
+            tokio::time::timeout(limit, tokio::net::TcpStream::connect(a.as_str())).await,
+            Ok(Ok(_))
+        )
+    });
+    futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|up| *up)
+        .count()
+}
+
+/// The warning for a lab whose KRaft quorum lost its majority, or None
+/// while a majority of the voters is up.
+pub async fn quorum_warning(voters: &[(String, String)]) -> Option<String> {
+    if voters.is_empty() {
+        return None;
+    }
+    let up = voters_up(voters, Duration::from_millis(200)).await;
+    (up <= voters.len() / 2).then(|| {
+        format!(
+            "no active controller: the KRaft quorum lost its majority ({up} of {} voters left); no broker can be fenced and no leader elected until a majority is back",
+            voters.len()
+        )
+    })
 }
 
 fn err(node: &str, msg: impl std::fmt::Display) -> TargetError {
@@ -456,6 +490,9 @@ impl Target for KafkaTarget {
             topic: self.topic.clone(),
             names: self.nodes.iter().map(|n| n.name.clone()).collect(),
             leader,
+            voters: self.lab.as_ref().map(|l| l.voters.clone()).unwrap_or_default(),
+            polls: 0,
+            warned: false,
         }))
     }
 }
@@ -538,6 +575,11 @@ struct LeaderWatch {
     topic: String,
     names: Vec<String>,
     leader: i32,
+    /// A lab's voters: every second the watch checks that a majority is
+    /// up, and warns once when it is not (the drill then cannot recover).
+    voters: Vec<(String, String)>,
+    polls: u64,
+    warned: bool,
 }
 
 #[async_trait]
@@ -545,6 +587,13 @@ impl FailoverWatch for LeaderWatch {
     async fn next(&mut self) -> Option<FailoverSignal> {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            self.polls += 1;
+            if !self.warned && self.polls % 10 == 0 {
+                if let Some(w) = quorum_warning(&self.voters).await {
+                    tracing::warn!("{w}");
+                    self.warned = true;
+                }
+            }
             let c = self.meta.clone();
             let topic = self.topic.clone();
             let Ok(Ok(m)) = tokio::task::spawn_blocking(move || {
