@@ -125,7 +125,7 @@ run_pp() {
   out=$("$JAVA" -cp "$JCP" org.apache.kafka.tools.ProducerPerformance --topic kbench-pp \
     --num-records "$RECORDS" --record-size 64 --throughput -1 \
     --command-property bootstrap.servers="$BOOT" acks=all max.in.flight.requests.per.connection="$K" \
-    batch.size=0 linger.ms=0 enable.idempotence=true 2>&1 | tail -1)
+    batch.size=0 linger.ms=0 enable.idempotence=true 2>&1 | grep "records sent" | tail -1)
   after=$(pp_offsets)
   PP_RATE=$(echo "$out" | awk '{print int($4)}')
   PP_IN=$((after - before))

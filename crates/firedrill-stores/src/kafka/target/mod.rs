@@ -588,7 +588,7 @@ impl FailoverWatch for LeaderWatch {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.polls += 1;
-            if !self.warned && self.polls % 10 == 0 {
+            if !self.warned && self.polls.is_multiple_of(10) {
                 if let Some(w) = quorum_warning(&self.voters).await {
                     tracing::warn!("{w}");
                     self.warned = true;
