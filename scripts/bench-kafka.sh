@@ -144,7 +144,7 @@ except Exception as e:
     print(0, f"no-run.json({e.__class__.__name__})")
     sys.exit()
 b = t["buckets"]
-width = t.get("series", {}).get("bucket_s") or (b[1]["start_s"] - b[0]["start_s"] if len(b) > 1 else 0.1)
+width = (t.get("series") or {}).get("bucket_s") or (b[1]["start_s"] - b[0]["start_s"] if len(b) > 1 else 0.1)
 ok = sum(x["ok"] for x in b)
 o, p = t["ops"], t["rpo"]
 good = o["fail"] == 0 and o["unknown"] == 0 and p["lost"] == 0 and p["phantoms"] == 0
