@@ -123,6 +123,7 @@ impl Plan {
         password: Option<String>,
         run_dir: PathBuf,
         cleanup_rows: bool,
+        store: std::sync::Arc<dyn firedrill_targets::TargetOpener>,
     ) -> Plan {
         let w = &d.workload;
         let mode = match w.mode {
@@ -195,7 +196,7 @@ impl Plan {
             description: d.description.clone(),
             target,
             password,
-            store: std::sync::Arc::new(Unset),
+            store,
             workload: WorkloadPlan {
                 mode,
                 op_timeout: w.op_timeout.0,
@@ -232,25 +233,5 @@ impl Plan {
             + self.recovery_delay
             + w.op_timeout * 2
             + Duration::from_secs(30)
-    }
-}
-
-/// The opener of a plan before the binary sets the store's.
-#[derive(Debug)]
-struct Unset;
-
-impl firedrill_targets::TargetOpener for Unset {
-    fn kind(&self) -> &'static str {
-        "unset"
-    }
-    fn open(
-        &self,
-        _nodes: &[firedrill_targets::TargetNode],
-        _password: Option<&str>,
-        _run_id: &str,
-    ) -> Result<Box<dyn firedrill_targets::Target>, firedrill_targets::TargetError> {
-        Err(firedrill_targets::TargetError::Other(
-            "no store set for this plan".into(),
-        ))
     }
 }

@@ -129,6 +129,36 @@ pub(crate) const PROCESS_FAULTS: &[firedrill_spec::FaultAction] = &[
     firedrill_spec::FaultAction::Resume,
 ];
 
+/// Process faults plus the proxied network faults: stores whose labs
+/// proxy each node's clients and peers paths but have no replication cut.
+#[allow(dead_code)]
+pub(crate) const PROXIED_FAULTS: &[firedrill_spec::FaultAction] = &[
+    firedrill_spec::FaultAction::Kill,
+    firedrill_spec::FaultAction::Stop,
+    firedrill_spec::FaultAction::Pause,
+    firedrill_spec::FaultAction::Resume,
+    firedrill_spec::FaultAction::Partition,
+    firedrill_spec::FaultAction::Latency,
+    firedrill_spec::FaultAction::Bandwidth,
+    firedrill_spec::FaultAction::Reset,
+];
+
+/// A lab that proxies each node's peers path as one link has no single
+/// replication link to fault: `link = "replication"` is refused with `why`.
+#[allow(dead_code)]
+pub(crate) fn refuse_replication_link(
+    spec: &LoadedSpec,
+    s: &FaultStep,
+    why: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    if let Some(l) = &s.link {
+        if *l.get_ref() == firedrill_spec::LinkScope::Replication {
+            out.push(spec.at(l.span(), why));
+        }
+    }
+}
+
 /// The universe of a lab whose every node is a process firedrill knows.
 #[allow(dead_code)]
 pub(crate) fn plain_universe(kind: &str, names: Vec<String>) -> firedrill_spec::NodeUniverse {

@@ -264,8 +264,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     } = prepare(target, d).await?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
-    let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup);
-    plan.store = opener;
+    let plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup, opener);
 
     let meta = RunMeta {
         drill: plan.drill.clone(),

@@ -11,7 +11,7 @@ use crate::Store;
 use config::{RedisLab, RedisTarget, RedisWrite};
 use firedrill_lab::{LabDriver, LabError, LabState, NodeStatus};
 use firedrill_spec::{
-    lab_view, target_view, Diagnostic, DrillSpec, FaultAction, FaultStep, LabSpec, LinkScope,
+    lab_view, target_view, Diagnostic, DrillSpec, FaultAction, FaultStep, LabSpec,
     Links, LoadedSpec, NodeUniverse, StoreSpec, TargetSpec, WorkloadSpec,
 };
 use firedrill_targets::{Target, TargetError, TargetNode, TargetOpener};
@@ -70,16 +70,7 @@ impl StoreSpec for RedisSentinelStore {
         }
     }
     fn faults(&self) -> &'static [FaultAction] {
-        &[
-            FaultAction::Kill,
-            FaultAction::Stop,
-            FaultAction::Pause,
-            FaultAction::Resume,
-            FaultAction::Partition,
-            FaultAction::Latency,
-            FaultAction::Bandwidth,
-            FaultAction::Reset,
-        ]
+        crate::PROXIED_FAULTS
     }
     fn fault_hint(&self, action: FaultAction) -> Option<&'static str> {
         (action == FaultAction::CutReplication).then_some(
@@ -94,14 +85,7 @@ impl StoreSpec for RedisSentinelStore {
         out: &mut Vec<Diagnostic>,
     ) {
         crate::refuse_kill_process(spec, s, out);
-        if let Some(l) = &s.link {
-            if *l.get_ref() == LinkScope::Replication {
-                out.push(spec.at(
-                    l.span(),
-                    "a Redis lab proxies each node's peers path, not each replication link: use link = \"peers\"",
-                ));
-            }
-        }
+        crate::refuse_replication_link(spec, s, "a Redis lab proxies each node's peers path, not each replication link: use link = \"peers\"", out);
     }
 }
 
