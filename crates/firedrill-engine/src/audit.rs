@@ -85,10 +85,42 @@ impl TrialFiles {
 /// The recovered authoritative store: the node the recovery promoted, else
 /// the one primary, else (nothing recovered) the most advanced standby,
 /// whose data is what a later failover would keep.
+///
+/// Right after the heal a store may still be electing (a JetStream stream
+/// leader has been seen to take 25 s): when no node can be audited yet,
+/// this retries for up to `AUDIT_WAIT` before it gives up.
 async fn pick_audit_node(
     sh: &Shared,
     tl: &Timeline,
 ) -> Result<(String, Option<String>), EngineError> {
+    let start = tokio::time::Instant::now();
+    loop {
+        match pick_once(sh, tl).await {
+            Ok((n, note)) => {
+                let waited = start.elapsed();
+                let note = if waited >= Duration::from_secs(1) {
+                    let w = format!(
+                        "no node could be audited until {:.1} s after the heal (the store was still electing)",
+                        waited.as_secs_f64()
+                    );
+                    Some(note.map_or(w.clone(), |n| format!("{w}; {n}")))
+                } else {
+                    note
+                };
+                return Ok((n, note));
+            }
+            Err(_) if start.elapsed() < AUDIT_WAIT => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How long the audit waits for a node it can read.
+const AUDIT_WAIT: Duration = Duration::from_secs(30);
+
+async fn pick_once(sh: &Shared, tl: &Timeline) -> Result<(String, Option<String>), EngineError> {
     let hit = disaster(tl).map(|f| f.node.clone());
     let roles = sh.target.roles(Duration::from_secs(3)).await;
     let primaries = with_role(&roles, LiveRole::Primary);
@@ -141,6 +173,13 @@ async fn pick_audit_node(
             n.clone(),
             Some(format!("no node accepts writes: audited standby {n} (read-only), the data a later failover would keep")),
         )),
-        None => Err(EngineError::Preflight("no node is reachable for the audit".into())),
+        None => {
+            let desc: Vec<String> = roles.iter().map(|(n, r)| format!("{n}: {r:?}")).collect();
+            Err(EngineError::Preflight(format!(
+                "no node is reachable for the audit within {} s of the heal ({})",
+                AUDIT_WAIT.as_secs(),
+                desc.join(", ")
+            )))
+        }
     }
 }
