@@ -41,7 +41,12 @@ pub(crate) async fn audit(
     let audit = AuditSet::new(ids);
     let ops = std::mem::take(&mut *lock(&sh.ledger));
     let analysis = analyze(&ops, &tl, &audit, &plan.slo);
-    let (chk, verdict) = check(&analysis, &plan.objectives);
+    let (mut chk, verdict) = check(&analysis, &plan.objectives);
+    if analysis.t_fault_us.is_some() && analysis.rto.achieved_s.is_none() {
+        if let Some(why) = sh.target.unrecovered_reason().await {
+            explain_unrecovered(&mut chk.reasons, &why);
+        }
+    }
     if let Err(e) = TrialFiles::save(&plan.run_dir, sh.trial, &ops, &audit, &tl) {
         sh.warn(format!("could not save the trial's ledger: {e}"));
     }
@@ -53,6 +58,15 @@ pub(crate) async fn audit(
         verdict,
     });
     Ok(verdict)
+}
+
+/// Adds the store's own reason to the "never recovered" reason.
+fn explain_unrecovered(reasons: &mut [String], why: &str) {
+    for r in reasons.iter_mut() {
+        if r.starts_with("the service never met its SLO again") {
+            *r = format!("{r}: {why}");
+        }
+    }
 }
 
 /// Files a trial leaves in the run directory, so `firedrill report` can

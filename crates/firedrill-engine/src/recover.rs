@@ -14,8 +14,10 @@ use tokio::time::Instant;
 type Recovered = (&'static str, Option<String>, Result<(), String>);
 
 /// Runs the plan's recovery after its delay, once the disaster is in
-/// effect, and records it on the timeline.
-pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
+/// effect, and records it on the timeline. `hit` is every node the
+/// disaster step hit (a zone is several): none of them counts as the
+/// recovered primary.
+pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &[String]) {
     if plan.recovery == RecoveryPlan::None {
         return;
     }
@@ -68,9 +70,14 @@ pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &str) {
 }
 
 /// Promotes the standby holding the most of the primary's history.
-async fn promote_most_advanced(sh: &Shared, hit: &str) -> Recovered {
+async fn promote_most_advanced(sh: &Shared, hit: &[String]) -> Recovered {
     let mut best: Option<(u64, String)> = None;
-    for n in sh.target.node_names().into_iter().filter(|n| n != hit) {
+    for n in sh
+        .target
+        .node_names()
+        .into_iter()
+        .filter(|n| !hit.contains(n))
+    {
         if sh.target.role(&n, ROLE_TIMEOUT).await != LiveRole::Standby {
             continue;
         }
@@ -95,8 +102,9 @@ async fn promote_most_advanced(sh: &Shared, hit: &str) -> Recovered {
 }
 
 /// The user's recovery command, told the failed node and every node's
-/// conninfo in its environment.
-async fn run_command(sh: &Shared, cmd: &str, hit: &str) -> Result<(), String> {
+/// conninfo in its environment (`FIREDRILL_FAILED_NODE` is the first node
+/// hit, `FIREDRILL_FAILED_NODES` all of them, one per line).
+async fn run_command(sh: &Shared, cmd: &str, hit: &[String]) -> Result<(), String> {
     let nodes: Vec<String> = sh
         .nodes
         .iter()
@@ -105,7 +113,11 @@ async fn run_command(sh: &Shared, cmd: &str, hit: &str) -> Result<(), String> {
     let out = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
-        .env("FIREDRILL_FAILED_NODE", hit)
+        .env(
+            "FIREDRILL_FAILED_NODE",
+            hit.first().map_or("", |s| s.as_str()),
+        )
+        .env("FIREDRILL_FAILED_NODES", hit.join("\n"))
         .env("FIREDRILL_NODES", nodes.join("\n"))
         .output()
         .await;
@@ -122,14 +134,14 @@ async fn run_command(sh: &Shared, cmd: &str, hit: &str) -> Result<(), String> {
 
 /// Waits for the store's own failover: another node becomes primary
 /// within recovery_timeout.
-async fn await_automatic(plan: &Plan, sh: &Shared, hit: &str) -> Recovered {
+async fn await_automatic(plan: &Plan, sh: &Shared, hit: &[String]) -> Recovered {
     let end = Instant::now() + Duration::from_micros(plan.slo.recovery_timeout_us);
     let mut found = None;
     while Instant::now() < end && !sh.stop.load(Ordering::Relaxed) {
         let roles = sh.target.roles(ROLE_TIMEOUT).await;
         if let Some((n, _)) = roles
             .iter()
-            .find(|(n, r)| *r == LiveRole::Primary && n != hit)
+            .find(|(n, r)| *r == LiveRole::Primary && !hit.contains(n))
         {
             found = Some(n.clone());
             break;
@@ -146,9 +158,12 @@ async fn await_automatic(plan: &Plan, sh: &Shared, hit: &str) -> Recovered {
     let t = sh.now();
     // The store's own signal (failover watch) may have marked detection
     // earlier; seeing the new primary is detection only when it had none.
+    // A primary the disaster did not hit (a zone loss that spared it) was
+    // never failed over: only the store's own signal can mark detection.
+    let kept = lock(&sh.first_primary).as_deref() == Some(n.as_str());
     let first = {
         let mut tl = lock(&sh.timeline);
-        let first = tl.detected.is_none();
+        let first = tl.detected.is_none() && !kept;
         if first {
             tl.detected = Some(t);
         }

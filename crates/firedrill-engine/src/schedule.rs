@@ -45,7 +45,7 @@ pub(crate) async fn run_schedule(
             sh.phase("recovering");
             let sh2 = sh.clone();
             let plan2 = plan.clone();
-            let hit = nodes.first().cloned().unwrap_or_default();
+            let hit = nodes.clone();
             recovery = Some(sh.spawn(async move { recover::recover(&plan2, &sh2, &hit).await }));
         }
     }

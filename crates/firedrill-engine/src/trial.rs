@@ -49,6 +49,9 @@ pub(crate) struct Shared {
     /// after it sits at or past this index, so the online recovery check
     /// reads only the tail instead of copying the whole ledger.
     pub(crate) fault_index: std::sync::atomic::AtomicUsize,
+    /// The primary the preflight found: an automatic recovery that finds
+    /// it still primary after the disaster did not fail over.
+    pub(crate) first_primary: Mutex<Option<String>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -190,6 +193,7 @@ fn open_trial(
         watchdog_ttl: plan.max_trial_time() + Duration::from_secs(60),
         tasks: Mutex::new(Vec::new()),
         fault_index: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        first_primary: Mutex::new(None),
     }))
 }
 
@@ -236,6 +240,7 @@ async fn preflight(sh: &Shared) -> Result<(String, Vec<String>), EngineError> {
         )));
     }
     let primary = primaries[0].clone();
+    *lock(&sh.first_primary) = Some(primary.clone());
     sh.target
         .setup(&primary)
         .await

@@ -185,6 +185,13 @@ pub trait Target: Send + Sync {
     async fn failover_watch(&self) -> Option<Box<dyn FailoverWatch>> {
         None
     }
+
+    /// Why the store cannot recover on its own, when it can tell (a lost
+    /// quorum): asked at the audit of a trial that never recovered, so the
+    /// verdict says why instead of only that it did not.
+    async fn unrecovered_reason(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One workload client: one connection, reconnecting with a short backoff.

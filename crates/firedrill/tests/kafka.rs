@@ -194,9 +194,35 @@ fn zone_loss() {
         .f64(0, "rto.achieved_s")
         .expect("3 zones: recovered (RTO not null)");
     eprintln!("FIGURES {ex}: RTO {rto:.2} s");
-    // Losing the larger of 2 zones (the controller quorum) is not tested
-    // yet: the drill ends inconclusive (exit 3) because the audit cannot
-    // read the lone survivor without a quorum.
+    drop(lab);
+
+    // 2 zones only: the larger one holds 2 of the 3 voters. Nothing is
+    // lost (acks=all: the dead brokers' logs have every acknowledged
+    // record, audited from disk), but nothing recovers: RTO null, exit 1,
+    // and the verdict names the lost quorum.
+    let ex = "kafka-zone-loss-2-zones.toml";
+    let lab = Lab::up(&example(ex));
+    let d = lab.drill("run");
+    figures("zone loss, 2 zones", &d, 0);
+    assert_eq!(d.code, 1, "{ex}: exit {}: {}", d.code, d.stderr);
+    assert_eq!(d.f64(0, "rto.achieved_s"), None, "{ex}: it recovered");
+    assert_eq!(d.u64(0, "rpo.lost"), 0, "{ex}: lost acknowledged records");
+    assert_eq!(d.u64(0, "rpo.phantoms"), 0);
+    assert!(
+        d.u64(0, "ops.ok") > 50,
+        "{ex}: the workload wrote too little"
+    );
+    let why = d.trial(0)["check"]["reasons"].to_string();
+    assert!(
+        why.contains("KRaft quorum lost its majority (1 of 3 voters left)"),
+        "{ex}: the verdict does not say why: {why}"
+    );
+    let detected = d.trial(0)["detected"].to_string();
+    assert!(
+        !detected.contains("k1 became") && !detected.contains("k3 became"),
+        "{ex}: a killed node was reported as the new primary: {detected}"
+    );
+    eprintln!("FIGURES {ex}: exit 1, RTO null, lost 0: {why}");
 }
 
 fn check_bad(text: &str, want: &str) {

@@ -27,7 +27,10 @@ pub(super) async fn audit(t: &KafkaTarget) -> Result<Vec<u64>, TargetError> {
     if parts.is_empty() {
         return Err(TargetError::Other(format!("topic {} not found", t.topic)));
     }
-    let (online, offline): (Vec<Part>, Vec<Part>) = parts.into_iter().partition(|p| p.leader >= 0);
+    let live = super::reachable_brokers(&t.nodes).await;
+    let (online, offline): (Vec<Part>, Vec<Part>) = parts
+        .into_iter()
+        .partition(|p| p.leader >= 0 && live.contains(&p.leader));
     let bootstrap = super::control_bootstrap(&t.nodes);
     let topic = t.topic.clone();
     let ids: Vec<i32> = online.iter().map(|p| p.id).collect();
@@ -36,9 +39,10 @@ pub(super) async fn audit(t: &KafkaTarget) -> Result<Vec<u64>, TargetError> {
         .map_err(|e| TargetError::Other(e.to_string()))??;
     for p in &offline {
         tracing::warn!(
-            "partition {} of {} is offline (no leader, ISR {:?}): audited from the last ISR member's log on disk",
+            "partition {} of {} is offline (leader {}, ISR {:?}): audited from the last ISR member's log on disk",
             p.id,
             t.topic,
+            if p.leader < 0 { "none".to_string() } else { format!("{} unreachable", p.leader) },
             p.isr
         );
         seqs.extend(read_offline(t, p).await?);

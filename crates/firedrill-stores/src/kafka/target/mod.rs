@@ -55,7 +55,7 @@ use firedrill_targets::{
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::ThreadedProducer;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -268,6 +268,27 @@ async fn create(
 }
 
 /// The brokers' control addresses (the direct `FIREDRILL` listener).
+/// The brokers whose direct listener accepts a connection. Without a
+/// controller quorum nothing fences a dead broker, so the metadata still
+/// names it leader of its partitions: those are read from disk like an
+/// offline partition, not waited for, and are not anybody's primary.
+pub(super) async fn reachable_brokers(nodes: &[TargetNode]) -> Vec<i32> {
+    let probes = nodes.iter().enumerate().map(|(i, n)| async move {
+        let ok = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(n.control.as_str()),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        ok.then_some(i as i32 + 1)
+    });
+    futures_util::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 fn control_bootstrap(nodes: &[TargetNode]) -> String {
     nodes
         .iter()
@@ -343,6 +364,7 @@ impl Target for KafkaTarget {
             .ok()
             .and_then(|m| m.partition(&self.topic, 0))
             .map(|p| p.leader);
+        let live = reachable_brokers(&self.nodes).await;
         self.nodes
             .iter()
             .map(|n| {
@@ -350,7 +372,9 @@ impl Target for KafkaTarget {
                 let role = match &m {
                     Err(_) => LiveRole::Unreachable,
                     Ok(_) if !self.is_broker(&n.name) => LiveRole::Standby,
-                    Ok(m) if !m.brokers.contains(&id) => LiveRole::Unreachable,
+                    Ok(m) if !m.brokers.contains(&id) || !live.contains(&id) => {
+                        LiveRole::Unreachable
+                    }
                     Ok(_) if leader == Some(id) => LiveRole::Primary,
                     Ok(_) => LiveRole::Standby,
                 };
@@ -482,14 +506,23 @@ impl Target for KafkaTarget {
         })
     }
 
+    async fn unrecovered_reason(&self) -> Option<String> {
+        quorum_warning(&self.lab.as_ref()?.voters).await
+    }
+
     async fn failover_watch(&self) -> Option<Box<dyn FailoverWatch>> {
         let m = self.fetch(Some(&self.topic), Duration::from_secs(2)).await.ok()?;
-        let leader = m.partition(&self.topic, 0).map(|p| p.leader)?;
+        let leaders = m
+            .topics
+            .get(&self.topic)?
+            .iter()
+            .map(|p| (p.id, p.leader))
+            .collect();
         Some(Box::new(LeaderWatch {
             meta: self.meta.clone(),
             topic: self.topic.clone(),
             names: self.nodes.iter().map(|n| n.name.clone()).collect(),
-            leader,
+            leaders,
             voters: self.lab.as_ref().map(|l| l.voters.clone()).unwrap_or_default(),
             polls: 0,
             warned: false,
@@ -568,18 +601,29 @@ impl HeartbeatReader for BeatReader {
     }
 }
 
-/// Polls the drill topic's metadata every 100 ms; a new leader of
-/// partition 0 is the `detected` phase.
+/// Polls the drill topic's metadata every 100 ms; a new leader of any of
+/// its partitions is the `detected` phase (a zone loss may spare the
+/// leader of partition 0 and move the others').
 struct LeaderWatch {
     meta: Arc<BaseConsumer>,
     topic: String,
     names: Vec<String>,
-    leader: i32,
+    /// partition → its leader when last seen (-1: none).
+    leaders: BTreeMap<i32, i32>,
     /// A lab's voters: every second the watch checks that a majority is
     /// up, and warns once when it is not (the drill then cannot recover).
     voters: Vec<(String, String)>,
     polls: u64,
     warned: bool,
+}
+
+impl LeaderWatch {
+    fn name(&self, id: i32) -> String {
+        usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| self.names.get(i).cloned())
+            .unwrap_or_else(|| format!("broker {id}"))
+    }
 }
 
 #[async_trait]
@@ -603,29 +647,25 @@ impl FailoverWatch for LeaderWatch {
             else {
                 continue;
             };
-            let Some(p) = m.partition(&self.topic, 0) else {
+            let parts = m.topics.get(&self.topic).cloned().unwrap_or_default();
+            let Some(p) = parts.into_iter().find(|p| {
+                p.leader >= 0 && self.leaders.get(&p.id).is_some_and(|l| *l != p.leader)
+            }) else {
                 continue;
             };
-            if p.leader >= 0 && p.leader != self.leader {
-                let name = |id: i32| {
-                    usize::try_from(id - 1)
-                        .ok()
-                        .and_then(|i| self.names.get(i).cloned())
-                        .unwrap_or_else(|| format!("broker {id}"))
-                };
-                let isr: Vec<String> = p.isr.iter().map(|i| name(*i)).collect();
-                let how = format!(
-                    "partition 0 leader {} -> {} (ISR [{}])",
-                    if self.leader >= 0 { name(self.leader) } else { "none".into() },
-                    name(p.leader),
-                    isr.join(", ")
-                );
-                self.leader = p.leader;
-                return Some(FailoverSignal {
-                    how,
-                    new_primary: Some(name(p.leader)),
-                });
-            }
+            let old = self.leaders.insert(p.id, p.leader).unwrap_or(-1);
+            let isr: Vec<String> = p.isr.iter().map(|i| self.name(*i)).collect();
+            let how = format!(
+                "partition {} leader {} -> {} (ISR [{}])",
+                p.id,
+                if old >= 0 { self.name(old) } else { "none".into() },
+                self.name(p.leader),
+                isr.join(", ")
+            );
+            return Some(FailoverSignal {
+                how,
+                new_primary: (p.id == 0).then(|| self.name(p.leader)),
+            });
         }
     }
 }
