@@ -308,3 +308,71 @@ fn missing_jars_name_the_install_command() {
     assert!(!out.status.success());
     assert!(err.contains("scripts/install-deps.sh"), "{err}");
 }
+
+/// Root and `ip netns`; under CI=true their absence fails the test.
+fn netns_available() -> bool {
+    let probe = format!("fd-ktest-probe-{}", std::process::id());
+    let run = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ok = run(&["netns", "add", &probe]) && run(&["netns", "del", &probe]);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("network namespaces are not available (needs root and iproute2; CI=true: this is a failure, not a skip)");
+        }
+        eprintln!("skipping: network namespaces need root and iproute2");
+    }
+    ok
+}
+
+/// `links = "netns"`: the partition-0 leader's veth set down for 10 s cuts
+/// it from followers, quorum and clients at once. The controller fences it
+/// and elects an in-sync replica: lost 0, recovered, and every veth is up
+/// again after the drill.
+#[test]
+fn netns_partition_of_the_leader() {
+    if !kafka_available() {
+        return;
+    }
+    let _g = serial();
+    if !netns_available() {
+        return;
+    }
+    let ex = "kafka-netns-leader-partition.toml";
+    let lab = Lab::up(&example(ex));
+    let status = firedrill(&["lab", "status", lab.spec_str()]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        text.contains("netns fd-") && text.contains("10.213."),
+        "lab status shows no namespaces:\n{text}"
+    );
+    let d = lab.drill("run");
+    figures("netns leader partition", &d, 0);
+    assert_eq!(d.code, 0, "{ex}: exit {}: {}", d.code, d.stderr);
+    assert_eq!(d.u64(0, "rpo.lost"), 0, "{ex}: lost acknowledged records");
+    assert_eq!(d.u64(0, "rpo.phantoms"), 0);
+    assert!(
+        d.u64(0, "ops.ok") > 500,
+        "{ex}: the workload wrote too little"
+    );
+    let rto = d
+        .f64(0, "rto.achieved_s")
+        .expect("recovered (RTO not null)");
+    let detected = d
+        .f64(0, "rto.phases.detected_s")
+        .expect("a leader change was seen");
+    assert!(
+        detected >= 2.5,
+        "{ex}: a new leader at +{detected:.2} s, before the 3 s session timeout could fence the old one"
+    );
+    let status = firedrill(&["lab", "status", lab.spec_str()]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        !text.contains("DOWN"),
+        "a veth is still down after the drill:\n{text}"
+    );
+    eprintln!("FIGURES {ex}: RTO {rto:.2} s, leader change at +{detected:.2} s");
+}

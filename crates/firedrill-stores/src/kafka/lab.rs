@@ -22,6 +22,7 @@
 
 use super::config::{KafkaLab, KafkaLabSpec};
 use firedrill_lab::links::{self, LinkKind, LinkState};
+use firedrill_lab::netns;
 use firedrill_lab::{log_tail, make_layout, pick_ports, LabError, LabState, NodeState, Role};
 use firedrill_proc::RunAs;
 use firedrill_spec::{LabSpec, Links};
@@ -165,23 +166,34 @@ pub(crate) fn build(
     // picks fresh ports, and the target is reopened on them.
     let ports = pick_ports(n * 4, spec.base_port, preferred_ports)?;
     std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
+    // links = "netns": each JVM in its own namespace, on its own address;
+    // a partition sets its veth down, cutting it from peers and clients.
+    let (netns_state, mut nets) = match spec.links {
+        Links::Netns => {
+            let (st, v) = netns::plan(&dir, n);
+            (Some(st), v.into_iter().map(Some).collect())
+        }
+        _ => (None, vec![None; n]),
+    };
     let nodes = names
         .iter()
         .enumerate()
         .map(|(i, name)| {
             let p = node_ports(&ports, n, i);
+            let net = nets[i].take();
+            let host = net.as_ref().map_or_else(|| HOST.to_string(), |x| x.ip.clone());
             NodeState {
                 name: name.clone(),
                 initial_role: if i == 0 { Role::Primary } else { Role::Standby },
-                host: HOST.into(),
+                conninfo: format!("{host}:{}", p.control),
+                host,
                 port: p.control,
                 peer_port: Some(p.internal),
                 api_port: Some(p.controller),
                 data_dir: dir.join("data").join(name),
                 log_file: dir.join("logs").join(format!("{name}.log")),
                 proc: None,
-                conninfo: format!("{HOST}:{}", p.control),
-                net: None,
+                net,
                 zone: o.zone_of(i),
             }
         })
@@ -196,7 +208,7 @@ pub(crate) fn build(
         nodes,
         proxy: None,
         links: Vec::new(),
-        netns: None,
+        netns: netns_state,
         dcs: Vec::new(),
         sentinels: Vec::new(),
     };
@@ -229,6 +241,10 @@ fn populate(
     if state.spec.links == Links::Proxied {
         progress("starting the fault proxy");
         start_proxies(state)?;
+    }
+    if state.netns.is_some() {
+        progress("creating the bridge and a network namespace per node");
+        netns::create(state)?;
     }
     write_configs(state, o)?;
     progress("formatting the KRaft storage of every node");
@@ -321,7 +337,7 @@ pub(crate) fn voter_addrs(state: &LabState) -> Vec<(String, String)> {
         .nodes
         .iter()
         .filter(|n| is_voter(state, &n.name))
-        .filter_map(|n| Some((n.name.clone(), format!("{HOST}:{}", n.api_port?))))
+        .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.host, n.api_port?))))
         .collect()
 }
 
@@ -349,7 +365,7 @@ fn write_configs(state: &LabState, o: &KafkaLab) -> Result<(), LabError> {
         .filter(|(_, n)| is_voter(state, &n.name))
         .map(|(i, n)| {
             let port = link_port(state, &n.name, "controller").unwrap_or(ports_of(state, i).controller);
-            format!("{}@{HOST}:{port}", i + 1)
+            format!("{}@{}:{port}", i + 1, n.host)
         })
         .collect();
     let log4j = state.dir.join("conf").join("log4j2.properties");
@@ -394,20 +410,22 @@ fn node_config(state: &LabState, o: &KafkaLab, k: &KafkaLabSpec, i: usize, voter
     };
     let mut listeners = Vec::new();
     let mut advertised = Vec::new();
+    // The node's own address: loopback, or its namespace's in a netns lab.
+    let h = &n.host;
     if !controller_only {
         let client_adv = state.client_port(&n.name).unwrap_or(p.client);
         let internal_adv = state.peers_port(&n.name).unwrap_or(p.internal);
-        listeners.push(format!("CLIENT://{HOST}:{}", p.client));
-        listeners.push(format!("FIREDRILL://{HOST}:{}", p.control));
-        listeners.push(format!("INTERNAL://{HOST}:{}", p.internal));
-        advertised.push(format!("CLIENT://{HOST}:{client_adv}"));
-        advertised.push(format!("FIREDRILL://{HOST}:{}", p.control));
-        advertised.push(format!("INTERNAL://{HOST}:{internal_adv}"));
+        listeners.push(format!("CLIENT://{h}:{}", p.client));
+        listeners.push(format!("FIREDRILL://{h}:{}", p.control));
+        listeners.push(format!("INTERNAL://{h}:{}", p.internal));
+        advertised.push(format!("CLIENT://{h}:{client_adv}"));
+        advertised.push(format!("FIREDRILL://{h}:{}", p.control));
+        advertised.push(format!("INTERNAL://{h}:{internal_adv}"));
     }
     if voter {
         let adv = link_port(state, &n.name, "controller").unwrap_or(p.controller);
-        listeners.push(format!("CONTROLLER://{HOST}:{}", p.controller));
-        advertised.push(format!("CONTROLLER://{HOST}:{adv}"));
+        listeners.push(format!("CONTROLLER://{h}:{}", p.controller));
+        advertised.push(format!("CONTROLLER://{h}:{adv}"));
     }
     let rf = k.replication_factor();
     let mut c = format!(
@@ -551,7 +569,16 @@ fn start_all(state: &mut LabState, java: &Path, cp: &str) -> Result<(), LabError
         args.push("kafka.Kafka".into());
         args.push(conf_path(state, i).display().to_string());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let h = firedrill_proc::spawn_server(java, &refs, state.run_as.as_ref(), &n.log_file)?;
+        let h = match &n.net {
+            Some(net) => firedrill_proc::spawn_server_in_netns(
+                java,
+                &refs,
+                state.run_as.as_ref(),
+                &n.log_file,
+                &netns::netns_path(&net.netns),
+            )?,
+            None => firedrill_proc::spawn_server(java, &refs, state.run_as.as_ref(), &n.log_file)?,
+        };
         state.nodes[i].proc = Some(h);
         state.save()?;
     }
@@ -658,32 +685,4 @@ pub(crate) fn stop(state: &LabState) -> Result<(), LabError> {
         }
     }
     Ok(())
-}
-
-/// The KRaft quorum's leader as the voters persisted it: each voter writes
-/// `quorum-state` (leader id and epoch) in its metadata log directory at
-/// every election, before acting on it; the highest epoch is the newest.
-/// Clients cannot ask for it (brokers answer metadata requests with a
-/// random broker as "controller"), and the files are on this machine.
-pub fn active_controller(state_dirs: &[(String, PathBuf)]) -> Option<(String, u64)> {
-    let mut best: Option<(i64, u64)> = None;
-    for (_, d) in state_dirs {
-        let p = d.join("__cluster_metadata-0").join("quorum-state");
-        let Ok(t) = std::fs::read_to_string(&p) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else {
-            continue;
-        };
-        let (Some(leader), Some(epoch)) = (v["leaderId"].as_i64(), v["leaderEpoch"].as_u64())
-        else {
-            continue;
-        };
-        if leader >= 0 && best.is_none_or(|(_, e)| epoch > e) {
-            best = Some((leader, epoch));
-        }
-    }
-    let (leader, epoch) = best?;
-    let name = state_dirs.get(usize::try_from(leader).ok()?.checked_sub(1)?)?.0.clone();
-    Some((name, epoch))
 }

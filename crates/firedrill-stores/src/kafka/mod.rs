@@ -31,7 +31,7 @@ impl StoreSpec for KafkaStore {
         firedrill_spec::field_names::<KafkaTargetOptions>()
     }
     fn links(&self) -> &'static [Links] {
-        &[Links::Direct, Links::Proxied]
+        &[Links::Direct, Links::Proxied, Links::Netns]
     }
     fn check_lab(&self, spec: &LoadedSpec, _lab: &LabSpec, out: &mut Vec<Diagnostic>) {
         match lab_view::<KafkaLab>(spec) {
@@ -56,6 +56,7 @@ impl StoreSpec for KafkaStore {
             with_pid: names.iter().cloned().collect(),
             names,
             proxied: lab.links == Links::Proxied,
+            netns: lab.links == Links::Netns,
             kind: self.kind().into(),
             zones,
             ..NodeUniverse::default()

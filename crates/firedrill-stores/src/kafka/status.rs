@@ -3,7 +3,7 @@
 //! voters' quorum-state; then one line per partition of each drill topic:
 //! its leader, ISR and offline replicas.
 
-use super::lab::{active_controller, is_controller_only};
+use super::lab::is_controller_only;
 use super::target::{Meta, Part};
 use firedrill_lab::{LabState, NodeStatus};
 use std::path::PathBuf;
@@ -125,4 +125,32 @@ fn partition_rows(m: &Meta, name: &dyn Fn(i32) -> String) -> Vec<NodeStatus> {
             })
         })
         .collect()
+}
+
+/// The KRaft quorum's leader as the voters persisted it: each voter writes
+/// `quorum-state` (leader id and epoch) in its metadata log directory at
+/// every election, before acting on it; the highest epoch is the newest.
+/// Clients cannot ask for it (brokers answer metadata requests with a
+/// random broker as "controller"), and the files are on this machine.
+pub fn active_controller(state_dirs: &[(String, PathBuf)]) -> Option<(String, u64)> {
+    let mut best: Option<(i64, u64)> = None;
+    for (_, d) in state_dirs {
+        let p = d.join("__cluster_metadata-0").join("quorum-state");
+        let Ok(t) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) else {
+            continue;
+        };
+        let (Some(leader), Some(epoch)) = (v["leaderId"].as_i64(), v["leaderEpoch"].as_u64())
+        else {
+            continue;
+        };
+        if leader >= 0 && best.is_none_or(|(_, e)| epoch > e) {
+            best = Some((leader, epoch));
+        }
+    }
+    let (leader, epoch) = best?;
+    let name = state_dirs.get(usize::try_from(leader).ok()?.checked_sub(1)?)?.0.clone();
+    Some((name, epoch))
 }

@@ -335,7 +335,7 @@ impl Target for KafkaTarget {
                 })?;
                 let dirs: Vec<(String, PathBuf)> =
                     lab.nodes.iter().map(|(n, d, _)| (n.clone(), d.clone())).collect();
-                super::lab::active_controller(&dirs)
+                super::status::active_controller(&dirs)
                     .map(|(n, _)| vec![n])
                     .ok_or_else(|| TargetError::Other("no voter names a quorum leader".into()))
             }
@@ -357,7 +357,7 @@ impl Target for KafkaTarget {
             Err(e) => Err(e),
         };
         if let Err(e) = &m {
-            tracing::warn!("kafka roles: {e}");
+            tracing::debug!("kafka roles: {e}");
         }
         let leader = m
             .as_ref()
