@@ -142,6 +142,12 @@ pub fn producer(
     if let Some(r) = p.retries {
         c.set("retries", r.to_string());
     }
+    // librdkafka's own debug contexts (e.g. "msg,eos,topic,broker"), for
+    // diagnosing a client rather than the store; shown with
+    // FIREDRILL_LOG=librdkafka=debug.
+    if let Ok(d) = std::env::var("FIREDRILL_KAFKA_DEBUG") {
+        c.set("debug", d).set("log_level", "7");
+    }
     if p.acks == Acks::Zero {
         // librdkafka refuses idempotence without acks=all.
         c.set("enable.idempotence", "false");
