@@ -1,9 +1,9 @@
 //! The stores as `firedrill watch` sees them: [`watch_kinds`] lists the
 //! kinds this build can watch (each store's `probe` module gives its own),
 //! and the `[domain.store]` view shared by stores whose nodes are a
-//! `host:port` (Redis, etcd).
+//! `host:port` (Redis, etcd, Kafka).
 
-#[cfg(any(feature = "redis", feature = "etcd"))]
+#[cfg(any(feature = "redis", feature = "etcd", feature = "kafka"))]
 pub(crate) use addr::{addr_store, AddrNode};
 use firedrill_watch::WatchKind;
 
@@ -15,7 +15,7 @@ pub fn watch_kinds() -> &'static [&'static dyn WatchKind] {
     KINDS.get_or_init(|| crate::registry().iter().filter_map(|s| s.watch()).collect())
 }
 
-#[cfg(any(feature = "redis", feature = "etcd"))]
+#[cfg(any(feature = "redis", feature = "etcd", feature = "kafka"))]
 mod addr {
     use firedrill_spec::Diagnostic;
     use firedrill_watch::config::{valid_addr, Loaded};

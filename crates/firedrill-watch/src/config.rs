@@ -389,8 +389,9 @@ fn validate_objective(
             None => out.push(l.at(
                 src.span(),
                 format!(
-                    "unknown source {:?}: expected heartbeat, replication_lag, archive, backup or raft",
-                    src.get_ref()
+                    "unknown source {:?}: expected {}",
+                    src.get_ref(),
+                    one_of(Source::ALL.iter().map(|s| s.as_str()))
                 ),
             )),
             Some(x) => {

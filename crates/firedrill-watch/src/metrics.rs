@@ -33,6 +33,9 @@ fn extra_help(name: &str) -> &'static str {
         "firedrill_redis_lag_bytes" => "master_repl_offset - slave_repl_offset",
         "firedrill_etcd_raft_index_gap" => "highest raft index of the members minus this member's",
         "firedrill_etcd_has_leader" => "a leader is seen by a quorum of the declared members",
+        "firedrill_kafka_offline_partitions" => "partitions of the watched topics without a leader",
+        "firedrill_kafka_under_replicated_partitions" => "partitions of the watched topics whose ISR is smaller than their replica set",
+        "firedrill_kafka_under_min_isr_partitions" => "partitions of the watched topics whose ISR is below their min.insync.replicas",
         _ => "firedrill watch gauge",
     }
 }

@@ -106,15 +106,19 @@ pub enum Source {
     Backup,
     /// etcd: committed entries live on a quorum while a leader exists.
     Raft,
+    /// Kafka: how long a partition's in-sync replicas have been fewer than
+    /// its `min.insync.replicas`.
+    Isr,
 }
 
 impl Source {
-    pub const ALL: [Source; 5] = [
+    pub const ALL: [Source; 6] = [
         Source::Heartbeat,
         Source::ReplicationLag,
         Source::Archive,
         Source::Backup,
         Source::Raft,
+        Source::Isr,
     ];
     pub fn parse(s: &str) -> Option<Source> {
         Source::ALL.into_iter().find(|x| x.as_str() == s)
@@ -126,6 +130,7 @@ impl Source {
             Source::Archive => "archive",
             Source::Backup => "backup",
             Source::Raft => "raft",
+            Source::Isr => "isr",
         }
     }
 }

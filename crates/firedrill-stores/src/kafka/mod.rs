@@ -1,9 +1,11 @@
 //! Apache Kafka (KRaft): a lab of 3 or 5 brokers (combined with the
-//! controllers, or beside 3 separate ones), and a target that produces one
-//! record per ledger entry with librdkafka and audits the drill topic.
+//! controllers, or beside 3 separate ones), a target that produces one
+//! record per ledger entry with librdkafka and audits the drill topic, and
+//! a watch probe of the partitions' ISR.
 
 pub mod config;
 pub mod lab;
+pub mod probe;
 mod status;
 pub mod target;
 
@@ -169,6 +171,9 @@ impl TargetOpener for KafkaOpener {
 }
 
 impl Store for KafkaStore {
+    fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
+        Some(&probe::KafkaWatch)
+    }
     fn lab_target(
         &self,
         s: &LabState,

@@ -40,7 +40,7 @@
 
 mod audit;
 mod client;
-mod meta;
+pub(crate) mod meta;
 
 pub use client::outcome_of;
 pub use meta::{Meta, Part};
