@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what firedrill needs on a fresh Debian or Ubuntu machine: the
 # server packages the labs and tests run for real (PostgreSQL, etcd, Patroni,
-# Redis and Sentinel, NATS), Prometheus (promtool and a real server for `watch`),
+# Redis and Sentinel, NATS, pgBackRest), Prometheus (promtool and a real server for `watch`),
 # Chromium (the HTML report is tested in a headless browser), and a Rust
 # toolchain if none is present. Safe to run again: it only installs what is
 # missing.
@@ -22,6 +22,8 @@ command -v patroni >/dev/null 2>&1 || need+=(patroni)
 # packages' own services on 6379/26379.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
+# Data-disaster drills: backups and point-in-time restores (Debian: 2.45).
+command -v pgbackrest >/dev/null 2>&1 || need+=(pgbackrest)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)

@@ -8,6 +8,7 @@ mod audit;
 mod heal;
 mod plan;
 mod recover;
+mod restore;
 mod schedule;
 mod trial;
 mod workload;

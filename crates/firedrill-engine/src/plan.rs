@@ -67,6 +67,8 @@ pub struct StepPlan {
     pub process: Option<String>,
     /// With a role the store resolves per partition: which one.
     pub partition: Option<u32>,
+    /// A data disaster: how long until someone notices.
+    pub detect_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +78,27 @@ pub enum RecoveryPlan {
     MostAdvanced,
     Command(String),
     Automatic,
+    /// Restore from the lab's backups (a data disaster's recovery).
+    Restore(RestorePlan),
+}
+
+/// A restore recovery: where to stop, and whether to flush the archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestorePlan {
+    pub target: firedrill_spec::RestoreTarget,
+    /// The target as the spec said it, for the report.
+    pub target_text: String,
+    pub flush_archive: bool,
+}
+
+/// The lab's restorer (a lab stops and starts servers; a target cannot).
+#[derive(Clone)]
+pub struct RestorerHandle(pub std::sync::Arc<dyn firedrill_targets::Restorer>);
+
+impl std::fmt::Debug for RestorerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Restorer")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +136,8 @@ pub struct Plan {
     /// The drill runs against explicit endpoints, not a lab: clean up its
     /// rows after the audit.
     pub cleanup_rows: bool,
+    /// Set by whoever owns the lab, for a `restore` recovery.
+    pub restorer: Option<RestorerHandle>,
 }
 
 impl Plan {
@@ -159,9 +184,11 @@ impl Plan {
                         "latency": s.latency.as_ref().map(|l| l.get_ref().0.as_millis() as u64).unwrap_or(0),
                         "jitter": s.jitter.as_ref().map(|j| j.get_ref().0.as_millis() as u64).unwrap_or(0),
                         "rate": s.rate_kbps.as_ref().map(|r| *r.get_ref()).unwrap_or(0),
+                        "fraction": s.fraction.as_ref().map(|f| *f.get_ref()).unwrap_or(0.5),
                     }),
                     process: s.kill_process.as_ref().map(|p| p.get_ref().clone()),
                     partition: s.partition.as_ref().map(|p| *p.get_ref()),
+                    detect_after: s.detect_after.as_ref().map(|d| d.get_ref().0),
                 }
             })
             .collect();
@@ -186,6 +213,13 @@ impl Plan {
             RecoveryPlan::Command(c.get_ref().clone())
         } else if r.automatic.as_ref().is_some_and(|a| *a.get_ref()) {
             RecoveryPlan::Automatic
+        } else if let Some(rs) = &r.restore {
+            RecoveryPlan::Restore(RestorePlan {
+                target: firedrill_spec::RestoreTarget::parse(rs.target.get_ref())
+                    .unwrap_or(firedrill_spec::RestoreTarget::Latest),
+                target_text: rs.target.get_ref().clone(),
+                flush_archive: rs.flush_archive.as_ref().is_none_or(|f| *f.get_ref()),
+            })
         } else {
             RecoveryPlan::None
         };
@@ -221,6 +255,7 @@ impl Plan {
             trials: *d.trials.get_ref(),
             run_dir,
             cleanup_rows,
+            restorer: None,
         }
     }
 
@@ -231,6 +266,12 @@ impl Plan {
             + w.duration
             + Duration::from_micros(self.slo.recovery_timeout_us + self.slo.stable_for_us)
             + self.recovery_delay
+            + self
+                .steps
+                .iter()
+                .filter_map(|s| s.detect_after)
+                .max()
+                .unwrap_or_default()
             + w.op_timeout * 2
             + Duration::from_secs(30)
     }

@@ -42,8 +42,17 @@ pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &[String]) {
             ("command", None, run_command(sh, cmd, hit).await)
         }
         RecoveryPlan::Automatic => await_automatic(plan, sh, hit).await,
+        RecoveryPlan::Restore(rp) => crate::restore::restore(plan, sh, rp, hit).await,
     };
     let t_done = sh.now();
+    // A restore waits for discovery first: it starts when it acts.
+    let t_start = match &plan.recovery {
+        RecoveryPlan::Restore(_) => lock(&sh.timeline)
+            .restore
+            .as_ref()
+            .map_or(t_start, |m| m.start),
+        _ => t_start,
+    };
     {
         let mut tl = lock(&sh.timeline);
         tl.recovery_start = Some(t_start);
@@ -52,7 +61,10 @@ pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &[String]) {
             tl.promoted = node.clone();
         }
     }
-    if plan.recovery != RecoveryPlan::Automatic {
+    if !matches!(
+        plan.recovery,
+        RecoveryPlan::Automatic | RecoveryPlan::Restore(_)
+    ) {
         sh.emit(DrillEvent::Detected {
             trial: sh.trial,
             t_us: t_start,

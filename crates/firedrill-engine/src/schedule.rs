@@ -147,7 +147,11 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
         trial: sh.trial,
         index: step.index,
     };
-    let ctx = StepContext { sh, record: idx };
+    let ctx = StepContext {
+        sh,
+        record: idx,
+        detect_after: step.detect_after,
+    };
     let fault = fault_for(step.action);
     let res = match fault.validate(&fstep, &ctx) {
         Ok(()) => fault.inject(&fstep, &ctx).await,
@@ -194,10 +198,23 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
 struct StepContext<'a> {
     sh: &'a Arc<Shared>,
     record: usize,
+    /// A data disaster's time to discovery.
+    detect_after: Option<std::time::Duration>,
 }
 
 #[async_trait]
 impl FaultContext for StepContext<'_> {
+    fn record_damage(&self, mut damage: firedrill_ledger::Damage) {
+        damage.t_commit = self.sh.now();
+        let mut tl = lock(&self.sh.timeline);
+        let t_fault = tl
+            .faults
+            .get(self.record)
+            .map_or(damage.t_commit, |f| f.t_start);
+        tl.discovered = Some(t_fault + self.detect_after.unwrap_or_default().as_micros() as u64);
+        tl.damage = Some(damage);
+    }
+
     fn nodes(&self) -> Vec<NodeFacts<'_>> {
         self.sh
             .nodes

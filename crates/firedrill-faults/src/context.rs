@@ -91,6 +91,10 @@ pub trait FaultContext: Send + Sync {
     /// if firedrill dies first.
     fn owe(&self, id: &str, ttl: Option<Duration>, action: HealAction) -> Result<(), FaultError>;
 
+    /// Records a data disaster's bad transaction on the trial's timeline
+    /// (the audit classifies the ledger against it).
+    fn record_damage(&self, _damage: firedrill_ledger::Damage) {}
+
     /// Heals now every owed heal `which` picks (a resume heals the pause
     /// it ends), recording each on its fault's timeline.
     async fn heal_owed(&self, which: &HealFilter<'_>);

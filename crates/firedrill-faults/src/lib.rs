@@ -8,6 +8,7 @@
 //! [`fault_for`] for the module and talks to it through [`FaultContext`].
 
 mod context;
+mod corruption;
 mod cut_replication;
 mod journal;
 mod kill;
@@ -95,6 +96,7 @@ pub fn fault_for(action: FaultAction) -> &'static dyn Fault {
         FaultAction::CutReplication => &cut_replication::CutReplication,
         FaultAction::Partition => &partition::Partition,
         FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Reset => &toxics::Toxics,
+        FaultAction::DeleteRows => &corruption::DeleteRows,
     }
 }
 

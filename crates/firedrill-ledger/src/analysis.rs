@@ -84,14 +84,69 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
             }
         }
     };
-    Analysis {
+    let mut a = Analysis {
         t_fault_us: Some(t_fault),
         t_fault_done_us: Some(t_fault_done),
         rpo,
         rto,
         ops: ops_counts,
         buckets: scan.buckets,
+        restore: None,
+    };
+    if let Some(damage) = &timeline.damage {
+        data_disaster(&mut a, ops, timeline, audit, damage, t_fault);
     }
+    a
+}
+
+/// A data disaster's figures replace the failover ones: the RPO is the
+/// window of `lost_before` (what came after the fault and was rolled back
+/// is the restore's documented price, reported beside it), and the RTO
+/// counts from t_fault, since the data was wrong from then on; with no
+/// restore that reached its target, the service never recovered.
+fn data_disaster(
+    a: &mut Analysis,
+    ops: &[Op],
+    timeline: &Timeline,
+    audit: &AuditSet,
+    damage: &crate::Damage,
+    t_fault: Micros,
+) {
+    let marks = timeline.restore.as_ref();
+    let (mut f, lost) =
+        crate::restore::figures(ops, audit, damage, marks, timeline.discovered, t_fault);
+    a.rpo.lost = f.lost_before;
+    a.rpo.zombie_lost = 0;
+    a.rpo.achieved_s = lost.iter().min().map_or(0.0, |&t| rel(t_fault, t).max(0.0));
+    a.rpo.loss_span_s = match (lost.iter().min(), lost.iter().max()) {
+        (Some(x), Some(y)) => Some([rel(*x, t_fault), rel(*y, t_fault)]),
+        _ => None,
+    };
+    let recovered = if f.reached {
+        a.rto.phases.recovered_s
+    } else {
+        None
+    };
+    a.rto.achieved_s = recovered;
+    a.rto.phases.recovered_s = recovered;
+    a.rto.incident_s = Some(0.0);
+    a.rto.phases.detected_s = f.discovered_s;
+    // The first write that the restored server acknowledged: invoked after
+    // the backup was fetched, when the old server was surely gone.
+    if let Some(m) = marks {
+        let down = m.fetched.unwrap_or(m.start);
+        a.rto.phases.first_write_s = ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Ok && o.t_invoke >= down)
+            .map(|o| o.t_done)
+            .min()
+            .map(|t| rel(t, t_fault));
+    }
+    f.rto_from_discovery_s = match (recovered, f.discovered_s) {
+        (Some(r), Some(d)) => Some(r - d),
+        _ => None,
+    };
+    a.restore = Some(f);
 }
 
 /// A trial whose schedule injected nothing (a baseline run): losses are
@@ -119,6 +174,7 @@ fn analyze_without_fault(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo:
         },
         ops: ops_counts,
         buckets: scan.buckets,
+        restore: None,
     }
 }
 
@@ -189,13 +245,28 @@ pub fn check(a: &Analysis, o: &Objectives) -> (ObjectiveCheck, Verdict) {
         };
         c.rto_met = Some(met);
     }
+    let restore_failed = a.restore.as_ref().is_some_and(|r| {
+        if !r.reached {
+            c.reasons.push(format!(
+                "the restore did not reach its target: {}",
+                r.detail
+            ));
+        }
+        if r.damaged_left > 0 {
+            c.reasons.push(format!(
+                "{} of the {} rows the fault destroyed are still missing after the restore",
+                r.damaged_left, r.damaged
+            ));
+        }
+        !r.reached || r.damaged_left > 0
+    });
     let verdict = if a.rpo.phantoms > 0 {
         c.reasons.push(format!(
             "{} ids in the store were never written by this trial: the audit is not trustworthy",
             a.rpo.phantoms
         ));
         Verdict::Inconclusive
-    } else if c.rpo_met == Some(false) || c.rto_met == Some(false) {
+    } else if c.rpo_met == Some(false) || c.rto_met == Some(false) || restore_failed {
         Verdict::Fail
     } else {
         Verdict::Pass

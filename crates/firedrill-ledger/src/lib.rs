@@ -8,11 +8,13 @@
 mod analysis;
 pub mod codec;
 pub mod events;
+mod restore;
 mod rpo;
 mod rto;
 mod types;
 
 pub use analysis::{aggregate, analyze, check, Percentiles};
+pub use restore::{Damage, RestoreFigures, RestoreMarks};
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -80,6 +80,15 @@ pub struct Timeline {
     /// The node the recovery made authoritative, if known.
     pub promoted: Option<String>,
     pub lag_samples: Vec<LagSample>,
+    /// A data disaster's bad transaction, when the disaster was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<crate::Damage>,
+    /// `t_fault + detect_after`: when someone noticed the damage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovered: Option<Micros>,
+    /// What a restore recovery did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<crate::RestoreMarks>,
 }
 
 /// SLO parameters for the RTO, in microseconds.
@@ -211,6 +220,10 @@ pub struct Analysis {
     pub ops: OpCounts,
     /// Buckets from the first fault step to the end of the workload.
     pub buckets: Vec<Bucket>,
+    /// A data disaster's figures (lost_before, rolled_back, damaged_left,
+    /// the recovery point), when the disaster was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<crate::RestoreFigures>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,9 +17,13 @@ use serde::{Deserialize, Serialize};
 use crate::series::{load_trial_series, TrialSeries};
 use crate::{ReportError, Reporter};
 
-/// Bumped on any incompatible change to [`RunRecord`]; readers refuse
-/// versions they do not know rather than misreport old runs.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped on any change to [`RunRecord`]; readers refuse versions they do
+/// not know rather than misreport old runs. 2 added a trial's `restore`
+/// (data disasters); version 1 runs still load (they have none).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema this build still reads.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// File name inside the run directory.
 pub const RUN_FILE: &str = "run.json";
@@ -86,6 +90,11 @@ pub struct TrialRecord {
     /// ledger was not saved, and renderers do without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<TrialSeries>,
+    /// A data disaster's figures: lost_before, rolled_back and its span,
+    /// damaged_left, the recovery point beside the target, the restore's
+    /// phases. Schema 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<firedrill_ledger::RestoreFigures>,
 }
 
 /// One fault step, its injection and heal folded together.
@@ -211,7 +220,9 @@ impl RunRecord {
         // Check the version before the shape, so an old or newer file gets a
         // clear message instead of "missing field".
         let found = value.get("schema_version").and_then(|v| v.as_u64());
-        if found != Some(u64::from(SCHEMA_VERSION)) {
+        if !found.is_some_and(|v| {
+            (u64::from(OLDEST_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&v)
+        }) {
             return Err(ReportError::SchemaVersion {
                 path,
                 found: found.unwrap_or(0),
@@ -366,6 +377,7 @@ impl RunCollector {
             warnings,
             buckets: analysis.buckets.clone(),
             series,
+            restore: analysis.restore.clone(),
         });
     }
 }

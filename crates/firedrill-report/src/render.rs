@@ -117,6 +117,7 @@ fn trial(out: &mut String, run: &RunRecord, t: &TrialRecord) {
     if let Some(line_) = incident_line(t) {
         line(out, INDENT, INDENT, &line_);
     }
+    restore_block(out, t);
     if let Some(d) = &t.detected {
         line(
             out,
@@ -487,6 +488,53 @@ fn line(out: &mut String, first: &str, rest: &str, text: &str) {
     }
     out.push_str(cur.trim_end());
     out.push('\n');
+}
+
+/// A data disaster's restore: what came back, what was rolled back, what
+/// is still missing, where it really stopped, and its phases.
+fn restore_block(out: &mut String, t: &TrialRecord) {
+    let Some(r) = &t.restore else { return };
+    let _ = writeln!(
+        out,
+        "  restore  target {}: {}",
+        r.target,
+        if r.reached { "reached" } else { "NOT reached" }
+    );
+    let span = r.rolled_back_span_s.map_or(String::new(), |[a, b]| {
+        format!(" ({} .. {})", signed(a), signed(b))
+    });
+    line(
+        out,
+        INDENT,
+        INDENT,
+        &format!(
+            "lost before the fault {}, rolled back {}{span}, damaged {}, still missing {}",
+            r.lost_before, r.rolled_back, r.damaged, r.damaged_left
+        ),
+    );
+    line(
+        out,
+        INDENT,
+        INDENT,
+        &format!(
+            "recovery point {} (the newest surviving write acknowledged before the fault)",
+            opt_signed(r.recovery_point_s)
+        ),
+    );
+    let from_disc = r.rto_from_discovery_s.map_or("-".to_string(), secs);
+    line(
+        out,
+        INDENT,
+        INDENT,
+        &format!(
+            "discovered {}  fetch {}  replay {}  promote {}  RTO from discovery {from_disc}",
+            opt_signed(r.discovered_s),
+            opt_signed(r.fetch_s),
+            opt_signed(r.replay_s),
+            opt_signed(r.promote_s)
+        ),
+    );
+    line(out, INDENT, INDENT, &format!("server: {}", r.detail));
 }
 
 #[cfg(test)]

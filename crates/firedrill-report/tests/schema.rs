@@ -148,7 +148,41 @@ fn drifted_records_do_not_validate() {
         .as_object_mut()
         .unwrap()
         .remove("not_recovered");
-    v["schema_version"] = Value::from(2);
+    v["schema_version"] = Value::from(3);
     let errs = errors(&v);
     assert_eq!(errs.len(), 4, "{errs:#?}");
+}
+
+/// Schema 2: a data disaster's restore figures validate; an older (v1) run
+/// still loads, with none.
+#[test]
+fn a_record_with_restore_figures_validates() {
+    let mut run = firedrill_report::RunRecord::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-pg-async-cut-crash"),
+    )
+    .unwrap();
+    assert!(run.trials[0].restore.is_none(), "a v1 run has no restore");
+    run.schema_version = firedrill_report::SCHEMA_VERSION;
+    run.trials[0].restore = Some(firedrill_ledger::RestoreFigures {
+        target: "before_fault".into(),
+        reached: true,
+        detail: "recovery stopping before commit of transaction 925".into(),
+        lost_before: 0,
+        rolled_back: 120,
+        rolled_back_span_s: Some([0.01, 7.5]),
+        damaged: 400,
+        damaged_left: 0,
+        recovery_point_s: Some(-0.002),
+        discovered_s: Some(5.0),
+        fetch_s: Some(5.6),
+        replay_s: Some(6.1),
+        promote_s: Some(6.3),
+        rto_from_discovery_s: Some(2.7),
+    });
+    let v = serde_json::to_value(&run).unwrap();
+    let errs = errors(&v);
+    assert!(errs.is_empty(), "{errs:#?}");
+    v["trials"][0]["restore"]
+        .as_object()
+        .expect("restore is written");
 }

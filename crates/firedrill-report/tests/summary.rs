@@ -239,6 +239,7 @@ fn async_loss(trial: u32, rpo: f64, predicted: f64, lost: u64, rto: Option<f64>)
                 0.0,
                 rto.unwrap_or(8.0),
             ),
+            restore: None,
         },
     }
 }
@@ -299,6 +300,7 @@ fn sync_stall_trial() {
                 unknown: 16,
             },
             buckets: buckets(-2.0, 8.0, -2.0, 1.4),
+            restore: None,
         },
     };
     let run = collect(
@@ -346,6 +348,7 @@ fn no_failover() -> Trial {
                 unknown: 16,
             },
             buckets: buckets(0.0, 60.0, 0.0, 60.0),
+            restore: None,
         },
     }
 }
@@ -471,9 +474,9 @@ fn a_failed_write_keeps_the_engines_verdict() {
 #[test]
 fn load_refuses_unknown_schema_versions() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("run.json"), r#"{"schema_version": 2}"#).unwrap();
+    std::fs::write(dir.path().join("run.json"), r#"{"schema_version": 3}"#).unwrap();
     let err = RunRecord::load(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("schema_version 2"), "{err}");
+    assert!(err.to_string().contains("schema_version 3"), "{err}");
 }
 
 // ------------------------------------------------------------ JUnit

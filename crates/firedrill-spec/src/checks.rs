@@ -71,13 +71,20 @@ pub(crate) fn check_recovery(
 ) {
     let r = &d.recovery;
     let automatic = r.automatic.as_ref().is_some_and(|a| *a.get_ref());
-    let n = r.promote.is_some() as u8 + r.command.is_some() as u8 + automatic as u8;
+    let n = r.promote.is_some() as u8
+        + r.command.is_some() as u8
+        + automatic as u8
+        + r.restore.is_some() as u8;
     if n > 1 {
         out.push(spec.at(
             0..0,
-            "[drill.recovery]: give one of promote, command or automatic",
+            "[drill.recovery]: give one of promote, command, automatic or restore",
         ));
     }
+    if let Some(rs) = &r.restore {
+        crate::corruption::check_restore(spec, d, rs, u, out);
+    }
+    crate::corruption::check_corruption_steps(spec, d, out);
     if let Some(p) = &r.promote {
         let name = p.get_ref();
         if name != "most_advanced" {

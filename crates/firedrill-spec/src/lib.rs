@@ -2,11 +2,13 @@
 //! problem at once with `file:line:column`, before anything touches a store.
 
 mod checks;
+mod corruption;
 mod duration;
 mod store;
 mod types;
 mod validate;
 
+pub use corruption::RestoreTarget;
 pub use duration::Dur;
 pub use store::{field_names, lab_view, target_view, StoreSpec, Stores};
 pub use types::*;

@@ -223,6 +223,9 @@ pub enum FaultAction {
     Bandwidth,
     /// Connections on the node's links are reset (TCP RST).
     Reset,
+    /// Corruption: one transaction deletes a fraction of the run's rows on
+    /// the primary. It replicates everywhere; only a restore undoes it.
+    DeleteRows,
 }
 
 /// Which of a node's network links a network fault hits.
@@ -254,7 +257,13 @@ impl FaultAction {
             FaultAction::Latency => "latency",
             FaultAction::Bandwidth => "bandwidth",
             FaultAction::Reset => "reset",
+            FaultAction::DeleteRows => "delete_rows",
         }
+    }
+    /// Data disasters: a bad transaction, recovered by a restore, not a
+    /// failover.
+    pub fn is_corruption(self) -> bool {
+        matches!(self, FaultAction::DeleteRows)
     }
     /// Faults that need the node's pid.
     pub fn is_process_fault(self) -> bool {
@@ -308,6 +317,12 @@ pub struct FaultStep {
     /// postmaster (Patroni restarts it locally); by default the whole node
     /// (Patroni and its postmaster) is hit, as in a machine failure.
     pub kill_process: Option<Spanned<String>>,
+    /// `delete_rows`: the share of the run's rows the bad transaction
+    /// deletes, in (0, 1] (default 0.5).
+    pub fraction: Option<Spanned<f64>>,
+    /// Corruption: how long until someone notices (`t_discovered` =
+    /// `t_fault` + this); the restore starts then.
+    pub detect_after: Option<Spanned<Dur>>,
 }
 
 impl FaultStep {
@@ -342,6 +357,25 @@ pub struct RecoverySpec {
     /// failure detector is rarely instant).
     #[serde(default)]
     pub delay: Dur,
+    /// Restore from the lab's backups (a data disaster's recovery).
+    pub restore: Option<RestoreSpec>,
+}
+
+/// `restore = { from = "pgbackrest", target = "before_fault", into = "in_place" }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreSpec {
+    /// The backup tool: the lab's `[lab.backup] tool`.
+    pub from: Spanned<String>,
+    /// `before_fault` (exactly before the bad transaction), `latest` (the
+    /// end of the archive), or an RFC 3339 time.
+    pub target: Spanned<String>,
+    /// `in_place`: the primary's data directory is restored and the
+    /// clients find it where it was.
+    pub into: Option<Spanned<String>>,
+    /// Force the current WAL segment into the archive first and wait for
+    /// it (default true); false shows the archive lag as data loss.
+    pub flush_archive: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

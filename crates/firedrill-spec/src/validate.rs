@@ -55,6 +55,9 @@ pub struct NodeUniverse {
     pub roles: Vec<String>,
     /// Failure domains: zone name → its nodes.
     pub zones: std::collections::BTreeMap<String, Vec<String>>,
+    /// The lab's backup tool (`[lab.backup] tool`), when it takes backups:
+    /// a `restore` recovery needs one.
+    pub backup: Option<String>,
 }
 
 impl NodeUniverse {

@@ -38,6 +38,11 @@ pub trait Store: StoreSpec + LabDriver {
     fn client_address(&self, port: u16) -> String {
         format!("127.0.0.1:{port}")
     }
+    /// Restores a lab's node from its backups, for a `restore` recovery;
+    /// None when the lab takes none.
+    fn restorer(&self, _state: &LabState) -> Option<Arc<dyn firedrill_targets::Restorer>> {
+        None
+    }
     /// A lab node's recorded process is a manager that restarts its server
     /// (so a process fault may hit the server alone).
     fn managed_nodes(&self) -> bool {

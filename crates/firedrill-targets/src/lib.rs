@@ -186,6 +186,19 @@ pub trait Target: Send + Sync {
         None
     }
 
+    /// Runs a data disaster's bad transaction on `node` (the primary) and
+    /// returns what it destroyed, as the store identifies it.
+    async fn corrupt(
+        &self,
+        _node: &str,
+        _c: &Corruption,
+    ) -> Result<firedrill_ledger::Damage, TargetError> {
+        Err(TargetError::Unsupported {
+            kind: self.kind(),
+            what: "run a corruption fault",
+        })
+    }
+
     /// Why the store cannot recover on its own, when it can tell (a lost
     /// quorum): asked at the audit of a trial that never recovered, so the
     /// verdict says why instead of only that it did not.
@@ -237,4 +250,54 @@ pub trait TargetOpener: Send + Sync + std::fmt::Debug {
         password: Option<&str>,
         run_id: &str,
     ) -> Result<Box<dyn Target>, TargetError>;
+}
+
+/// A data disaster's bad transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Corruption {
+    /// Deletes this share of the run's rows, in one transaction.
+    DeleteRows { fraction: f64 },
+}
+
+/// Where a restore should stop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestorePoint {
+    /// Just before this transaction (exclusive).
+    BeforeXid(u64),
+    /// The end of the archive.
+    Latest,
+    /// A wall-clock time, RFC 3339.
+    Time(String),
+}
+
+/// What a restore is asked to do.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    pub point: RestorePoint,
+    /// Force the current WAL segment into the archive first, and wait.
+    pub flush_archive: bool,
+}
+
+/// What a restore did, its phases as instants (the engine puts them on the
+/// trial's clock).
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// How the tool was told the target (`--type=xid --target=925 ...`).
+    pub tool_target: String,
+    pub flushed: Option<std::time::Instant>,
+    pub fetched: Option<std::time::Instant>,
+    pub replayed: Option<std::time::Instant>,
+    pub promoted: Option<std::time::Instant>,
+    /// The server's log says it stopped at the target.
+    pub reached: bool,
+    /// The server's own words about where it stopped, or why it failed.
+    pub detail: String,
+}
+
+/// Restores a node of a lab from its backups. A lab's, not a target's:
+/// it stops and starts the node's server, whose pids the lab records.
+#[async_trait]
+pub trait Restorer: Send + Sync {
+    async fn restore(&self, node: &str, req: &RestoreRequest)
+        -> Result<RestoreReport, TargetError>;
 }

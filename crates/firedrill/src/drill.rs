@@ -78,6 +78,11 @@ impl Environment for LabEnv {
         trial: u32,
         log: &mut dyn FnMut(String),
     ) -> Result<Vec<NodeSpec>, EngineError> {
+        // A restore restarts a server and records its new pid in
+        // state.json: the file, not this copy, is what must be reset.
+        if let Ok(s) = firedrill_lab::LabState::load(&self.state.dir) {
+            self.state = s;
+        }
         let dead: Vec<&str> = self
             .state
             .nodes
@@ -261,10 +266,12 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
         opener,
         embedded,
         version_nodes,
+        restorer,
     } = prepare(target, d).await?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
-    let plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup, opener);
+    let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup, opener);
+    plan.restorer = restorer.map(firedrill_engine::RestorerHandle);
 
     let meta = RunMeta {
         drill: plan.drill.clone(),
@@ -362,6 +369,8 @@ struct Prepared {
     opener: std::sync::Arc<dyn firedrill_targets::TargetOpener>,
     embedded: Option<crate::embedded::EmbeddedProxy>,
     version_nodes: Vec<(String, String)>,
+    /// A lab that takes backups: what a `restore` recovery runs.
+    restorer: Option<std::sync::Arc<dyn firedrill_targets::Restorer>>,
 }
 
 /// Turns the resolved target into a [`Prepared`] one, through its store.
@@ -381,9 +390,11 @@ async fn prepare(target: Target, d: &firedrill_spec::DrillSpec) -> Result<Prepar
     // Network faults against explicit endpoints run through the embedded
     // proxy; it lives until the drill ends.
     let mut embedded: Option<crate::embedded::EmbeddedProxy> = None;
+    let mut restorer = None;
     let (env, desc, cleanup, opener): (Box<dyn Environment>, String, bool, _) = match target {
         Target::Lab(s) => {
             let store = crate::lab::store_of(&s.spec)?;
+            restorer = store.restorer(&s);
             let opener = store.lab_target(&s, d.target.as_ref(), &d.workload);
             let desc = format!(
                 "lab {} ({}, {})",
@@ -452,6 +463,7 @@ async fn prepare(target: Target, d: &firedrill_spec::DrillSpec) -> Result<Prepar
         opener,
         embedded,
         version_nodes,
+        restorer,
     })
 }
 

@@ -215,7 +215,9 @@ fn zone_loss() {
     assert_eq!(d.u64(0, "rpo.lost"), 0, "{ex}: lost acknowledged records");
     assert_eq!(d.u64(0, "rpo.phantoms"), 0);
     assert!(
-        d.u64(0, "ops.ok") > 50,
+        // Writes stall at the kill 1 s after warmup: a loaded machine gets
+        // few in before it; what matters is that some were acknowledged.
+        d.u64(0, "ops.ok") > 10,
         "{ex}: the workload wrote too little"
     );
     let why = d.trial(0)["check"]["reasons"].to_string();

@@ -128,6 +128,7 @@ pub fn drill(n: u64) -> Synth {
         recovery_done: Some(outage_end),
         promoted: Some("pg-1".into()),
         lag_samples,
+        ..Default::default()
     };
     Synth {
         ops,

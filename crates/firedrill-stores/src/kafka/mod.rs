@@ -6,6 +6,7 @@
 pub mod config;
 pub mod lab;
 pub mod probe;
+mod start;
 mod status;
 pub mod target;
 

@@ -25,6 +25,29 @@ pub struct PgLab {
     /// Extra postgresql.conf settings for every node.
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
+    /// `[lab.backup]`: WAL archiving and a full backup at `lab up`, which
+    /// a `restore` recovery restores from.
+    pub backup: Option<BackupSpec>,
+}
+
+/// `[lab.backup]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSpec {
+    /// `pgbackrest` (a local repository in the lab directory).
+    pub tool: Spanned<String>,
+    /// PostgreSQL's `archive_timeout`: the oldest unarchived WAL can get,
+    /// so the bound of a restore's data loss without a flush (default 60 s).
+    pub archive_timeout: Option<Spanned<firedrill_spec::Dur>>,
+}
+
+impl BackupSpec {
+    pub fn archive_timeout(&self) -> std::time::Duration {
+        self.archive_timeout
+            .as_ref()
+            .map(|d| d.get_ref().0)
+            .unwrap_or(std::time::Duration::from_secs(60))
+    }
 }
 
 fn one() -> u32 {
@@ -95,6 +118,24 @@ pub fn check_pg_options(
                     o.standbys
                 ),
             ));
+        }
+    }
+    if let Some(b) = &o.backup {
+        match b.tool.get_ref().as_str() {
+            "pgbackrest" => {}
+            "basebackup" => out.push(spec.at(
+                b.tool.span(),
+                "tool = \"basebackup\" is not built yet: use \"pgbackrest\"",
+            )),
+            other => out.push(spec.at(
+                b.tool.span(),
+                format!("backup tool {other:?}: give \"pgbackrest\""),
+            )),
+        }
+        if let Some(t) = &b.archive_timeout {
+            if t.get_ref().0 < std::time::Duration::from_secs(1) {
+                out.push(spec.at(t.span(), "archive_timeout must be at least 1s"));
+            }
         }
     }
     for (k, v) in &o.settings {

@@ -206,6 +206,9 @@ fn populate(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<(), 
     }
 
     init_primary(state, progress)?;
+    if super::backup::enabled(state).is_some() {
+        super::backup::setup(state, progress)?;
+    }
     let primary_port = state.nodes[0].port;
     let primary_host = state.nodes[0].host.clone();
     let standbys: Vec<usize> = (1..state.nodes.len()).collect();
@@ -338,6 +341,10 @@ fn init_primary(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<
         }
         conf.push_str(&format!("{k} = {}\n", tools::conf_literal(k, v)?));
     }
+    if let Some(b) = super::backup::enabled(state) {
+        // Later lines win: pgBackRest archives instead of the plain copy.
+        conf.push_str(&super::backup::archive_settings(state, &b));
+    }
     tools::append(&n1.data_dir.join("postgresql.conf"), &conf)?;
     let mut hba = "\n# firedrill lab: trust loopback only\n\
          host all all 127.0.0.1/32 trust\n\
@@ -359,7 +366,7 @@ fn init_primary(state: &mut LabState, progress: &mut dyn FnMut(&str)) -> Result<
 
 /// Starts a postmaster directly (not via pg_ctl) so that we own its
 /// process group and hold its handle; records it in state.json at once.
-fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
+pub(crate) fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
     let n = &state.nodes[i];
     let postgres = state.bin_dir.join("postgres");
     let data = n.data_dir.to_string_lossy().into_owned();
@@ -382,7 +389,7 @@ fn start_node(state: &mut LabState, i: usize) -> Result<(), LabError> {
     state.save()
 }
 
-fn wait_node_ready(state: &LabState, i: usize) -> Result<(), LabError> {
+pub(crate) fn wait_node_ready(state: &LabState, i: usize) -> Result<(), LabError> {
     let n = &state.nodes[i];
     let proc = n.proc.ok_or_else(|| LabError::Exited {
         node: n.name.clone(),

@@ -1,6 +1,7 @@
 //! PostgreSQL streaming replication: a lab of a primary and standbys, and
 //! a target that inserts one row per ledger entry.
 
+mod backup;
 pub mod config;
 pub mod lab;
 pub mod pgbackrest;
@@ -35,6 +36,20 @@ pub(crate) const ALL_FAULTS: &[FaultAction] = &[
     FaultAction::Reset,
 ];
 
+/// A plain PostgreSQL lab also takes data disasters (its restore is built).
+pub(crate) const PG_FAULTS: &[FaultAction] = &[
+    FaultAction::Kill,
+    FaultAction::Stop,
+    FaultAction::Pause,
+    FaultAction::Resume,
+    FaultAction::CutReplication,
+    FaultAction::Partition,
+    FaultAction::Latency,
+    FaultAction::Bandwidth,
+    FaultAction::Reset,
+    FaultAction::DeleteRows,
+];
+
 pub struct PostgresStore;
 
 impl StoreSpec for PostgresStore {
@@ -55,12 +70,14 @@ impl StoreSpec for PostgresStore {
     }
     fn lab_universe(&self, lab: &LabSpec) -> NodeUniverse {
         let o = PgLab::of(lab);
-        pg_universe(
+        let mut u = pg_universe(
             lab,
             o.node_names(),
             o.replication == Replication::Sync,
             self.kind(),
-        )
+        );
+        u.backup = o.backup.as_ref().map(|b| b.tool.get_ref().clone());
+        u
     }
     fn check_endpoint(
         &self,
@@ -78,7 +95,7 @@ impl StoreSpec for PostgresStore {
         true
     }
     fn faults(&self) -> &'static [FaultAction] {
-        ALL_FAULTS
+        PG_FAULTS
     }
     fn check_step(
         &self,
@@ -153,6 +170,12 @@ impl TargetOpener for PgOpener {
 impl Store for PostgresStore {
     fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
         Some(&probe::PgWatch)
+    }
+    fn restorer(&self, state: &LabState) -> Option<Arc<dyn firedrill_targets::Restorer>> {
+        backup::enabled(state)?;
+        Some(Arc::new(backup::PgRestorer {
+            dir: state.dir.clone(),
+        }))
     }
     fn lab_target(
         &self,

@@ -6,6 +6,7 @@
 //! standby tells how far behind that standby is, on the observer's clock.
 
 mod config;
+mod corrupt;
 
 mod store;
 

@@ -147,6 +147,17 @@ impl Target for PgStore {
     async fn audit(&self, node: &str) -> Result<Vec<u64>, TargetError> {
         self.target.audit(node).await
     }
+    async fn corrupt(
+        &self,
+        node: &str,
+        c: &firedrill_targets::Corruption,
+    ) -> Result<firedrill_ledger::Damage, TargetError> {
+        match c {
+            firedrill_targets::Corruption::DeleteRows { fraction } => {
+                super::corrupt::delete_rows(&self.target, node, *fraction).await
+            }
+        }
+    }
     async fn cleanup(&self, node: &str) -> Result<(), TargetError> {
         self.target.cleanup(node).await
     }

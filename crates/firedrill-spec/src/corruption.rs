@@ -1,0 +1,133 @@
+//! The checks of data disasters: corruption steps (`delete_rows`) and the
+//! `restore` recovery, which needs a lab that takes backups.
+
+use crate::validate::NodeUniverse;
+use crate::{Diagnostic, DrillSpec, FaultAction, LoadedSpec, RestoreSpec};
+
+/// What a restore `target` names, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// Exactly before the bad transaction (its xid, exclusive).
+    BeforeFault,
+    /// The end of the archive.
+    Latest,
+    /// A wall-clock time, RFC 3339.
+    Time(String),
+}
+
+impl RestoreTarget {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "before_fault" => Ok(RestoreTarget::BeforeFault),
+            "latest" => Ok(RestoreTarget::Latest),
+            t if humantime::parse_rfc3339_weak(t).is_ok() => Ok(RestoreTarget::Time(t.into())),
+            other => Err(format!(
+                "restore target {other:?}: give \"before_fault\", \"latest\" or an RFC 3339 time such as \"2026-12-01T10:00:00Z\""
+            )),
+        }
+    }
+}
+
+pub(crate) fn check_corruption_steps(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
+    for s in &d.faults {
+        let action = *s.action.get_ref();
+        if let Some(f) = &s.fraction {
+            if action != FaultAction::DeleteRows {
+                out.push(spec.at(
+                    f.span(),
+                    format!("`fraction` applies to delete_rows, not {}", action.as_str()),
+                ));
+            } else if !(*f.get_ref() > 0.0 && *f.get_ref() <= 1.0) {
+                out.push(spec.at(
+                    f.span(),
+                    format!(
+                        "fraction = {} is not a share of the rows: give a number in (0, 1], e.g. 0.5",
+                        f.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(da) = &s.detect_after {
+            if !action.is_corruption() {
+                out.push(spec.at(
+                    da.span(),
+                    format!(
+                        "`detect_after` applies to data disasters (delete_rows), not {}",
+                        action.as_str()
+                    ),
+                ));
+            }
+        }
+        if action.is_corruption() && s.zone.is_some() {
+            out.push(spec.at(
+                s.target_span(),
+                "a corruption runs one transaction on the primary: give node = \"primary\"",
+            ));
+        }
+    }
+}
+
+pub(crate) fn check_restore(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    r: &RestoreSpec,
+    u: Option<&NodeUniverse>,
+    out: &mut Vec<Diagnostic>,
+) {
+    match u.and_then(|u| u.backup.as_deref()) {
+        None => out.push(spec.at(
+            r.from.span(),
+            "restore needs a lab that takes backups: add [lab.backup] with tool = \"pgbackrest\" to the lab",
+        )),
+        Some(tool) if tool != r.from.get_ref() => out.push(spec.at(
+            r.from.span(),
+            format!(
+                "restore from {:?}, but the lab's [lab.backup] tool is {tool:?}",
+                r.from.get_ref()
+            ),
+        )),
+        Some(_) => {}
+    }
+    match RestoreTarget::parse(r.target.get_ref()) {
+        Err(m) => out.push(spec.at(r.target.span(), m)),
+        Ok(RestoreTarget::BeforeFault)
+            if !d.faults.iter().any(|s| s.action.get_ref().is_corruption()) =>
+        {
+            out.push(spec.at(
+                r.target.span(),
+                "target = \"before_fault\" needs a corruption step (delete_rows) in the schedule",
+            ))
+        }
+        Ok(_) => {}
+    }
+    if let Some(i) = &r.into {
+        match i.get_ref().as_str() {
+            "in_place" => {}
+            "new_node" => out.push(spec.at(
+                i.span(),
+                "into = \"new_node\" is not built yet: use \"in_place\"",
+            )),
+            other => out.push(spec.at(i.span(), format!("into = {other:?}: give \"in_place\""))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(
+            RestoreTarget::parse("before_fault"),
+            Ok(RestoreTarget::BeforeFault)
+        );
+        assert_eq!(RestoreTarget::parse("latest"), Ok(RestoreTarget::Latest));
+        assert!(matches!(
+            RestoreTarget::parse("2026-12-01T10:00:00Z"),
+            Ok(RestoreTarget::Time(_))
+        ));
+        let e = RestoreTarget::parse("yesterday").unwrap_err();
+        assert!(e.contains("\"yesterday\""), "{e}");
+    }
+}
