@@ -100,6 +100,38 @@ pub(crate) fn enabled(state: &LabState) -> Option<BackupSpec> {
     PgLab::of(&state.spec).backup
 }
 
+/// For `lab status`: the newest backup and its age, and the archive's
+/// last segment and how long ago it was archived (the restore's RPO bound
+/// without a flush). Blocking.
+pub(crate) fn status_note(state: &LabState) -> Option<String> {
+    enabled(state)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let backup = match pgbackrest(state, &["--output=json", "info"]) {
+        Ok(json) => match super::pgbackrest::newest_backup(&json, STANZA) {
+            Ok(Some(b)) => format!("backup {} ({} s old)", b.label, now - b.stop),
+            Ok(None) => "no usable backup".into(),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => format!("pgbackrest info failed: {e}"),
+    };
+    let n1 = &state.nodes[0];
+    let archive = tools(state)
+        .psql(
+            &n1.host,
+            n1.port,
+            "SELECT coalesce(last_archived_wal, '-') || ' ' || coalesce(round(extract(epoch FROM now() - last_archived_time))::text, '-') FROM pg_stat_archiver",
+        )
+        .ok()
+        .and_then(|s| {
+            let (seg, age) = s.split_once(' ')?;
+            Some(format!("archived {seg} ({age} s ago)"))
+        })
+        .unwrap_or_else(|| "archive: primary not answering".into());
+    Some(format!("{backup}; {archive}"))
+}
+
 /// Restores a PostgreSQL lab's node from its pgBackRest repository.
 pub struct PgRestorer {
     /// The lab directory: the state is read from state.json at each

@@ -139,7 +139,18 @@ impl LabDriver for PostgresStore {
         lab::build(spec, dir, preferred_ports, progress)
     }
     async fn status(&self, state: &LabState) -> Vec<NodeStatus> {
-        status::pg_status(state).await
+        let mut rows = status::pg_status(state).await;
+        let st = state.clone();
+        if let Ok(Some(note)) = tokio::task::spawn_blocking(move || backup::status_note(&st)).await {
+            // On the first node's row: the lab backs up and archives n1.
+            if let Some(r) = rows.first_mut() {
+                r.replication = Some(match r.replication.take() {
+                    Some(rep) => format!("{rep}; {note}"),
+                    None => note,
+                });
+            }
+        }
+        rows
     }
     fn settings(&self, spec: &LabSpec) -> String {
         match PgLab::of(spec).replication {
