@@ -116,6 +116,22 @@ fn data_disaster(
     let (mut f, lost) =
         crate::restore::figures(ops, audit, damage, marks, timeline.discovered, t_fault);
     a.rpo.lost = f.lost_before;
+    // Without a flush the restore can bring back only what the archive
+    // held at the fault; with one, nothing acknowledged is beyond it.
+    // The window is the writes the archive lacks: those after its last
+    // segment, or all of this run's if it had written none by then.
+    let first_ok = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok)
+        .map(|o| o.t_done)
+        .min();
+    a.rpo.predicted_s = match marks {
+        Some(m) if m.flushed.is_some() => Some(0.0),
+        _ => damage.archive_age_s.map(|age| match first_ok {
+            Some(f) if f < t_fault => age.min(rel(t_fault, f)),
+            _ => age,
+        }),
+    };
     a.rpo.zombie_lost = 0;
     a.rpo.achieved_s = lost.iter().min().map_or(0.0, |&t| rel(t_fault, t).max(0.0));
     a.rpo.loss_span_s = match (lost.iter().min(), lost.iter().max()) {

@@ -20,6 +20,11 @@ pub struct Damage {
     pub ids: Vec<u64>,
     /// Observer time of its commit.
     pub t_commit: Micros,
+    /// Seconds since the archive last took a WAL segment, read just before
+    /// the bad transaction: what a restore without a flush cannot bring
+    /// back (the predicted RPO of such a restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_age_s: Option<f64>,
 }
 
 /// What the restore did, with its phases on the observer's clock.

@@ -88,6 +88,13 @@ pub(crate) fn setup(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<
     if let Some(ru) = &state.run_as {
         ru.chown_tree(&b)?;
     }
+    // The drill's tables predate the backup, as an application's schema
+    // predates its backups: a restore that loses the run's writes still
+    // finds the tables to take new ones.
+    let t = tools(state);
+    for stmt in super::target::SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        t.psql(&n1.host, n1.port, stmt)?;
+    }
     progress("pgBackRest: stanza-create");
     pgbackrest(state, &["stanza-create"])?;
     progress("pgBackRest: full backup of the primary");

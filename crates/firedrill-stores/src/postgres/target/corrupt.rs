@@ -12,6 +12,16 @@ use std::time::Duration;
 pub async fn delete_rows(t: &PgTarget, node: &str, fraction: f64) -> Result<Damage, TargetError> {
     let mut c = t.connect_node(node, Duration::from_secs(5)).await?;
     let per_mille = (fraction * 1000.0).round().clamp(1.0, 1000.0) as i64;
+    // Before the bad transaction: how stale the archive is (NULL when
+    // nothing was archived yet, or archiving is off).
+    let archive_age_s: Option<f64> = c
+        .query_one(
+            "SELECT extract(epoch FROM now() - last_archived_time)::float8 FROM pg_stat_archiver",
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|r| r.get(0));
     let tx = c.transaction().await.map_err(|e| node_err(node, e))?;
     let xid: i64 = tx
         .query_one("SELECT txid_current()", &[])
@@ -39,5 +49,6 @@ pub async fn delete_rows(t: &PgTarget, node: &str, fraction: f64) -> Result<Dama
         lsn,
         ids: rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect(),
         t_commit: 0,
+        archive_age_s,
     })
 }

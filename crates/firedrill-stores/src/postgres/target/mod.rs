@@ -23,7 +23,7 @@ use tokio_postgres::{Client, Config, NoTls, Statement};
 pub const LEDGER_TABLE: &str = "firedrill_ledger";
 pub const HEARTBEAT_TABLE: &str = "firedrill_heartbeat";
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS firedrill_ledger (run_id text NOT NULL, seq bigint NOT NULL, payload bytea);
 CREATE TABLE IF NOT EXISTS firedrill_heartbeat (run_id text PRIMARY KEY, n bigint NOT NULL);
 ";
@@ -292,13 +292,21 @@ impl PgTarget {
     /// Reads back every id of this run present on `name`.
     pub async fn audit(&self, name: &str) -> Result<Vec<u64>, TargetError> {
         let c = self.connect_node(name, Duration::from_secs(5)).await?;
-        let rows = c
+        let rows = match c
             .query(
                 "SELECT seq FROM firedrill_ledger WHERE run_id = $1",
                 &[&self.run_id],
             )
             .await
-            .map_err(|e| node_err(name, e))?;
+        {
+            Ok(rows) => rows,
+            // A restore to a point before the run created its table: not
+            // one of its rows survived.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(node_err(name, e)),
+        };
         Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
     }
 
