@@ -202,6 +202,7 @@ fn rto_change(d: &Domain, t: f64, p: &mut Domain) -> String {
             };
             format!("lower broker.session.timeout.ms to {}", secs(s))
         }
+        Failover::Patroni { .. } => "no failover takes 0 s: revisit the objective".into(),
         Failover::Manual { .. } | Failover::Undeclared => {
             let auto = match d.kind.as_str() {
                 "redis" => "Redis Sentinel",
