@@ -24,7 +24,11 @@ pub fn advise(a: &Architecture, subject: &Subject<'_>, o: &Objective, row: &Row)
     match subject {
         Subject::Domain(d) => {
             let (change, proposed) = domain_change(a, d, o, row);
-            let name = o.drills.first().cloned().unwrap_or_else(|| format!("{}-{}", d.name, o.key));
+            let name = o
+                .drills
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("{}-{}", d.name, o.key));
             Advice {
                 change,
                 drill: drill_spec(&proposed, o, &name),
@@ -49,12 +53,20 @@ pub fn advise(a: &Architecture, subject: &Subject<'_>, o: &Objective, row: &Row)
                 ),
                 _ => format!("{dom} dominates the capability's {}: improve it first", row.measure.as_str()),
             };
-            let name = o.drills.first().cloned().unwrap_or_else(|| format!("{}-{}", c.name, o.key));
+            let name = o
+                .drills
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("{}-{}", c.name, o.key));
             let drill = match a.domains.iter().find(|d| d.name == dom) {
                 Some(d) => drill_spec(d, o, &name),
                 None => format!("# no domain dominates {}: drill its dependencies\n", c.name),
             };
-            Advice { change, drill_name: name, drill }
+            Advice {
+                change,
+                drill_name: name,
+                drill,
+            }
         }
     }
 }
@@ -137,7 +149,12 @@ fn domain_change(a: &Architecture, d: &Domain, o: &Objective, row: &Row) -> (Str
 }
 
 fn rpo_change(d: &Domain, lost: &[String], p: &mut Domain) -> String {
-    let others: Vec<String> = d.nodes.iter().filter(|n| !lost.contains(n)).cloned().collect();
+    let others: Vec<String> = d
+        .nodes
+        .iter()
+        .filter(|n| !lost.contains(n))
+        .cloned()
+        .collect();
     match &d.replication {
         Replication::Async | Replication::Undeclared => {
             p.replication = Replication::Sync {
@@ -159,7 +176,9 @@ fn rpo_change(d: &Domain, lost: &[String], p: &mut Domain) -> String {
                 others.join(", ")
             )
         }
-        Replication::Quorum => "spread the members over 3 failure domains, a minority in each".into(),
+        Replication::Quorum => {
+            "spread the members over 3 failure domains, a minority in each".into()
+        }
         Replication::None => "add a streaming standby in another zone (warm posture)".into(),
     }
 }
@@ -181,20 +200,33 @@ fn rto_change(d: &Domain, t: f64, p: &mut Domain) -> String {
                 secs(ttl), secs(lw), secs(rt), secs(ttl + lw)
             )
         }
-        Failover::Sentinel { failover_timeout, .. } => {
+        Failover::Sentinel {
+            failover_timeout, ..
+        } => {
             let da = (t / 2.0).max(1.0);
             p.failover = Failover::Sentinel {
                 down_after: dur(da),
                 failover_timeout: *failover_timeout,
             };
-            format!("lower down_after to {} (Sentinel declares the master down after it)", secs(da))
+            format!(
+                "lower down_after to {} (Sentinel declares the master down after it)",
+                secs(da)
+            )
         }
         Failover::Raft { .. } => {
             let e = (t / 2.0).max(0.1);
-            p.failover = Failover::Raft { election_timeout: dur(e) };
-            format!("lower election_timeout to {} (heartbeat ≈ election / 10)", secs(e))
+            p.failover = Failover::Raft {
+                election_timeout: dur(e),
+            };
+            format!(
+                "lower election_timeout to {} (heartbeat ≈ election / 10)",
+                secs(e)
+            )
         }
-        Failover::Kafka { unclean_leader_election, .. } => {
+        Failover::Kafka {
+            unclean_leader_election,
+            ..
+        } => {
             let s = (t / 2.0).max(1.0);
             p.failover = Failover::Kafka {
                 session_timeout: dur(s),
@@ -262,7 +294,9 @@ pub fn drill_spec(d: &Domain, o: &Objective, name: &str) -> String {
         let to = d.nodes.get(1).cloned().unwrap_or_else(|| "n2".into());
         let _ = writeln!(s, "\n[drill.recovery]\npromote = \"{to}\"");
     }
-    let timeout = o.rto.map_or(30.0, |r| (r.as_secs_f64() * 3.0).clamp(30.0, 600.0));
+    let timeout = o
+        .rto
+        .map_or(30.0, |r| (r.as_secs_f64() * 3.0).clamp(30.0, 600.0));
     let _ = writeln!(
         s,
         "\n[drill.slo]\nstable_for = \"3s\"\nrecovery_timeout = \"{}\"",
@@ -285,7 +319,15 @@ fn lab_table(s: &mut String, d: &Domain, standbys: usize) -> bool {
         _ => None,
     };
     match (d.kind.as_str(), &d.failover) {
-        ("postgres", Failover::Patroni { ttl, loop_wait, retry_timeout, .. }) => {
+        (
+            "postgres",
+            Failover::Patroni {
+                ttl,
+                loop_wait,
+                retry_timeout,
+                ..
+            },
+        ) => {
             let _ = writeln!(
                 s,
                 "kind = \"patroni\"\nstandbys = {standbys}\n\n[lab.patroni]\nttl = \"{}\"\nloop_wait = \"{}\"\nretry_timeout = \"{}\"\nsynchronous_mode = {}",
@@ -297,7 +339,10 @@ fn lab_table(s: &mut String, d: &Domain, standbys: usize) -> bool {
             let _ = writeln!(s, "kind = \"postgres\"\nstandbys = {standbys}");
             match sync {
                 Some(k) => {
-                    let _ = writeln!(s, "replication = \"sync\"\nsync_quorum = {k}\nsynchronous_commit = \"on\"");
+                    let _ = writeln!(
+                        s,
+                        "replication = \"sync\"\nsync_quorum = {k}\nsynchronous_commit = \"on\""
+                    );
                 }
                 None => {
                     let _ = writeln!(s, "replication = \"async\"");
@@ -307,7 +352,10 @@ fn lab_table(s: &mut String, d: &Domain, standbys: usize) -> bool {
         }
         ("redis", f) => {
             let (da, ft) = match f {
-                Failover::Sentinel { down_after, failover_timeout } => (*down_after, *failover_timeout),
+                Failover::Sentinel {
+                    down_after,
+                    failover_timeout,
+                } => (*down_after, *failover_timeout),
                 _ => (Duration::from_secs(30), Duration::from_secs(180)),
             };
             let _ = writeln!(
@@ -322,12 +370,20 @@ fn lab_table(s: &mut String, d: &Domain, standbys: usize) -> bool {
                 Failover::Raft { election_timeout } => *election_timeout,
                 _ => Duration::from_secs(1),
             };
-            let _ = writeln!(s, "kind = \"etcd\"\n\n[lab.etcd]\nmembers = {}\nelection = \"{}\"", d.nodes.len().max(3), spec_dur(e));
+            let _ = writeln!(
+                s,
+                "kind = \"etcd\"\n\n[lab.etcd]\nmembers = {}\nelection = \"{}\"",
+                d.nodes.len().max(3),
+                spec_dur(e)
+            );
             true
         }
         ("kafka", f) => {
             let (st, unclean) = match f {
-                Failover::Kafka { session_timeout, unclean_leader_election } => (*session_timeout, *unclean_leader_election),
+                Failover::Kafka {
+                    session_timeout,
+                    unclean_leader_election,
+                } => (*session_timeout, *unclean_leader_election),
                 _ => (Duration::from_secs(9), false),
             };
             let n = d.nodes.len().max(3);

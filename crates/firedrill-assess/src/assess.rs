@@ -108,7 +108,17 @@ pub fn assess(a: &Architecture, ev: &Evidence, live: Option<&Live>) -> Report {
         for o in &d.objectives {
             let b = domain_bound(a, d, &o.disruption);
             let l = live.map(|l| live_of(l, std::slice::from_ref(&d.name), Some(&o.key)));
-            push_rows(&mut rows, a, Subject::Domain(d), o, &b, vec![], vec![], ev, l);
+            push_rows(
+                &mut rows,
+                a,
+                Subject::Domain(d),
+                o,
+                &b,
+                vec![],
+                vec![],
+                ev,
+                l,
+            );
         }
     }
     let mut memo = BTreeMap::new();
@@ -121,11 +131,26 @@ pub fn assess(a: &Architecture, ev: &Evidence, live: Option<&Live>) -> Report {
                 rpo: rpo.bound,
                 rto: rto.bound,
             };
-            push_rows(&mut rows, a, Subject::Capability(c), o, &b, rpo.dominant, rto.dominant, ev, l);
+            push_rows(
+                &mut rows,
+                a,
+                Subject::Capability(c),
+                o,
+                &b,
+                rpo.dominant,
+                rto.dominant,
+                ev,
+                l,
+            );
         }
     }
     let mut counts = BTreeMap::new();
-    for v in [Verdict::Meets, Verdict::Unproven, Verdict::AtRisk, Verdict::CannotMeet] {
+    for v in [
+        Verdict::Meets,
+        Verdict::Unproven,
+        Verdict::AtRisk,
+        Verdict::CannotMeet,
+    ] {
         counts.insert(v.as_str(), rows.iter().filter(|r| r.verdict == v).count());
     }
     Report {
@@ -212,8 +237,13 @@ fn live_of(l: &Live, domains: &[String], key: Option<&str>) -> RowLive {
         let Some(dl) = l.domains.get(name) else {
             continue;
         };
-        let prefix = if domains.len() > 1 { format!("{name}: ") } else { String::new() };
-        out.mismatches.extend(dl.mismatches.iter().map(|m| format!("{prefix}{m}")));
+        let prefix = if domains.len() > 1 {
+            format!("{name}: ")
+        } else {
+            String::new()
+        };
+        out.mismatches
+            .extend(dl.mismatches.iter().map(|m| format!("{prefix}{m}")));
         if !dl.reached {
             out.unreachable.push(name.clone());
         }

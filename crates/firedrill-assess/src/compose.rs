@@ -36,11 +36,17 @@ pub fn rpo(parts: &[Part]) -> Composed {
     let must: Vec<&Part> = parts.iter().filter(|p| p.must_survive).collect();
     if must.is_empty() {
         return Composed {
-            bound: Bound::exact(0.0, "no dependency must survive → nothing acknowledged is at stake"),
+            bound: Bound::exact(
+                0.0,
+                "no dependency must survive → nothing acknowledged is at stake",
+            ),
             dominant: vec![],
         };
     }
-    let lower = must.iter().map(|p| p.rpo.lower).fold(f64::NEG_INFINITY, f64::max);
+    let lower = must
+        .iter()
+        .map(|p| p.rpo.lower)
+        .fold(f64::NEG_INFINITY, f64::max);
     let strict = must.iter().any(|p| p.rpo.lower == lower && p.rpo.strict);
     let upper = must
         .iter()
@@ -132,7 +138,12 @@ pub fn rto(parts: &[Part]) -> Composed {
         .map(|i| {
             let p = &parts[*i];
             if p.extra > 0.0 {
-                format!("{} {} + rebuild {}", p.name, p.rto.describe(), secs(p.extra))
+                format!(
+                    "{} {} + rebuild {}",
+                    p.name,
+                    p.rto.describe(),
+                    secs(p.extra)
+                )
             } else {
                 format!("{} {}", p.name, p.rto.describe())
             }

@@ -95,7 +95,10 @@ pub fn check(l: &Loaded, caps: &[Capability], out: &mut Vec<Diagnostic>) -> Vec<
         let span = l.file.capabilities[from].depends[at[from][k]].span();
         out.push(l.at(
             span,
-            format!("dependency cycle between capabilities: {}", names.join(" → ")),
+            format!(
+                "dependency cycle between capabilities: {}",
+                names.join(" → ")
+            ),
         ));
     })
 }

@@ -72,7 +72,11 @@ impl Bound {
         if self.lower.is_infinite() {
             return "unreachable".into();
         }
-        let lo = format!("{} {}", if self.strict { ">" } else { "≥" }, secs(self.lower));
+        let lo = format!(
+            "{} {}",
+            if self.strict { ">" } else { "≥" },
+            secs(self.lower)
+        );
         match self.upper {
             Some(u) if u == self.lower && !self.strict => format!("= {}", secs(u)),
             Some(u) => format!("{lo}, ≤ {}", secs(u)),
@@ -107,7 +111,10 @@ pub enum Impact {
     Untouched(String),
     Process,
     /// Nodes lost (the primary among them, the worst case), nodes left.
-    Partial { lost: Vec<String>, why: String },
+    Partial {
+        lost: Vec<String>,
+        why: String,
+    },
     Total(String),
     Corruption,
 }
@@ -115,14 +122,24 @@ pub enum Impact {
 pub fn impact(a: &Architecture, d: &Domain, dis: &Disruption) -> Impact {
     let zone_of = |n: &str| d.zones.get(n).cloned();
     let lose = |lost: BTreeSet<String>, what: &str, all: &str| -> Impact {
-        let lost: Vec<String> = d.nodes.iter().filter(|n| lost.contains(*n)).cloned().collect();
+        let lost: Vec<String> = d
+            .nodes
+            .iter()
+            .filter(|n| lost.contains(*n))
+            .cloned()
+            .collect();
         if lost.is_empty() {
             Impact::Untouched(format!("{what} takes out none of {}'s nodes", d.name))
         } else if lost.len() == d.nodes.len() {
             Impact::Total(all.to_string())
         } else {
             Impact::Partial {
-                why: format!("{what} takes out {} of {} nodes ({})", lost.len(), d.nodes.len(), lost.join(", ")),
+                why: format!(
+                    "{what} takes out {} of {} nodes ({})",
+                    lost.len(),
+                    d.nodes.len(),
+                    lost.join(", ")
+                ),
                 lost,
             }
         }
@@ -194,7 +211,11 @@ pub fn impact(a: &Architecture, d: &Domain, dis: &Disruption) -> Impact {
                 .filter(|n| zone_of(n).is_some_and(|z| zones.contains(&z)))
                 .cloned()
                 .collect();
-            lose(lost, name, &format!("{name} takes out every replica → total loss"))
+            lose(
+                lost,
+                name,
+                &format!("{name} takes out every replica → total loss"),
+            )
         }
     }
 }
@@ -217,7 +238,9 @@ pub fn domain_bound(a: &Architecture, d: &Domain, dis: &Disruption) -> DomainBou
                 0.0,
                 "process crash → committed writes are on disk; the node restarts with them",
             ),
-            rto: Bound::unknown("process crash → RTO = restart (or failover) time, measured by a drill"),
+            rto: Bound::unknown(
+                "process crash → RTO = restart (or failover) time, measured by a drill",
+            ),
         },
         Impact::Partial { lost, why } => partial(d, &lost, &why),
         Impact::Total(why) => restore(d, &why),
@@ -310,14 +333,20 @@ fn partial(d: &Domain, lost: &[String], why: &str) -> DomainBound {
             }
         }
     };
-    if let Failover::Kafka { unclean_leader_election: true, .. } = d.failover {
+    if let Failover::Kafka {
+        unclean_leader_election: true,
+        ..
+    } = d.failover
+    {
         rpo = Bound::above(0.0, None, rpo.trace.join("; ")).note(
             "unclean.leader.election → an out-of-sync replica may lead: acknowledged records can be lost",
         );
     }
     let quorum_lost = d.replication == Replication::Quorum && survivors < d.nodes.len() / 2 + 1;
     let rto = if quorum_lost {
-        Bound::never(format!("{why}; Raft quorum lost → no leader until members return"))
+        Bound::never(format!(
+            "{why}; Raft quorum lost → no leader until members return"
+        ))
     } else {
         failover_rto(&d.failover)
     };

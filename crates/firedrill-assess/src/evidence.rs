@@ -93,8 +93,13 @@ pub fn summarize(ev: &Evidence, drills: &[String], rpo: bool, objective: f64) ->
                 out.met += within(t, rpo, objective) as u32;
             }
         }
-        if let Some(last) = runs.iter().rev().find(|r| r.trials.iter().any(|t| !t.inconclusive)) {
-            out.latest.push(format!("{} ({})", last.run_dir, last.started_at));
+        if let Some(last) = runs
+            .iter()
+            .rev()
+            .find(|r| r.trials.iter().any(|t| !t.inconclusive))
+        {
+            out.latest
+                .push(format!("{} ({})", last.run_dir, last.started_at));
             for t in last.trials.iter().filter(|t| !t.inconclusive) {
                 latest_judged += 1;
                 latest_breach |= !within(t, rpo, objective);

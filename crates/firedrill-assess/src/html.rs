@@ -37,15 +37,39 @@ pub fn render_html(rep: &Report) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>firedrill assess: {}</title><style>{STYLE}</style></head><body>",
         esc(&rep.file)
     );
-    let _ = write!(h, "<h1>firedrill assess</h1><p><code>{}</code>{}</p><p class=\"sum\">", esc(&rep.file), if rep.probed { "" } else { " (not probed)" });
-    for v in [Verdict::Meets, Verdict::Unproven, Verdict::AtRisk, Verdict::CannotMeet] {
+    let _ = write!(
+        h,
+        "<h1>firedrill assess</h1><p><code>{}</code>{}</p><p class=\"sum\">",
+        esc(&rep.file),
+        if rep.probed { "" } else { " (not probed)" }
+    );
+    for v in [
+        Verdict::Meets,
+        Verdict::Unproven,
+        Verdict::AtRisk,
+        Verdict::CannotMeet,
+    ] {
         let n = rep.counts.get(v.as_str()).copied().unwrap_or(0);
-        let _ = write!(h, "<span class=\"v {}\" id=\"count-{}\">{} {n}</span>", class(v), class(v), v.as_str());
+        let _ = write!(
+            h,
+            "<span class=\"v {}\" id=\"count-{}\">{} {n}</span>",
+            class(v),
+            class(v),
+            v.as_str()
+        );
     }
     h.push_str("</p><table id=\"rows\"><thead><tr><th>subject</th><th>disruption</th><th>objective</th><th>bound and derivation</th><th>evidence</th><th>live</th><th>verdict</th><th>advice</th></tr></thead><tbody>");
     for r in &rep.rows {
-        let trace: String = r.trace.iter().map(|t| format!("<li>{}</li>", esc(t))).collect();
-        let reasons: String = r.reasons.iter().map(|t| format!("<li>{}</li>", esc(t))).collect();
+        let trace: String = r
+            .trace
+            .iter()
+            .map(|t| format!("<li>{}</li>", esc(t)))
+            .collect();
+        let reasons: String = r
+            .reasons
+            .iter()
+            .map(|t| format!("<li>{}</li>", esc(t)))
+            .collect();
         let advice = match &r.advice {
             Some(a) => format!(
                 "{}<details><summary>{}.toml</summary><pre>{}</pre></details>",

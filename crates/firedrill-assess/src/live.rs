@@ -67,8 +67,7 @@ pub fn from_board(plan: &Plan, board: &Board, arch: &Architecture, now: Instant)
         let mut dl = DomainLive::default();
         if let Some(st) = board.domains.get(i) {
             dl.settings = settings(&st.extras);
-            dl.reached = !st.extras.is_empty()
-                || st.sources.values().any(|s| !s.nodes.is_empty());
+            dl.reached = !st.extras.is_empty() || st.sources.values().any(|s| !s.nodes.is_empty());
         }
         for o in &wd.objectives {
             let e = board.objective_exposure(i, o, now);

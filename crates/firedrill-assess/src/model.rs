@@ -44,7 +44,10 @@ impl Standard {
 pub enum Disruption {
     Standard(Standard),
     /// A `[[disruption]]`: the zones it takes out (regions expanded).
-    Custom { name: String, zones: Vec<String> },
+    Custom {
+        name: String,
+        zones: Vec<String>,
+    },
 }
 
 impl Disruption {
@@ -64,7 +67,10 @@ pub enum Replication {
     None,
     Async,
     /// Every commit waits for `quorum` of `standbys`.
-    Sync { quorum: u32, standbys: Vec<String> },
+    Sync {
+        quorum: u32,
+        standbys: Vec<String>,
+    },
     /// Raft: a commit is on a majority of the members.
     Quorum,
 }

@@ -71,7 +71,11 @@ pub fn render_text(rep: &Report, strict: bool) -> String {
         out,
         "firedrill assess {}{}\n",
         rep.file,
-        if rep.probed { "" } else { " (not probed: no live column)" }
+        if rep.probed {
+            ""
+        } else {
+            " (not probed: no live column)"
+        }
     );
     let mut rows = vec![[
         "subject".to_string(),

@@ -173,7 +173,10 @@ fn disruptions(l: &Loaded, known: &mut Known, out: &mut Vec<Diagnostic>) {
             }
         }
         if known.custom.insert(name.clone(), zones).is_some() {
-            out.push(l.at(d.name.span(), format!("disruption {name:?} is declared twice")));
+            out.push(l.at(
+                d.name.span(),
+                format!("disruption {name:?} is declared twice"),
+            ));
         }
     }
 }
@@ -290,9 +293,18 @@ fn failover(l: &Loaded, f: &FailoverSpec, out: &mut Vec<Diagnostic>) -> Failover
         ("retry_timeout", f.retry_timeout.as_ref().map(|x| x.span())),
         ("api", f.api.as_ref().map(|x| x.span())),
         ("down_after", f.down_after.as_ref().map(|x| x.span())),
-        ("failover_timeout", f.failover_timeout.as_ref().map(|x| x.span())),
-        ("election_timeout", f.election_timeout.as_ref().map(|x| x.span())),
-        ("session_timeout", f.session_timeout.as_ref().map(|x| x.span())),
+        (
+            "failover_timeout",
+            f.failover_timeout.as_ref().map(|x| x.span()),
+        ),
+        (
+            "election_timeout",
+            f.election_timeout.as_ref().map(|x| x.span()),
+        ),
+        (
+            "session_timeout",
+            f.session_timeout.as_ref().map(|x| x.span()),
+        ),
         (
             "unclean_leader_election",
             f.unclean_leader_election.as_ref().map(|x| x.span()),
@@ -319,7 +331,10 @@ fn failover(l: &Loaded, f: &FailoverSpec, out: &mut Vec<Diagnostic>) -> Failover
             if !allowed.contains(key) {
                 out.push(l.at(
                     s.clone(),
-                    format!("{key} is not a setting of {kind} failover (it takes {})", allowed.join(", ")),
+                    format!(
+                        "{key} is not a setting of {kind} failover (it takes {})",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }
@@ -374,7 +389,10 @@ fn placement(
         if known.has_topology && !known.regions.contains_key(z.get_ref()) {
             out.push(l.at(
                 z.span(),
-                format!("unknown zone {:?}: it is in no region of [topology]", z.get_ref()),
+                format!(
+                    "unknown zone {:?}: it is in no region of [topology]",
+                    z.get_ref()
+                ),
             ));
         }
     };
@@ -471,7 +489,10 @@ fn capability(
 ) -> Capability {
     let name = c.name.get_ref().clone();
     if c.depends.is_empty() {
-        out.push(l.at(c.name.span(), "a capability needs at least one depends entry"));
+        out.push(l.at(
+            c.name.span(),
+            "a capability needs at least one depends entry",
+        ));
     }
     let dep_names: Vec<Option<String>> = c
         .depends
@@ -493,7 +514,10 @@ fn capability(
                 None => {
                     out.push(l.at(
                         n.span(),
-                        format!("capability {name:?} depends on unknown domain {:?}", n.get_ref()),
+                        format!(
+                            "capability {name:?} depends on unknown domain {:?}",
+                            n.get_ref()
+                        ),
                     ));
                     None
                 }
@@ -530,7 +554,10 @@ fn capability(
         };
         if let Some(f) = &d.from {
             if !domains.contains(f.get_ref()) {
-                out.push(l.at(f.span(), format!("rebuilt from unknown domain {:?}", f.get_ref())));
+                out.push(l.at(
+                    f.span(),
+                    format!("rebuilt from unknown domain {:?}", f.get_ref()),
+                ));
             }
             if how != How::Rebuildable {
                 out.push(l.at(f.span(), "from is for how = \"rebuildable\""));
@@ -539,18 +566,27 @@ fn capability(
         let mut after = Vec::new();
         if let Some(a) = &d.after {
             for x in a.get_ref() {
-                match dep_names.iter().position(|n| n.as_deref() == Some(x.get_ref())) {
+                match dep_names
+                    .iter()
+                    .position(|n| n.as_deref() == Some(x.get_ref()))
+                {
                     Some(i) => after.push(i),
                     None => out.push(l.at(
                         x.span(),
-                        format!("after names {:?}, which is not a dependency of {name:?}", x.get_ref()),
+                        format!(
+                            "after names {:?}, which is not a dependency of {name:?}",
+                            x.get_ref()
+                        ),
                     )),
                 }
             }
         }
         // Rebuilt from a dependency: it waits for that one to be back.
         if let Some(f) = &d.from {
-            if let Some(i) = dep_names.iter().position(|n| n.as_deref() == Some(f.get_ref())) {
+            if let Some(i) = dep_names
+                .iter()
+                .position(|n| n.as_deref() == Some(f.get_ref()))
+            {
                 if !after.contains(&i) {
                     after.push(i);
                 }
@@ -583,7 +619,10 @@ fn capability(
         .map(|(key, o)| {
             let s = o.get_ref();
             if s.rpo.is_none() && s.rto.is_none() {
-                out.push(l.at(o.span(), format!("objective {key:?} needs rpo, rto, or both")));
+                out.push(l.at(
+                    o.span(),
+                    format!("objective {key:?} needs rpo, rto, or both"),
+                ));
             }
             Objective {
                 key: key.clone(),

@@ -7,12 +7,16 @@ use firedrill_assess::{assess, parse, AssessError, Verdict};
 use std::path::Path;
 
 fn load(text: &str) -> Result<firedrill_assess::Architecture, String> {
-    parse(firedrill_stores::watch_kinds(), Path::new("t.toml"), text.to_string())
-        .map(|(a, _)| a)
-        .map_err(|e| match e {
-            AssessError::Invalid(d) => d.to_string(),
-            other => other.to_string(),
-        })
+    parse(
+        firedrill_stores::watch_kinds(),
+        Path::new("t.toml"),
+        text.to_string(),
+    )
+    .map(|(a, _)| a)
+    .map_err(|e| match e {
+        AssessError::Invalid(d) => d.to_string(),
+        other => other.to_string(),
+    })
 }
 
 const PG: &str = r#"
@@ -40,10 +44,14 @@ fn verdicts(text: &str) -> Vec<(String, String, Verdict)> {
 #[test]
 fn async_rpo_zero_under_node_cannot_meet_sync_any_1_can() {
     let obj = "[domain.objectives.node]\nrpo = \"0s\"\n";
-    let v = verdicts(&format!("{PG}[domain.replication]\nmode = \"async\"\n{obj}"));
+    let v = verdicts(&format!(
+        "{PG}[domain.replication]\nmode = \"async\"\n{obj}"
+    ));
     assert_eq!(v, vec![("node".into(), "RPO".into(), Verdict::CannotMeet)]);
     // Negative control: the same under sync ANY 1 fits (unproven: no drill).
-    let v = verdicts(&format!("{PG}[domain.replication]\nmode = \"sync\"\nquorum = 1\n{obj}"));
+    let v = verdicts(&format!(
+        "{PG}[domain.replication]\nmode = \"sync\"\nquorum = 1\n{obj}"
+    ));
     assert_eq!(v, vec![("node".into(), "RPO".into(), Verdict::Unproven)]);
 }
 
@@ -113,9 +121,20 @@ depends = [{{ capability = "x" }}]
     let err = load(&text).expect_err("invalid");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 3, "{err}");
-    assert!(lines[0].starts_with("t.toml:6:14: unknown failure domain \"c\""), "{err}");
-    assert!(lines[1].starts_with("t.toml:23:23: capability \"checkout\" depends on unknown domain \"ordres\""), "{err}");
-    assert!(lines[2].contains("dependency cycle between capabilities: x → y → x"), "{err}");
+    assert!(
+        lines[0].starts_with("t.toml:6:14: unknown failure domain \"c\""),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "t.toml:23:23: capability \"checkout\" depends on unknown domain \"ordres\""
+        ),
+        "{err}"
+    );
+    assert!(
+        lines[2].contains("dependency cycle between capabilities: x → y → x"),
+        "{err}"
+    );
     assert!(lines[2].starts_with("t.toml:"), "{err}");
 }
 
@@ -125,24 +144,37 @@ fn after_cycle_is_an_error() {
         "{PG}[domain.objectives.node]\nrpo = \"0s\"\n[[capability]]\nname = \"c\"\ndepends = [\n  {{ domain = \"orders\", after = [\"orders\"] }},\n]\n"
     );
     let err = load(&text).expect_err("cycle");
-    assert!(err.contains("dependency cycle in capability \"c\": orders → orders"), "{err}");
+    assert!(
+        err.contains("dependency cycle in capability \"c\": orders → orders"),
+        "{err}"
+    );
     assert!(err.starts_with("t.toml:17:3:"), "{err}");
 }
 
 #[test]
 fn version_1_watch_example_still_loads() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/watch-pg.toml"))
-        .expect("example");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/watch-pg.toml"
+    ))
+    .expect("example");
     let a = load(&text).expect("v1 file");
     assert_eq!(a.domains[0].objectives.len(), 2);
 }
 
 fn checkout() -> firedrill_assess::Architecture {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/checkout.toml"))
-        .expect("example");
-    parse(firedrill_stores::watch_kinds(), Path::new("examples/checkout.toml"), text)
-        .expect("valid")
-        .0
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/checkout.toml"
+    ))
+    .expect("example");
+    parse(
+        firedrill_stores::watch_kinds(),
+        Path::new("examples/checkout.toml"),
+        text,
+    )
+    .expect("valid")
+    .0
 }
 
 /// The example with a passing orders-node drill on record and a live probe
@@ -166,10 +198,18 @@ fn checkout_report() -> firedrill_assess::Report {
     );
     let mut live = Live::default();
     for d in &a.domains {
-        live.domains.insert(d.name.clone(), DomainLive { reached: true, ..Default::default() });
+        live.domains.insert(
+            d.name.clone(),
+            DomainLive {
+                reached: true,
+                ..Default::default()
+            },
+        );
     }
     let orders = live.domains.get_mut("orders").expect("orders");
-    orders.settings.insert("synchronous_standby_names".into(), "ANY 1 (n2)".into());
+    orders
+        .settings
+        .insert("synchronous_standby_names".into(), "ANY 1 (n2)".into());
     orders.mismatches = firedrill_assess::live::mismatches(
         &a.domains[0].replication,
         &a.domains[0].failover,
@@ -196,8 +236,17 @@ fn checkout_shows_every_verdict_kind() {
 fn checkout_offline_text_and_json_snapshots() {
     let a = checkout();
     let rep = assess(&a, &Evidence::default(), None);
-    insta::assert_snapshot!("checkout_offline_text", firedrill_assess::render::render_text(&rep, false));
+    insta::assert_snapshot!(
+        "checkout_offline_text",
+        firedrill_assess::render::render_text(&rep, false)
+    );
     let rep = checkout_report();
-    insta::assert_snapshot!("checkout_evidence_live_text", firedrill_assess::render::render_text(&rep, false));
-    insta::assert_snapshot!("checkout_evidence_live_json", firedrill_assess::render::render_json(&rep));
+    insta::assert_snapshot!(
+        "checkout_evidence_live_text",
+        firedrill_assess::render::render_text(&rep, false)
+    );
+    insta::assert_snapshot!(
+        "checkout_evidence_live_json",
+        firedrill_assess::render::render_json(&rep)
+    );
 }

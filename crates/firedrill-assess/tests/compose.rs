@@ -28,18 +28,28 @@ fn rpo_is_the_worst_must_survive_domain_and_names_it() {
     assert_eq!(c.bound.lower, 3.0);
     assert_eq!(c.bound.upper, Some(4.0));
     assert_eq!(c.dominant, vec!["events".to_string()]);
-    assert!(c.bound.trace[0].contains("events dominates"), "{:?}", c.bound.trace);
+    assert!(
+        c.bound.trace[0].contains("events dominates"),
+        "{:?}",
+        c.bound.trace
+    );
 }
 
 #[test]
 fn rto_is_worst_of_parallel_and_sum_of_sequential() {
     // Parallel: the worst.
-    let par = vec![part("a", true, 0.0, 20.0, vec![]), part("b", true, 0.0, 6.0, vec![])];
+    let par = vec![
+        part("a", true, 0.0, 20.0, vec![]),
+        part("b", true, 0.0, 6.0, vec![]),
+    ];
     let c = rto(&par);
     assert_eq!(c.bound.lower, 20.0);
     assert_eq!(c.dominant, vec!["a".to_string()]);
     // Sequential: b waits for a, plus a 120 s rebuild: the sum.
-    let mut seq = vec![part("a", true, 0.0, 20.0, vec![]), part("b", false, 0.0, 6.0, vec![0])];
+    let mut seq = vec![
+        part("a", true, 0.0, 20.0, vec![]),
+        part("b", false, 0.0, 6.0, vec![0]),
+    ];
     seq[1].extra = 120.0;
     let c = rto(&seq);
     assert_eq!(c.bound.lower, 146.0);
@@ -65,7 +75,13 @@ fn strict_and_unreachable_propagate() {
 
 fn arb_parts() -> impl Strategy<Value = Vec<(bool, f64, f64, f64, Vec<usize>)>> {
     prop::collection::vec(
-        (any::<bool>(), 0.0f64..1000.0, 0.0f64..1000.0, 0.0f64..100.0, prop::collection::vec(0usize..8, 0..3)),
+        (
+            any::<bool>(),
+            0.0f64..1000.0,
+            0.0f64..1000.0,
+            0.0f64..100.0,
+            prop::collection::vec(0usize..8, 0..3),
+        ),
         1..8,
     )
 }
@@ -75,7 +91,13 @@ fn build(spec: &[(bool, f64, f64, f64, Vec<usize>)]) -> Vec<Part> {
     spec.iter()
         .enumerate()
         .map(|(i, (must, r, t, extra, after))| {
-            let mut p = part(&format!("d{i}"), *must, *r, *t, after.iter().copied().filter(|j| *j < i).collect());
+            let mut p = part(
+                &format!("d{i}"),
+                *must,
+                *r,
+                *t,
+                after.iter().copied().filter(|j| *j < i).collect(),
+            );
             p.extra = *extra;
             p
         })

@@ -80,7 +80,10 @@ pub async fn assess(file: &Path, o: Options) -> Result<u8, Failure> {
     if o.json {
         println!("{}", firedrill_assess::render::render_json(&report));
     } else {
-        print!("{}", firedrill_assess::render::render_text(&report, o.strict));
+        print!(
+            "{}",
+            firedrill_assess::render::render_text(&report, o.strict)
+        );
     }
     Ok(report.exit_code(o.strict))
 }
