@@ -78,7 +78,7 @@ fn dur(v: f64) -> Duration {
 /// `10s`, `1500ms`.
 fn spec_dur(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

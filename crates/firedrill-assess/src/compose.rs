@@ -76,17 +76,15 @@ pub fn rpo(parts: &[Part]) -> Composed {
     }
 }
 
+/// A part's finish time (lower, upper) and the path to it.
+type Finish = (f64, Option<f64>, Vec<usize>);
+
 /// The longest recovery path.
 pub fn rto(parts: &[Part]) -> Composed {
     let n = parts.len();
     // finish[i] = (lower, upper, path), memoized; `after` is acyclic.
-    let mut memo: Vec<Option<(f64, Option<f64>, Vec<usize>)>> = vec![None; n];
-    fn finish(
-        i: usize,
-        parts: &[Part],
-        memo: &mut Vec<Option<(f64, Option<f64>, Vec<usize>)>>,
-        depth: usize,
-    ) -> (f64, Option<f64>, Vec<usize>) {
+    let mut memo: Vec<Option<Finish>> = vec![None; n];
+    fn finish(i: usize, parts: &[Part], memo: &mut Vec<Option<Finish>>, depth: usize) -> Finish {
         if let Some(m) = &memo[i] {
             return m.clone();
         }

@@ -505,114 +505,11 @@ fn capability(
                 .map(|n| n.get_ref().clone())
         })
         .collect();
-    let mut depends = Vec::new();
-    for sd in &c.depends {
-        let d = sd.get_ref();
-        let target = match (&d.domain, &d.capability) {
-            (Some(n), None) => match domains.iter().position(|x| x == n.get_ref()) {
-                Some(i) => Some(Target::Domain(i)),
-                None => {
-                    out.push(l.at(
-                        n.span(),
-                        format!(
-                            "capability {name:?} depends on unknown domain {:?}",
-                            n.get_ref()
-                        ),
-                    ));
-                    None
-                }
-            },
-            (None, Some(n)) => match caps.iter().position(|x| x == n.get_ref()) {
-                Some(i) => Some(Target::Capability(i)),
-                None => {
-                    out.push(l.at(
-                        n.span(),
-                        format!(
-                            "capability {name:?} depends on unknown capability {:?}",
-                            n.get_ref()
-                        ),
-                    ));
-                    None
-                }
-            },
-            _ => {
-                out.push(l.at(sd.span(), "a dependency names one domain or one capability"));
-                None
-            }
-        };
-        let how = match d.how.as_ref().map(|h| h.get_ref().as_str()) {
-            None | Some("must_survive") => How::MustSurvive,
-            Some("rebuildable") => How::Rebuildable,
-            Some(other) => {
-                let span = d.how.as_ref().map_or(sd.span(), |h| h.span());
-                out.push(l.at(
-                    span,
-                    format!("unknown how {other:?}: expected must_survive or rebuildable"),
-                ));
-                How::MustSurvive
-            }
-        };
-        if let Some(f) = &d.from {
-            if !domains.contains(f.get_ref()) {
-                out.push(l.at(
-                    f.span(),
-                    format!("rebuilt from unknown domain {:?}", f.get_ref()),
-                ));
-            }
-            if how != How::Rebuildable {
-                out.push(l.at(f.span(), "from is for how = \"rebuildable\""));
-            }
-        }
-        let mut after = Vec::new();
-        if let Some(a) = &d.after {
-            for x in a.get_ref() {
-                match dep_names
-                    .iter()
-                    .position(|n| n.as_deref() == Some(x.get_ref()))
-                {
-                    Some(i) => after.push(i),
-                    None => out.push(l.at(
-                        x.span(),
-                        format!(
-                            "after names {:?}, which is not a dependency of {name:?}",
-                            x.get_ref()
-                        ),
-                    )),
-                }
-            }
-        }
-        // Rebuilt from a dependency: it waits for that one to be back.
-        if let Some(f) = &d.from {
-            if let Some(i) = dep_names
-                .iter()
-                .position(|n| n.as_deref() == Some(f.get_ref()))
-            {
-                if !after.contains(&i) {
-                    after.push(i);
-                }
-            }
-        }
-        if let Some(t) = target {
-            depends.push(Dependency {
-                name: dep_names[depends.len()].clone().unwrap_or_default(),
-                target: t,
-                how,
-                rebuild: dur(&d.rebuild),
-                from: d.from.as_ref().map(|f| f.get_ref().clone()),
-                after,
-            });
-        } else {
-            // Keep indices aligned with the file for `after`.
-            depends.push(Dependency {
-                name: String::new(),
-                target: Target::Domain(usize::MAX),
-                how,
-                rebuild: None,
-                from: None,
-                after,
-            });
-        }
-    }
+    let depends: Vec<Dependency> = c
+        .depends
+        .iter()
+        .map(|sd| dependency(l, &name, sd, &dep_names, domains, caps, out))
+        .collect();
     let objectives = c
         .objectives
         .iter()
@@ -637,5 +534,121 @@ fn capability(
         name,
         depends,
         objectives,
+    }
+}
+
+/// One `depends` entry: its target, how, rebuild and the dependencies it
+/// waits for (`after`, and `from` when that is a dependency too).
+fn dependency(
+    l: &Loaded,
+    name: &str,
+    sd: &Spanned<firedrill_watch::config::DependencySpec>,
+    dep_names: &[Option<String>],
+    domains: &[String],
+    caps: &[String],
+    out: &mut Vec<Diagnostic>,
+) -> Dependency {
+    let d = sd.get_ref();
+    let own = d
+        .domain
+        .as_ref()
+        .or(d.capability.as_ref())
+        .map(|n| n.get_ref().clone());
+    let target = match (&d.domain, &d.capability) {
+        (Some(n), None) => match domains.iter().position(|x| x == n.get_ref()) {
+            Some(i) => Some(Target::Domain(i)),
+            None => {
+                out.push(l.at(
+                    n.span(),
+                    format!(
+                        "capability {name:?} depends on unknown domain {:?}",
+                        n.get_ref()
+                    ),
+                ));
+                None
+            }
+        },
+        (None, Some(n)) => match caps.iter().position(|x| x == n.get_ref()) {
+            Some(i) => Some(Target::Capability(i)),
+            None => {
+                out.push(l.at(
+                    n.span(),
+                    format!(
+                        "capability {name:?} depends on unknown capability {:?}",
+                        n.get_ref()
+                    ),
+                ));
+                None
+            }
+        },
+        _ => {
+            out.push(l.at(sd.span(), "a dependency names one domain or one capability"));
+            None
+        }
+    };
+    let how = match d.how.as_ref().map(|h| h.get_ref().as_str()) {
+        None | Some("must_survive") => How::MustSurvive,
+        Some("rebuildable") => How::Rebuildable,
+        Some(other) => {
+            let span = d.how.as_ref().map_or(sd.span(), |h| h.span());
+            out.push(l.at(
+                span,
+                format!("unknown how {other:?}: expected must_survive or rebuildable"),
+            ));
+            How::MustSurvive
+        }
+    };
+    if let Some(f) = &d.from {
+        if !domains.contains(f.get_ref()) {
+            out.push(l.at(
+                f.span(),
+                format!("rebuilt from unknown domain {:?}", f.get_ref()),
+            ));
+        }
+        if how != How::Rebuildable {
+            out.push(l.at(f.span(), "from is for how = \"rebuildable\""));
+        }
+    }
+    let mut after = Vec::new();
+    if let Some(a) = &d.after {
+        for x in a.get_ref() {
+            match dep_names
+                .iter()
+                .position(|n| n.as_deref() == Some(x.get_ref()))
+            {
+                Some(i) => after.push(i),
+                None => out.push(l.at(
+                    x.span(),
+                    format!(
+                        "after names {:?}, which is not a dependency of {name:?}",
+                        x.get_ref()
+                    ),
+                )),
+            }
+        }
+    }
+    // Rebuilt from a dependency: it waits for that one to be back.
+    if let Some(f) = &d.from {
+        if let Some(i) = dep_names
+            .iter()
+            .position(|n| n.as_deref() == Some(f.get_ref()))
+        {
+            if !after.contains(&i) {
+                after.push(i);
+            }
+        }
+    }
+    // An unresolved target keeps its index, so `after` stays aligned.
+    Dependency {
+        name: if target.is_some() {
+            own.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
+        target: target.unwrap_or(Target::Domain(usize::MAX)),
+        how,
+        rebuild: dur(&d.rebuild),
+        from: d.from.as_ref().map(|f| f.get_ref().clone()),
+        after,
     }
 }
