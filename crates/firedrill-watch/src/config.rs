@@ -18,11 +18,24 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchFile {
+    /// 1 or 2; version 2 adds the architecture `firedrill assess` reads
+    /// (every table of it is optional, so a version 1 file is valid as is).
+    pub version: Option<Spanned<u32>>,
     #[serde(default)]
     pub watch: WatchSettings,
     #[serde(default, rename = "domain")]
     pub domains: Vec<DomainSpec>,
+    pub topology: Option<TopologySpec>,
+    #[serde(default, rename = "disruption")]
+    pub disruptions: Vec<DisruptionSpec>,
+    #[serde(default, rename = "capability")]
+    pub capabilities: Vec<CapabilitySpec>,
 }
+
+pub use crate::v2::{
+    BackupsSpec, CapabilityObjectiveSpec, CapabilitySpec, DependencySpec, DisruptionSpec,
+    FailoverSpec, PlacementSpec, ReplicationSpec, TopologySpec,
+};
 
 /// How the watcher probes and what the generated rules assume.
 #[derive(Debug, Deserialize, Default)]
@@ -53,6 +66,11 @@ pub struct DomainSpec {
     pub store: StoreSpec,
     /// Keyed by disruption: node_loss, region_loss, corruption, or a name.
     pub objectives: BTreeMap<String, Spanned<ObjectiveSpec>>,
+    /// Version 2: the mechanisms, for `firedrill assess`.
+    pub replication: Option<ReplicationSpec>,
+    pub failover: Option<FailoverSpec>,
+    pub backups: Option<BackupsSpec>,
+    pub placement: Option<PlacementSpec>,
 }
 
 pub use crate::store_spec::{NodeSpec, StoreSpec};
@@ -62,10 +80,19 @@ pub use crate::store_spec::{NodeSpec, StoreSpec};
 pub struct ObjectiveSpec {
     pub rpo: Option<Spanned<Dur>>,
     pub rto: Option<Spanned<Dur>>,
-    pub sources: Spanned<Vec<Spanned<String>>>,
+    /// What watch measures; an objective without sources is assessed
+    /// (`firedrill assess`) but not watched.
+    pub sources: Option<Spanned<Vec<Spanned<String>>>>,
     /// The standbys (or replicas) that survive this disruption and would be
     /// promoted; default every one.
     pub nodes: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Version 2: the disruption this objective covers, when its name is
+    /// not one (`process`, `node`, `zone`, `region`, `corruption`, their
+    /// `_loss` forms, or a `[[disruption]]`).
+    pub disruption: Option<Spanned<String>>,
+    /// Version 2: the drills whose runs prove it (default
+    /// `<domain>-<disruption>`).
+    pub drills: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A loaded objectives file with its source, for diagnostics.
@@ -112,6 +139,20 @@ pub fn load(kinds: &[&dyn WatchKind], path: &Path) -> Result<Plan, WatchError> {
 
 /// [`load`] of a text already read (`path` names it in diagnostics).
 pub fn parse(kinds: &[&dyn WatchKind], path: &Path, source: String) -> Result<Plan, WatchError> {
+    let (_, checked) = parse_checked(kinds, path, source)?;
+    checked.map_err(|items| invalid(path, items))
+}
+
+/// Parses the file and checks what watch needs, keeping the parsed file
+/// either way, so `firedrill assess` can add its own problems to watch's
+/// and report them all at once. The outer error is a read error or a
+/// syntax error (TOML stops at the first); the inner one is every problem
+/// watch found.
+pub fn parse_checked(
+    kinds: &[&dyn WatchKind],
+    path: &Path,
+    source: String,
+) -> Result<(Loaded, Result<Plan, Vec<Diagnostic>>), WatchError> {
     let store_keys = kinds.iter().flat_map(|k| k.store_keys()).copied().collect();
     let node_keys = kinds.iter().flat_map(|k| k.node_keys()).copied().collect();
     let parsed = crate::store_spec::with_kind_keys(store_keys, node_keys, || {
@@ -139,7 +180,8 @@ pub fn parse(kinds: &[&dyn WatchKind], path: &Path, source: String) -> Result<Pl
         source,
         file,
     };
-    validate(kinds, &loaded)
+    let checked = validate(kinds, &loaded);
+    Ok((loaded, checked))
 }
 
 /// A name as metrics labels and rules take it: 1-63 letters, digits, '-' or '_'.
@@ -150,8 +192,13 @@ pub fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn validate(kinds: &[&dyn WatchKind], l: &Loaded) -> Result<Plan, WatchError> {
+fn validate(kinds: &[&dyn WatchKind], l: &Loaded) -> Result<Plan, Vec<Diagnostic>> {
     let mut out = Vec::new();
+    if let Some(v) = &l.file.version {
+        if !matches!(v.get_ref(), 1 | 2) {
+            out.push(l.at(v.span(), "version must be 1 or 2"));
+        }
+    }
     let w = &l.file.watch;
     let interval = w
         .interval
@@ -235,7 +282,7 @@ fn validate(kinds: &[&dyn WatchKind], l: &Loaded) -> Result<Plan, WatchError> {
         }
     }
     if !out.is_empty() {
-        return Err(invalid(&l.path, out));
+        return Err(out);
     }
     Ok(Plan {
         path: l.path.clone(),
@@ -334,7 +381,11 @@ fn validate_domain(
             store: store.as_deref(),
             node_names: &node_names,
         };
-        objectives.push(validate_objective(l, disruption, o, &ctx, out));
+        let checked = validate_objective(l, disruption, o, &ctx, out);
+        // Without sources there is nothing to watch: assess reads it.
+        if o.get_ref().sources.is_some() {
+            objectives.push(checked);
+        }
     }
     if out.len() > before {
         return None;
@@ -378,13 +429,11 @@ fn validate_objective(
         ));
     }
     let mut sources = Vec::new();
-    if o.sources.get_ref().is_empty() {
-        out.push(l.at(
-            o.sources.span(),
-            "sources must name at least one exposure source",
-        ));
+    let listed: &[Spanned<String>] = o.sources.as_ref().map_or(&[], |s| s.get_ref());
+    if let Some(s) = o.sources.as_ref().filter(|s| s.get_ref().is_empty()) {
+        out.push(l.at(s.span(), "sources must name at least one exposure source"));
     }
-    for src in o.sources.get_ref() {
+    for src in listed {
         match Source::parse(src.get_ref()) {
             None => out.push(l.at(
                 src.span(),

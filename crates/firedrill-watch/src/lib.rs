@@ -20,8 +20,9 @@ pub mod rate;
 pub mod rules;
 pub mod status;
 mod store_spec;
+pub mod v2;
 
-pub use config::load;
+pub use config::{load, parse_checked, Loaded};
 pub use kind::{store_view, Probe, WatchKind, WatchStore};
 pub use plan::Plan;
 pub use probe::{labels, Round, SourceResult};

@@ -1,5 +1,6 @@
 //! The firedrill binary: command line and wiring only.
 
+mod assess;
 mod drill;
 mod embedded;
 mod heal;
@@ -94,6 +95,30 @@ enum Cmd {
     /// Probe every data domain of FILE once and print its exposure against
     /// its objectives. Exit 0 when all are within and observed, 1 otherwise.
     Status { file: PathBuf },
+    /// Assess the architecture declared in FILE (objectives file version 2)
+    /// against its objectives: one row per (domain or capability,
+    /// disruption, RPO/RTO) with the bound the mechanisms allow and its
+    /// derivation, the recorded drills, the live exposure, a verdict
+    /// (meets, unproven, at risk, cannot meet) and advice.
+    ///
+    /// Exit codes: 0 all meet (unproven too, unless --strict), 1 any at
+    /// risk or cannot meet, 2 invalid input.
+    Assess {
+        /// Objectives file (TOML, see docs/assess.md).
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML page to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Unproven rows fail too (exit 1).
+        #[arg(long)]
+        strict: bool,
+        /// Do not probe the stores: bounds and evidence only.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Watchdog that heals a journaled fault if firedrill died (internal).
     #[command(name = "__heal", hide = true)]
     Heal { journal: PathBuf, id: String },
@@ -289,6 +314,24 @@ fn main() -> ExitCode {
             Cmd::Watch { file, listen } => watch::watch(&file, listen).await,
             Cmd::Rules { file, out } => watch::rules(&file, out.as_deref()),
             Cmd::Status { file } => watch::status(&file).await,
+            Cmd::Assess {
+                file,
+                json,
+                html,
+                strict,
+                offline,
+            } => {
+                assess::assess(
+                    &file,
+                    assess::Options {
+                        json,
+                        html,
+                        strict,
+                        offline,
+                    },
+                )
+                .await
+            }
         }
     });
     match res {
