@@ -143,8 +143,12 @@ fn partitioned_master_loses_zombie_writes() {
 }
 
 /// The same partition with min-replicas-to-write 1 and max-lag 2 s: the
-/// partitioned master refuses writes after about 2 s, so the loss window is
-/// about 3 s at most.
+/// partitioned master refuses writes after about 2 s. Bound on the loss
+/// window, from Redis's own bookkeeping (replication.c): a replica acks
+/// once a second, so its last ack is up to 1 s before the cut; the lag is
+/// `unixtime - repl_ack_time` in whole seconds, so "lag <= 2" holds until
+/// up to 3 s after that ack; and the good-replica count is refreshed by
+/// the once-a-second replication cron. At most 1 + 3 + 1 = 5 s.
 #[test]
 fn min_replicas_bounds_the_zombie_window() {
     if !redis_available() {
@@ -158,8 +162,8 @@ fn min_replicas_bounds_the_zombie_window() {
     let (first, last) = span(&d);
     if lost > 0 {
         assert!(
-            last - first.min(0.0) <= 3.5,
-            "loss window {first:.2} .. {last:.2} s is longer than about 3 s"
+            last - first.min(0.0) <= 5.0,
+            "loss window {first:.2} .. {last:.2} s is longer than Redis's 5 s bound"
         );
     }
     assert_eq!(d.u64(0, "rpo.phantoms"), 0);
