@@ -358,9 +358,12 @@ fn etcd_endpoints_leader_kill() {
     assert_eq!(d.u64(0, "rpo.lost"), 0, "Raft lost acknowledged writes");
     assert_eq!(d.u64(0, "rpo.phantoms"), 0);
     let rto = d.f64(0, "rto.achieved_s").expect("recovered");
+    // One election is 1-2 s (etcd randomizes its 1 s election timeout up
+    // to twice that); a split vote between the two survivors costs one
+    // more (CI saw term 5 and 3.60 s once).
     assert!(
-        (0.5..=3.0).contains(&rto),
-        "RTO {rto} s not within [0.5, 3] s"
+        (0.5..=5.0).contains(&rto),
+        "RTO {rto} s not within [0.5, 5] s"
     );
     let killed = t["faults"][0]["node"].as_str().expect("fault node");
     let leader = members[killed
