@@ -235,21 +235,6 @@ fn zone_loss() {
     eprintln!("FIGURES {ex}: exit 1, RTO null, lost 0: {why}");
 }
 
-fn check_bad(text: &str, want: &str) {
-    let tmp = tempdir();
-    let spec = tmp.path().join("bad.toml");
-    std::fs::write(&spec, text).expect("write");
-    let out = firedrill(&["drill", spec.to_str().expect("utf-8")]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    eprintln!(
-        "FIGURES bad input {want:?}: exit {:?}: {err}",
-        out.status.code()
-    );
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("bad.toml:"), "no file:line:col in {err}");
-    assert!(err.contains(want), "{err}");
-}
-
 const GOOD: &str = "[lab]\nname = \"kb\"\nkind = \"kafka\"\ndir = \"/tmp/firedrill-kafka-bad-never\"\n\
 [lab.kafka]\nreplication_factor = 3\nmin_insync_replicas = 2\n\
 [drill]\nname = \"b\"\n[drill.target]\nkafka_acks = \"all\"\n\
@@ -258,33 +243,38 @@ const GOOD: &str = "[lab]\nname = \"kb\"\nkind = \"kafka\"\ndir = \"/tmp/firedri
 
 #[test]
 fn bad_kafka_input_is_exit_2_with_position() {
-    check_bad(
+    check_bad_drill(
         &GOOD.replace("kafka_acks = \"all\"", "kafka_acks = 2"),
         "kafka_acks",
+        &[],
     );
-    check_bad(
+    check_bad_drill(
         &GOOD.replace("min_insync_replicas = 2", "min_insync_replicas = 4"),
         "min_insync_replicas",
+        &[],
     );
-    check_bad(
+    check_bad_drill(
         &GOOD.replace("kind = \"kafka\"", "kind = \"etcd\"").replace(
             "[lab.kafka]\nreplication_factor = 3\nmin_insync_replicas = 2\n",
             "",
         ),
         "kafka_acks",
+        &[],
     );
-    check_bad(
+    check_bad_drill(
         &GOOD
             .replace("kind = \"kafka\"\n", "kind = \"kafka\"\nzones = 3\n")
             .replace("node = \"primary\"", "zone = \"z9\""),
         "no zone named \"z9\"; the zones are z1, z2, z3",
+        &[],
     );
-    check_bad(
+    check_bad_drill(
         &GOOD.replace(
             "kafka_acks = \"all\"",
             "kafka_acks = \"all\"\nkafka_enable_idempotence = true\nkafka_retries = 0",
         ),
         "kafka_retries",
+        &[],
     );
     assert!(
         !std::path::Path::new("/tmp/firedrill-kafka-bad-never").exists(),
@@ -319,25 +309,6 @@ fn missing_jars_name_the_install_command() {
     assert!(err.contains("scripts/install-deps.sh"), "{err}");
 }
 
-/// Root and `ip netns`; under CI=true their absence fails the test.
-fn netns_available() -> bool {
-    let probe = format!("fd-ktest-probe-{}", std::process::id());
-    let run = |args: &[&str]| {
-        std::process::Command::new("ip")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let ok = run(&["netns", "add", &probe]) && run(&["netns", "del", &probe]);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("network namespaces are not available (needs root and iproute2; CI=true: this is a failure, not a skip)");
-        }
-        eprintln!("skipping: network namespaces need root and iproute2");
-    }
-    ok
-}
-
 /// `links = "netns"`: the partition-0 leader's veth set down for 10 s cuts
 /// it from followers, quorum and clients at once. The controller fences it
 /// and elects an in-sync replica: lost 0, recovered, and every veth is up
@@ -348,7 +319,7 @@ fn netns_partition_of_the_leader() {
         return;
     }
     let _g = serial();
-    if !netns_available() {
+    if !netns_usable() {
         return;
     }
     let ex = "kafka-netns-leader-partition.toml";

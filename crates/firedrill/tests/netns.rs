@@ -7,31 +7,6 @@ mod common;
 use common::*;
 use std::process::Command;
 
-/// Root, `ip`, and a trial namespace that can be made and removed. Call
-/// it holding the `serial()` lock: the probe's name is per process.
-fn netns_available() -> bool {
-    if !pg_available() {
-        return false;
-    }
-    let probe = format!("fd-test-probe-{}", std::process::id());
-    // `ip netns add` needs root: the trial covers both.
-    let ok = Command::new("ip")
-        .args(["netns", "add", &probe])
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("ip")
-            .args(["netns", "del", &probe])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("network namespaces are not available (needs root and iproute2; CI=true: this is a failure, not a skip)");
-        }
-        eprintln!("skipping: network namespaces need root and iproute2");
-    }
-    ok
-}
-
 /// Open loop for the RPO test: a closed loop on the direct bridge path
 /// keeps both cores so busy that acknowledgements are timestamped late
 /// (zombie losses after the kill). 32 in flight leaves headroom: with 8, a
@@ -88,7 +63,7 @@ fn veth(lab: &Lab, node: usize) -> String {
 #[test]
 fn kernel_partition_of_the_standby_then_kill_loses_d() {
     let _g = serial();
-    if !netns_available() {
+    if !(pg_available() && netns_usable()) {
         return;
     }
     // The partition heals half a second after the primary died (so the
@@ -148,7 +123,7 @@ node = "n1"
 #[test]
 fn kernel_partition_of_the_primary_costs_time_not_data() {
     let _g = serial();
-    if !netns_available() {
+    if !(pg_available() && netns_usable()) {
         return;
     }
     let faults = r#"
@@ -192,7 +167,7 @@ for = "3s"
 #[test]
 fn lab_down_leaves_no_namespace_or_bridge() {
     let _g = serial();
-    if !netns_available() {
+    if !(pg_available() && netns_usable()) {
         return;
     }
     let lab = Lab::up(&netns_lab("netns-down", CLOSED_LOOP, "", "", "5s"));
@@ -236,7 +211,7 @@ fn lab_down_leaves_no_namespace_or_bridge() {
 #[test]
 fn netns_lab_without_root_is_refused_plainly() {
     let _g = serial();
-    if !netns_available() {
+    if !(pg_available() && netns_usable()) {
         return;
     }
     let tmp = tempdir();
@@ -317,7 +292,7 @@ fn link_is_up(dev: &str) -> bool {
 #[test]
 fn kernel_partition_heals_on_ctrl_c_and_after_sigkill() {
     let _g = serial();
-    if !netns_available() {
+    if !(pg_available() && netns_usable()) {
         return;
     }
     let long =

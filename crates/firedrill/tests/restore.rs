@@ -210,47 +210,34 @@ fn archive_lag_is_rpo() {
     assert_eq!(d.code, 1, "{}", d.stdout);
 }
 
-fn check_bad(text: &str, want: &str) {
-    let tmp = tempdir();
-    let spec = tmp.path().join("bad.toml");
-    std::fs::write(&spec, text).expect("write");
-    let out = firedrill(&["drill", spec.to_str().expect("utf-8"), "--lab"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    eprintln!(
-        "FIGURES bad input {want:?}: exit {:?}: {err}",
-        out.status.code()
-    );
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("bad.toml:"), "no file:line:col in {err}");
-    assert!(err.contains(want), "{err}");
-}
-
 #[test]
 fn bad_restore_input_is_exit_2_with_position() {
     let good =
         example("pg-pitr-delete-rows.toml").replace("@DIR@", "/tmp/firedrill-pitr-bad-never");
-    check_bad(
+    check_bad_drill(
         &good.replace(
             "[lab.backup]\ntool = \"pgbackrest\"",
             "[lab.settings]\nwork_mem = \"4MB\"",
         ),
         "restore needs a lab that takes backups",
+        &["--lab"],
     );
-    check_bad(
+    check_bad_drill(
         &good.replace("target = \"before_fault\"", "target = \"yesterday\""),
         "restore target \"yesterday\"",
+        &["--lab"],
     );
-    check_bad(
+    check_bad_drill(
         &good.replace("fraction = 0.5", "fraction = 1.5"),
         "fraction = 1.5",
+        &["--lab"],
     );
-    check_bad(
+    check_bad_drill(
         &good.replace("[lab]\n", "[lab]\nkind = \"etcd\"\n").replace(
             "standbys = 1\nreplication = \"async\"\n\n[lab.backup]\ntool = \"pgbackrest\"          # a local repository in the lab directory\narchive_timeout = \"60s\"\n",
             "",
         ),
-        "delete_rows",
-    );
+        "delete_rows", &["--lab"]);
     assert!(
         !std::path::Path::new("/tmp/firedrill-pitr-bad-never").exists(),
         "a lab was started"

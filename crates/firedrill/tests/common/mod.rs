@@ -283,3 +283,43 @@ pub fn redis_available() -> bool {
     }
     found
 }
+
+/// Runs `firedrill drill` (plus `extra` arguments) on a bad spec: exit 2,
+/// the file:line:column of the problem, and `want` in the message.
+pub fn check_bad_drill(text: &str, want: &str, extra: &[&str]) {
+    let tmp = tempdir();
+    let spec = tmp.path().join("bad.toml");
+    std::fs::write(&spec, text).expect("write");
+    let mut args = vec!["drill", spec.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    let out = firedrill(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "FIGURES bad input {want:?}: exit {:?}: {err}",
+        out.status.code()
+    );
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:"), "no file:line:col in {err}");
+    assert!(err.contains(want), "{err}");
+}
+
+/// Root, `ip`, and a trial namespace that can be made and removed. Call it
+/// holding the `serial()` lock: the probe's name is per process. Under
+/// CI=true their absence fails the test.
+pub fn netns_usable() -> bool {
+    let probe = format!("fd-test-probe-{}", std::process::id());
+    let run = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ok = run(&["netns", "add", &probe]) && run(&["netns", "del", &probe]);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("network namespaces are not available (needs root and iproute2; CI=true: this is a failure, not a skip)");
+        }
+        eprintln!("skipping: network namespaces need root and iproute2");
+    }
+    ok
+}

@@ -90,17 +90,21 @@ pub struct LabInfo {
 /// within `limit` each. A voter that refuses cannot vote, so fewer than a
 /// majority means no controller can be active.
 async fn voters_up(voters: &[(String, String)], limit: Duration) -> usize {
-    let tries = voters.iter().map(|(_, a)| async move {
-        matches!(
-            tokio::time::timeout(limit, tokio::net::TcpStream::connect(a.as_str())).await,
-            Ok(Ok(_))
-        )
-    });
+    let tries = voters.iter().map(|(_, a)| accepts(a, limit));
     futures_util::future::join_all(tries)
         .await
         .into_iter()
         .filter(|up| *up)
         .count()
+}
+
+/// Whether `addr` accepts a TCP connection within `limit`: a killed
+/// broker or voter refuses at once.
+async fn accepts(addr: &str, limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The warning for a lab whose KRaft quorum lost its majority, or None
@@ -274,13 +278,9 @@ async fn create(
 /// offline partition, not waited for, and are not anybody's primary.
 pub(super) async fn reachable_brokers(nodes: &[TargetNode]) -> Vec<i32> {
     let probes = nodes.iter().enumerate().map(|(i, n)| async move {
-        let ok = tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::TcpStream::connect(n.control.as_str()),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
-        ok.then_some(i as i32 + 1)
+        accepts(&n.control, Duration::from_secs(1))
+            .await
+            .then_some(i as i32 + 1)
     });
     futures_util::future::join_all(probes)
         .await
