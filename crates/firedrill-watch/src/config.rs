@@ -100,6 +100,10 @@ pub struct Loaded {
     pub path: PathBuf,
     pub source: String,
     pub file: WatchFile,
+    /// Every domain's `[domain.store]` read once per view type, so
+    /// [`crate::store_view`] parses the document once per kind rather than
+    /// once per domain (which made large files quadratic).
+    pub(crate) views: crate::kind::ViewCache,
 }
 
 impl Loaded {
@@ -179,6 +183,7 @@ pub fn parse_checked(
         path: path.to_path_buf(),
         source,
         file,
+        views: Default::default(),
     };
     let checked = validate(kinds, &loaded);
     Ok((loaded, checked))

@@ -11,7 +11,10 @@ use crate::probe::Round;
 use firedrill_spec::Diagnostic;
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Mutex;
 use std::sync::Arc;
 
 /// One kind of store as the objectives file names it.
@@ -70,7 +73,42 @@ pub fn find<'a>(kinds: &[&'a dyn WatchKind], kind: &str) -> Option<&'a dyn Watch
 /// the document would lose them). `T` must not deny unknown fields: the
 /// keys every store has are in the same table (the generic parse has
 /// already rejected keys no kind reads); its nested tables may.
-pub fn store_view<T: DeserializeOwned>(file: &Loaded, domain: usize) -> Result<T, Diagnostic> {
+///
+/// The first call for a `T` reads every domain's table as `T` in one parse
+/// and keeps the results; later calls take theirs from that cache. A domain
+/// whose table does not read as `T` (another kind's, or a bad value) is
+/// read again alone, which gives its error with the place.
+pub fn store_view<T: DeserializeOwned + Send + 'static>(
+    file: &Loaded,
+    domain: usize,
+) -> Result<T, Diagnostic> {
+    let mut cache = file.views.0.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = cache.entry(TypeId::of::<T>()).or_insert_with(|| {
+        let all = toml::Deserializer::new(&file.source);
+        let views: Vec<Option<T>> = AllDomains::<T>(PhantomData)
+            .deserialize(all)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        Box::new(views)
+    });
+    let taken = entry
+        .downcast_mut::<Vec<Option<T>>>()
+        .and_then(|v| v.get_mut(domain))
+        .and_then(Option::take);
+    drop(cache);
+    match taken {
+        Some(v) => Ok(v),
+        None => store_view_alone(file, domain),
+    }
+}
+
+/// Per view type, every domain's store table (`None`: did not read).
+#[derive(Default)]
+pub(crate) struct ViewCache(Mutex<HashMap<TypeId, Box<dyn Any + Send>>>);
+
+/// One domain read alone: the slow path, for its diagnostic.
+fn store_view_alone<T: DeserializeOwned>(file: &Loaded, domain: usize) -> Result<T, Diagnostic> {
     let de = toml::Deserializer::new(&file.source);
     match (Top::<T> {
         domain,
@@ -81,6 +119,69 @@ pub fn store_view<T: DeserializeOwned>(file: &Loaded, domain: usize) -> Result<T
         Ok(Some(v)) => Ok(v),
         Ok(None) => Err(file.at(0..0, format!("no [domain.store] in domain {}", domain + 1))),
         Err(e) => Err(file.at(e.span().unwrap_or(0..0), e.message().trim().to_string())),
+    }
+}
+
+/// The document: every `[[domain]]`'s store as `T`, a failure kept as
+/// `None` so one domain of another kind does not hide the others.
+struct AllDomains<T>(PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for AllDomains<T> {
+    type Value = Option<Vec<Option<T>>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for AllDomains<T> {
+    type Value = Option<Vec<Option<T>>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an objectives file")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(k) = map.next_key::<String>()? {
+            if k == "domain" {
+                found = Some(map.next_value_seed(EveryDomain::<T>(PhantomData))?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+struct EveryDomain<T>(PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for EveryDomain<T> {
+    type Value = Vec<Option<T>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for EveryDomain<T> {
+    type Value = Vec<Option<T>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of [[domain]] tables")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Lenient::<T>(PhantomData))? {
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+/// One `[[domain]]`'s store as `T`, or `None` when it does not read: the
+/// element is consumed either way, so the sequence goes on.
+struct Lenient<T>(PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Lenient<T> {
+    type Value = Option<T>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Ok(Domain::<T>(PhantomData).deserialize(d).ok().flatten())
     }
 }
 
