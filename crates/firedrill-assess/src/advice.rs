@@ -6,6 +6,7 @@
 
 use crate::assess::{Measure, Row, Subject, Verdict};
 use crate::derive::{impact, secs, Impact};
+use crate::kind::{spec_dur, LabSketch};
 use crate::model::*;
 use serde::Serialize;
 use std::fmt::Write;
@@ -31,7 +32,7 @@ pub fn advise(a: &Architecture, subject: &Subject<'_>, o: &Objective, row: &Row)
                 .unwrap_or_else(|| format!("{}-{}", d.name, o.key));
             Advice {
                 change,
-                drill: drill_spec(&proposed, o, &name),
+                drill: drill_spec(a, &proposed, o, &name),
                 drill_name: name,
             }
         }
@@ -59,7 +60,7 @@ pub fn advise(a: &Architecture, subject: &Subject<'_>, o: &Objective, row: &Row)
                 .cloned()
                 .unwrap_or_else(|| format!("{}-{}", c.name, o.key));
             let drill = match a.domains.iter().find(|d| d.name == dom) {
-                Some(d) => drill_spec(d, o, &name),
+                Some(d) => drill_spec(a, d, o, &name),
                 None => format!("# no domain dominates {}: drill its dependencies\n", c.name),
             };
             Advice {
@@ -75,16 +76,6 @@ fn dur(v: f64) -> Duration {
     Duration::from_secs_f64(v.max(0.0))
 }
 
-/// `10s`, `1500ms`.
-fn spec_dur(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
 fn domain_change(a: &Architecture, d: &Domain, o: &Objective, row: &Row) -> (String, Domain) {
     let mut p = d.clone();
     let t = row.target_s;
@@ -98,12 +89,10 @@ fn domain_change(a: &Architecture, d: &Domain, o: &Objective, row: &Row) -> (Str
         );
     }
     if row.verdict == Verdict::AtRisk && !row.live.mismatches.is_empty() {
-        let fix = match &d.replication {
-            Replication::Sync { quorum, standbys } if d.kind == "postgres" => format!(
-                "on the primary: ALTER SYSTEM SET synchronous_standby_names = 'ANY {quorum} ({})'; SELECT pg_reload_conf(); (or correct [domain.replication])",
-                standbys.join(", ")
-            ),
-            _ => "make the server match [domain.replication], or correct the declaration".into(),
+        let fix = if row.live.fixes.is_empty() {
+            "make the server match the declaration, or correct the declaration".to_string()
+        } else {
+            row.live.fixes.join("; ")
         };
         return (format!("declaration and server disagree: {fix}"), p);
     }
@@ -111,22 +100,30 @@ fn domain_change(a: &Architecture, d: &Domain, o: &Objective, row: &Row) -> (Str
     let change = match (row.measure, &imp) {
         (_, Impact::Corruption | Impact::Total(_)) if d.backups.is_none() => {
             let at = dur(t.clamp(10.0, 60.0));
-            p.backups = Some(Backups {
-                tool: "pgbackrest".into(),
-                interval: Duration::from_secs(86400),
-                archive_timeout: Some(at),
-                retention: Some(Duration::from_secs(14 * 86400)),
-                restore: None,
-            });
             let why = if matches!(imp, Impact::Corruption) {
                 "replicas copy a bad write"
             } else {
                 "no replica survives"
             };
-            format!(
-                "add PITR (cold posture): [domain.backups] tool = \"pgbackrest\", interval = \"24h\", archive_timeout = \"{}\" — {why}, only a restore brings the data back",
-                spec_dur(at)
-            )
+            match a.knowledge.kind(&d.kind).and_then(|k| k.pitr_tool()) {
+                Some(tool) => {
+                    p.backups = Some(Backups {
+                        tool: tool.into(),
+                        interval: Duration::from_secs(86400),
+                        archive_timeout: Some(at),
+                        retention: Some(Duration::from_secs(14 * 86400)),
+                        restore: None,
+                    });
+                    format!(
+                        "add PITR (cold posture): [domain.backups] tool = \"{tool}\", interval = \"24h\", archive_timeout = \"{}\" — {why}, only a restore brings the data back",
+                        spec_dur(at)
+                    )
+                }
+                None => format!(
+                    "add backups with continuous archiving (cold posture), archived at least every {} — {why}, only a restore (or a delayed copy) brings the data back",
+                    spec_dur(at)
+                ),
+            }
         }
         (Measure::Rpo, Impact::Corruption | Impact::Total(_)) => match &d.backups {
             Some(b) if b.archive_timeout.is_none_or(|x| x.as_secs_f64() > t) && t > 0.0 => {
@@ -141,14 +138,14 @@ fn domain_change(a: &Architecture, d: &Domain, o: &Objective, row: &Row) -> (Str
         (Measure::Rto, Impact::Corruption | Impact::Total(_)) => {
             "a restore is too slow: keep a warm standby outside the failure domain (or a delayed replica for corruption)".into()
         }
-        (Measure::Rpo, Impact::Partial { lost, .. }) => rpo_change(d, lost, &mut p),
-        (Measure::Rto, Impact::Partial { .. }) => rto_change(d, t, &mut p),
+        (Measure::Rpo, Impact::Partial { lost, .. }) => rpo_change(a, d, lost, &mut p),
+        (Measure::Rto, Impact::Partial { .. }) => rto_change(a, d, t, &mut p),
         _ => "no mechanism change fits: revisit the objective".into(),
     };
     (change, p)
 }
 
-fn rpo_change(d: &Domain, lost: &[String], p: &mut Domain) -> String {
+fn rpo_change(a: &Architecture, d: &Domain, lost: &[String], p: &mut Domain) -> String {
     let others: Vec<String> = d
         .nodes
         .iter()
@@ -161,9 +158,13 @@ fn rpo_change(d: &Domain, lost: &[String], p: &mut Domain) -> String {
                 quorum: 1,
                 standbys: others.clone(),
             };
+            let how = a
+                .knowledge
+                .kind(&d.kind)
+                .and_then(|k| k.sync_setting(1, &others))
+                .unwrap_or_else(|| format!("every commit waits for 1 of {}", others.join(", ")));
             format!(
-                "sync ANY 1 across zones (hot standby): synchronous_standby_names = 'ANY 1 ({})', synchronous_commit = on, and promote only a synchronous standby",
-                others.join(", ")
+                "sync ANY 1 across zones (hot standby): {how}, and promote only a synchronous standby"
             )
         }
         Replication::Sync { quorum, .. } => {
@@ -183,72 +184,38 @@ fn rpo_change(d: &Domain, lost: &[String], p: &mut Domain) -> String {
     }
 }
 
-fn rto_change(d: &Domain, t: f64, p: &mut Domain) -> String {
+fn rto_change(a: &Architecture, d: &Domain, t: f64, p: &mut Domain) -> String {
     match &d.failover {
-        Failover::Patroni { api, ttl: cur, .. } if t > 0.0 => {
-            let lw = (t / 5.0).floor().clamp(1.0, 10.0);
-            let ttl = (t - lw).max(lw + 2.0).floor().min(cur.as_secs_f64());
-            let rt = ((ttl - lw) / 2.0).floor().max(1.0);
-            p.failover = Failover::Patroni {
-                ttl: dur(ttl),
-                loop_wait: dur(lw),
-                retry_timeout: dur(rt),
-                api: api.clone(),
-            };
-            format!(
-                "lower ttl to {}, loop_wait to {}, retry_timeout to {} (Patroni: ttl ≥ loop_wait + 2 × retry_timeout; RTO then ≤ ttl + loop_wait = {})",
-                secs(ttl), secs(lw), secs(rt), secs(ttl + lw)
-            )
-        }
-        Failover::Sentinel {
-            failover_timeout, ..
-        } => {
-            let da = (t / 2.0).max(1.0);
-            p.failover = Failover::Sentinel {
-                down_after: dur(da),
-                failover_timeout: *failover_timeout,
-            };
-            format!(
-                "lower down_after to {} (Sentinel declares the master down after it)",
-                secs(da)
-            )
-        }
-        Failover::Raft { .. } => {
-            let e = (t / 2.0).max(0.1);
-            p.failover = Failover::Raft {
-                election_timeout: dur(e),
-            };
-            format!(
-                "lower election_timeout to {} (heartbeat ≈ election / 10)",
-                secs(e)
-            )
-        }
-        Failover::Kafka {
-            unclean_leader_election,
-            ..
-        } => {
-            let s = (t / 2.0).max(1.0);
-            p.failover = Failover::Kafka {
-                session_timeout: dur(s),
-                unclean_leader_election: *unclean_leader_election,
-            };
-            format!("lower broker.session.timeout.ms to {}", secs(s))
-        }
-        Failover::Patroni { .. } => "no failover takes 0 s: revisit the objective".into(),
+        Failover::Automatic { kind, params } => match kind.tune(params, t) {
+            Some((tuned, say)) => {
+                p.failover = Failover::Automatic {
+                    kind: *kind,
+                    params: tuned,
+                };
+                say
+            }
+            None => "no failover takes 0 s: revisit the objective".into(),
+        },
         Failover::Manual { .. } | Failover::Undeclared => {
-            let auto = match d.kind.as_str() {
-                "redis" => "Redis Sentinel",
-                "etcd" => "Raft (built in)",
-                "kafka" => "the KRaft controller",
-                _ => "Patroni",
-            };
-            format!("automate failover with {auto} (hot posture): a human cannot page, decide and promote within {}", secs(t))
+            // The store's first mechanism (the registry lists its own first).
+            let auto = a.knowledge.failovers_of(&d.kind).into_iter().next();
+            match auto {
+                Some(m) => {
+                    let params = crate::kind::defaults(m);
+                    p.failover = Failover::Automatic { kind: m, params };
+                    format!("automate failover with {} (hot posture): a human cannot page, decide and promote within {}", m.title(), secs(t))
+                }
+                None => format!(
+                    "automate failover (hot posture): a human cannot page, decide and promote within {}",
+                    secs(t)
+                ),
+            }
         }
     }
 }
 
 /// A drill spec for `d` under `o`'s disruption, with a lab like `d`.
-pub fn drill_spec(d: &Domain, o: &Objective, name: &str) -> String {
+pub fn drill_spec(a: &Architecture, d: &Domain, o: &Objective, name: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -262,19 +229,36 @@ pub fn drill_spec(d: &Domain, o: &Objective, name: &str) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let standbys = d.nodes.len().saturating_sub(1).max(1);
-    let _ = writeln!(s, "\n[lab]\nname = \"{name}\"");
-    let automatic = lab_table(&mut s, d, standbys);
+    let corruption = matches!(o.disruption, Disruption::Standard(Standard::Corruption));
+    // A mechanism that is its own lab (Patroni) for failovers; the store's
+    // own lab when it can drill the corruption.
+    let own = a.knowledge.kind(&d.kind).map(|k| k.lab(d));
+    let mechanism = d.failover.automatic().and_then(|(m, p)| m.lab(d, p));
+    let lab = match (own, mechanism) {
+        (Some(l), _) if corruption && l.corruption.is_some() => l,
+        (_, Some(m)) => m,
+        (Some(l), None) => l,
+        (None, None) => LabSketch {
+            table: format!("kind = \"{}\"", d.kind),
+            automatic: true,
+            corruption: None,
+        },
+    };
+    let _ = writeln!(s, "\n[lab]\nname = \"{name}\"\n{}", lab.table.trim_end());
     let _ = writeln!(s, "\n[drill]\nname = \"{name}\"");
     let _ = writeln!(
         s,
         "\n[drill.workload]\nmode = \"closed\"\nclients = 4\nop_timeout = \"1s\"\nwarmup = \"2s\"\nduration = \"10s\""
     );
-    match o.disruption {
-        Disruption::Standard(Standard::Corruption) => {
+    match (&lab.corruption, corruption) {
+        (Some(steps), true) => {
+            let _ = writeln!(s, "\n{}", steps.trim_end());
+        }
+        (None, true) => {
             let _ = writeln!(
                 s,
-                "\n# Corruption: a destructive transaction, then a restore to before it.\n# Needs the data-disaster fault kinds; until then, drill the restore by hand.\n[[drill.faults]]\nat = \"3s\"\naction = \"kill\"\nnode = \"primary\""
+                "\n# Corruption: {} has no data-disaster faults in firedrill yet; drill the restore by hand.\n[[drill.faults]]\nat = \"3s\"\naction = \"kill\"\nnode = \"primary\"",
+                d.kind
             );
         }
         _ => {
@@ -288,7 +272,9 @@ pub fn drill_spec(d: &Domain, o: &Objective, name: &str) -> String {
             );
         }
     }
-    if automatic {
+    if corruption && lab.corruption.is_some() {
+        // The steps carry their own recovery.
+    } else if lab.automatic {
         let _ = writeln!(s, "\n[drill.recovery]\nautomatic = true");
     } else {
         let to = d.nodes.get(1).cloned().unwrap_or_else(|| "n2".into());
@@ -310,93 +296,4 @@ pub fn drill_spec(d: &Domain, o: &Objective, name: &str) -> String {
         let _ = writeln!(s, "rto = \"{}\"", spec_dur(r));
     }
     s
-}
-
-/// The `[lab]` keys of `d`'s kind; true when the store fails over itself.
-fn lab_table(s: &mut String, d: &Domain, standbys: usize) -> bool {
-    let sync = match &d.replication {
-        Replication::Sync { quorum, .. } => Some(*quorum),
-        _ => None,
-    };
-    match (d.kind.as_str(), &d.failover) {
-        (
-            "postgres",
-            Failover::Patroni {
-                ttl,
-                loop_wait,
-                retry_timeout,
-                ..
-            },
-        ) => {
-            let _ = writeln!(
-                s,
-                "kind = \"patroni\"\nstandbys = {standbys}\n\n[lab.patroni]\nttl = \"{}\"\nloop_wait = \"{}\"\nretry_timeout = \"{}\"\nsynchronous_mode = {}",
-                spec_dur(*ttl), spec_dur(*loop_wait), spec_dur(*retry_timeout), sync.is_some()
-            );
-            true
-        }
-        ("postgres", _) => {
-            let _ = writeln!(s, "kind = \"postgres\"\nstandbys = {standbys}");
-            match sync {
-                Some(k) => {
-                    let _ = writeln!(
-                        s,
-                        "replication = \"sync\"\nsync_quorum = {k}\nsynchronous_commit = \"on\""
-                    );
-                }
-                None => {
-                    let _ = writeln!(s, "replication = \"async\"");
-                }
-            }
-            false
-        }
-        ("redis", f) => {
-            let (da, ft) = match f {
-                Failover::Sentinel {
-                    down_after,
-                    failover_timeout,
-                } => (*down_after, *failover_timeout),
-                _ => (Duration::from_secs(30), Duration::from_secs(180)),
-            };
-            let _ = writeln!(
-                s,
-                "kind = \"redis-sentinel\"\nstandbys = {standbys}\n\n[lab.redis]\ndown_after = \"{}\"\nfailover_timeout = \"{}\"",
-                spec_dur(da), spec_dur(ft)
-            );
-            true
-        }
-        ("etcd", f) => {
-            let e = match f {
-                Failover::Raft { election_timeout } => *election_timeout,
-                _ => Duration::from_secs(1),
-            };
-            let _ = writeln!(
-                s,
-                "kind = \"etcd\"\n\n[lab.etcd]\nmembers = {}\nelection = \"{}\"",
-                d.nodes.len().max(3),
-                spec_dur(e)
-            );
-            true
-        }
-        ("kafka", f) => {
-            let (st, unclean) = match f {
-                Failover::Kafka {
-                    session_timeout,
-                    unclean_leader_election,
-                } => (*session_timeout, *unclean_leader_election),
-                _ => (Duration::from_secs(9), false),
-            };
-            let n = d.nodes.len().max(3);
-            let _ = writeln!(
-                s,
-                "kind = \"kafka\"\nnodes = {n}\n\n[lab.kafka]\nreplication_factor = {}\nmin_insync_replicas = {}\nunclean_leader_election = {unclean}\nsession_timeout = \"{}\"",
-                n.min(3), sync.map_or(1, |k| k + 1), spec_dur(st)
-            );
-            true
-        }
-        (k, _) => {
-            let _ = writeln!(s, "kind = \"{k}\"\nstandbys = {standbys}");
-            true
-        }
-    }
 }

@@ -54,6 +54,10 @@ pub struct RowLive {
     pub exposure_s: Option<f64>,
     pub probe_up: Option<bool>,
     pub mismatches: Vec<String>,
+    /// For each mismatch, the change that makes the server and the
+    /// declaration agree.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<String>,
     pub unreachable: Vec<String>,
 }
 
@@ -231,6 +235,7 @@ fn live_of(l: &Live, domains: &[String], key: Option<&str>) -> RowLive {
         exposure_s: None,
         probe_up: None,
         mismatches: vec![],
+        fixes: vec![],
         unreachable: vec![],
     };
     for name in domains {
@@ -243,7 +248,9 @@ fn live_of(l: &Live, domains: &[String], key: Option<&str>) -> RowLive {
             String::new()
         };
         out.mismatches
-            .extend(dl.mismatches.iter().map(|m| format!("{prefix}{m}")));
+            .extend(dl.mismatches.iter().map(|m| format!("{prefix}{}", m.what)));
+        out.fixes
+            .extend(dl.mismatches.iter().map(|m| format!("{prefix}{}", m.fix)));
         if !dl.reached {
             out.unreachable.push(name.clone());
         }
@@ -276,6 +283,7 @@ fn push_rows(
         exposure_s: None,
         probe_up: None,
         mismatches: vec![],
+        fixes: vec![],
         unreachable: vec![],
     });
     for (measure, target, bound, dominant) in [

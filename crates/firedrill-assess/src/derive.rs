@@ -55,7 +55,8 @@ impl Bound {
     pub fn unknown(why: impl Into<String>) -> Bound {
         Bound::range(0.0, None, why)
     }
-    fn note(mut self, line: impl Into<String>) -> Bound {
+    /// Adds a step to the trace.
+    pub fn note(mut self, line: impl Into<String>) -> Bound {
         self.trace.push(line.into());
         self
     }
@@ -333,14 +334,12 @@ fn partial(d: &Domain, lost: &[String], why: &str) -> DomainBound {
             }
         }
     };
-    if let Failover::Kafka {
-        unclean_leader_election: true,
-        ..
-    } = d.failover
+    if let Some(why) = d
+        .failover
+        .automatic()
+        .and_then(|(k, p)| k.loses_acknowledged(p))
     {
-        rpo = Bound::above(0.0, None, rpo.trace.join("; ")).note(
-            "unclean.leader.election → an out-of-sync replica may lead: acknowledged records can be lost",
-        );
+        rpo = Bound::above(0.0, None, rpo.trace.join("; ")).note(why);
     }
     let quorum_lost = d.replication == Replication::Quorum && survivors < d.nodes.len() / 2 + 1;
     let rto = if quorum_lost {
@@ -359,64 +358,17 @@ fn failover_rto(f: &Failover) -> Bound {
         Failover::Manual { response: Some(r) } => Bound::range(
             s(*r),
             None,
-            format!("manual failover, response {} → RTO ≥ {}", secs(s(*r)), secs(s(*r))),
+            format!(
+                "manual failover, response {} → RTO ≥ {}",
+                secs(s(*r)),
+                secs(s(*r))
+            ),
         ),
         Failover::Manual { response: None } => Bound::range(
             300.0,
             None,
             "manual failover, response not declared → assumed ≥ 5 min to page a human and promote",
         ),
-        Failover::Patroni { ttl, loop_wait, retry_timeout, .. } => {
-            let lo = (s(*ttl) - s(*loop_wait)).max(0.0);
-            let hi = s(*ttl) + s(*loop_wait);
-            let mut b = Bound::range(
-                lo,
-                Some(hi),
-                format!(
-                    "Patroni ttl {} + loop_wait {} → RTO ≥ ttl − loop_wait = {} (the leader key expires), typically ≈ ttl = {}, ≤ ttl + loop_wait = {}",
-                    secs(s(*ttl)),
-                    secs(s(*loop_wait)),
-                    secs(lo),
-                    secs(s(*ttl)),
-                    secs(hi)
-                ),
-            );
-            if s(*loop_wait) + 2.0 * s(*retry_timeout) > s(*ttl) {
-                b = b.note(format!(
-                    "loop_wait + 2 × retry_timeout = {} > ttl: Patroni wants ttl ≥ loop_wait + 2 × retry_timeout",
-                    secs(s(*loop_wait) + 2.0 * s(*retry_timeout))
-                ));
-            }
-            b
-        }
-        Failover::Sentinel { down_after, failover_timeout } => Bound::range(
-            s(*down_after),
-            Some(s(*down_after) + s(*failover_timeout)),
-            format!(
-                "Sentinel down_after {} → RTO ≥ {} (+ the vote and promotion), ≤ down_after + failover_timeout = {}",
-                secs(s(*down_after)),
-                secs(s(*down_after)),
-                secs(s(*down_after) + s(*failover_timeout))
-            ),
-        ),
-        Failover::Raft { election_timeout } => Bound::range(
-            s(*election_timeout),
-            Some(2.0 * s(*election_timeout)),
-            format!(
-                "Raft election_timeout {} → RTO ≥ {} (randomized up to 2× = {})",
-                secs(s(*election_timeout)),
-                secs(s(*election_timeout)),
-                secs(2.0 * s(*election_timeout))
-            ),
-        ),
-        Failover::Kafka { session_timeout, .. } => Bound::range(
-            s(*session_timeout),
-            None,
-            format!(
-                "Kafka broker session_timeout {} → a dead leader is fenced and replaced after ≥ {}",
-                secs(s(*session_timeout)),
-                secs(s(*session_timeout))
-            ),
-        ),
+        Failover::Automatic { kind, params } => kind.rto(params),
     }
 }

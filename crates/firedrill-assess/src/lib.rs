@@ -17,6 +17,7 @@ mod cycles;
 pub mod derive;
 pub mod evidence;
 mod html;
+pub mod kind;
 pub mod live;
 pub mod model;
 pub mod render;
@@ -25,6 +26,7 @@ pub mod validate;
 pub use assess::{assess, Report, Row, Verdict};
 pub use evidence::{Evidence, RunFigures, TrialFigures};
 pub use html::render_html;
+pub use kind::{AssessKind, FailoverKind, Knowledge};
 pub use live::Live;
 pub use model::Architecture;
 
@@ -46,17 +48,22 @@ pub enum AssessError {
 
 /// Reads and validates the file: the watch plan (for the live probe) and
 /// the architecture. Nothing is probed here.
-pub fn load(kinds: &[&dyn WatchKind], path: &Path) -> Result<(Architecture, Plan), AssessError> {
+pub fn load(
+    kinds: &[&dyn WatchKind],
+    knowledge: &Knowledge,
+    path: &Path,
+) -> Result<(Architecture, Plan), AssessError> {
     let source = std::fs::read_to_string(path).map_err(|source| AssessError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(kinds, path, source)
+    parse(kinds, knowledge, path, source)
 }
 
 /// [`load`] of a text already read.
 pub fn parse(
     kinds: &[&dyn WatchKind],
+    knowledge: &Knowledge,
     path: &Path,
     source: String,
 ) -> Result<(Architecture, Plan), AssessError> {
@@ -79,7 +86,7 @@ pub fn parse(
         Ok(_) => Vec::new(),
         Err(d) => d.clone(),
     };
-    let arch = validate::validate(&loaded, &mut items);
+    let arch = validate::validate(&loaded, knowledge, &mut items);
     match (arch, plan) {
         (Some(a), Ok(p)) if items.is_empty() => Ok((a, p)),
         _ => {

@@ -1,7 +1,9 @@
 //! The validated architecture: runtime types, separate from what TOML
 //! deserializes into, so derivation never sees an unchecked value.
 
+use crate::kind::{FailoverKind, Knowledge, Params};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,29 +77,59 @@ pub enum Replication {
     Quorum,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// What brings a replica into service.
+#[derive(Clone)]
 pub enum Failover {
     Undeclared,
+    /// A human notices and promotes.
     Manual {
         response: Option<Duration>,
     },
-    Patroni {
-        ttl: Duration,
-        loop_wait: Duration,
-        retry_timeout: Duration,
-        api: Option<String>,
+    /// A mechanism of the store's ([`FailoverKind`]), with its settings.
+    Automatic {
+        kind: &'static dyn FailoverKind,
+        params: Params,
     },
-    Sentinel {
-        down_after: Duration,
-        failover_timeout: Duration,
-    },
-    Raft {
-        election_timeout: Duration,
-    },
-    Kafka {
-        session_timeout: Duration,
-        unclean_leader_election: bool,
-    },
+}
+
+impl Failover {
+    pub fn automatic(&self) -> Option<(&'static dyn FailoverKind, &Params)> {
+        match self {
+            Failover::Automatic { kind, params } => Some((*kind, params)),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for Failover {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Failover::Undeclared, Failover::Undeclared) => true,
+            (Failover::Manual { response: a }, Failover::Manual { response: b }) => a == b,
+            (
+                Failover::Automatic { kind: a, params: p },
+                Failover::Automatic { kind: b, params: q },
+            ) => a.name() == b.name() && p == q,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for Failover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failover::Undeclared => f.write_str("Undeclared"),
+            Failover::Manual { response } => f
+                .debug_struct("Manual")
+                .field("response", response)
+                .finish(),
+            Failover::Automatic { kind, params } => f
+                .debug_struct("Automatic")
+                .field("kind", &kind.name())
+                .field("params", params)
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +210,8 @@ pub struct Architecture {
     pub regions: BTreeMap<String, String>,
     /// Capabilities in an order where each comes after those it depends on.
     pub order: Vec<usize>,
+    /// The store kinds and mechanisms the file was checked against.
+    pub knowledge: Knowledge,
 }
 
 impl Architecture {

@@ -2,6 +2,7 @@
 //! [`Architecture`]: every problem at once, each at its file:line:column,
 //! added to what watch found in the same file.
 
+use crate::kind::{Knowledge, Param, Params, SettingDef, SettingType};
 use crate::model::*;
 use firedrill_spec::Diagnostic;
 use firedrill_watch::config::{
@@ -26,13 +27,13 @@ struct Known {
 }
 
 /// Checks the architecture tables; `None` when any problem was pushed.
-pub fn validate(l: &Loaded, out: &mut Vec<Diagnostic>) -> Option<Architecture> {
+pub fn validate(l: &Loaded, k: &Knowledge, out: &mut Vec<Diagnostic>) -> Option<Architecture> {
     let before = out.len();
     let mut known = topology(l, out);
     disruptions(l, &mut known, out);
     let mut domains = Vec::new();
     for d in &l.file.domains {
-        domains.push(domain(l, d, &known, out));
+        domains.push(domain(l, d, &known, k, out));
     }
     let names: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
     let caps: Vec<String> = l
@@ -70,6 +71,7 @@ pub fn validate(l: &Loaded, out: &mut Vec<Diagnostic>) -> Option<Architecture> {
         capabilities,
         regions: known.regions,
         order,
+        knowledge: k.clone(),
     })
 }
 
@@ -181,7 +183,13 @@ fn disruptions(l: &Loaded, known: &mut Known, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn domain(l: &Loaded, d: &DomainSpec, known: &Known, out: &mut Vec<Diagnostic>) -> Domain {
+fn domain(
+    l: &Loaded,
+    d: &DomainSpec,
+    known: &Known,
+    k: &Knowledge,
+    out: &mut Vec<Diagnostic>,
+) -> Domain {
     let nodes: Vec<String> = d
         .store
         .nodes
@@ -195,7 +203,7 @@ fn domain(l: &Loaded, d: &DomainSpec, known: &Known, out: &mut Vec<Diagnostic>) 
     };
     let failover = match &d.failover {
         None => Failover::Undeclared,
-        Some(f) => failover(l, f, out),
+        Some(f) => failover(l, f, d.store.kind.get_ref(), k, out),
     };
     let backups = d.backups.as_ref().map(|b| Backups {
         tool: b.tool.get_ref().clone(),
@@ -284,93 +292,113 @@ fn replication(
     }
 }
 
-fn failover(l: &Loaded, f: &FailoverSpec, out: &mut Vec<Diagnostic>) -> Failover {
-    let kind = f.kind.get_ref().as_str();
-    let present: [(&str, Option<std::ops::Range<usize>>); 10] = [
-        ("response", f.response.as_ref().map(|x| x.span())),
-        ("ttl", f.ttl.as_ref().map(|x| x.span())),
-        ("loop_wait", f.loop_wait.as_ref().map(|x| x.span())),
-        ("retry_timeout", f.retry_timeout.as_ref().map(|x| x.span())),
-        ("api", f.api.as_ref().map(|x| x.span())),
-        ("down_after", f.down_after.as_ref().map(|x| x.span())),
-        (
-            "failover_timeout",
-            f.failover_timeout.as_ref().map(|x| x.span()),
-        ),
-        (
-            "election_timeout",
-            f.election_timeout.as_ref().map(|x| x.span()),
-        ),
-        (
-            "session_timeout",
-            f.session_timeout.as_ref().map(|x| x.span()),
-        ),
-        (
-            "unclean_leader_election",
-            f.unclean_leader_election.as_ref().map(|x| x.span()),
-        ),
-    ];
-    let allowed: &[&str] = match kind {
-        "manual" => &["response"],
-        "patroni" => &["ttl", "loop_wait", "retry_timeout", "api"],
-        "sentinel" => &["down_after", "failover_timeout"],
-        "raft" => &["election_timeout"],
-        "kafka" => &["session_timeout", "unclean_leader_election"],
-        other => {
+fn failover(
+    l: &Loaded,
+    f: &FailoverSpec,
+    store: &str,
+    k: &Knowledge,
+    out: &mut Vec<Diagnostic>,
+) -> Failover {
+    let keys = f.0.get_ref();
+    let Some(kind) = keys.get("kind") else {
+        out.push(l.at(f.0.span(), "[domain.failover] needs kind"));
+        return Failover::Undeclared;
+    };
+    let Some(name) = kind.get_ref().as_str() else {
+        out.push(l.at(kind.span(), "kind must be a string"));
+        return Failover::Undeclared;
+    };
+    let mechanisms = k.failovers_of(store);
+    let mut names: Vec<&str> = vec!["manual"];
+    names.extend(mechanisms.iter().map(|m| m.name()));
+    let settings: &[SettingDef] = if name == "manual" {
+        MANUAL
+    } else if let Some(m) = mechanisms.iter().find(|m| m.name() == name) {
+        m.settings()
+    } else {
+        let other = match k.failover(name) {
+            Some(m) => format!(
+                "{name} fails over {}, not {store}",
+                m.stores().join(" and ")
+            ),
+            None => format!("unknown failover kind {name:?}"),
+        };
+        out.push(l.at(
+            kind.span(),
+            format!("{other}: a {store} domain takes {}", names.join(", ")),
+        ));
+        return Failover::Undeclared;
+    };
+    let params = params(l, keys, name, settings, out);
+    match k.failovers_of(store).into_iter().find(|m| m.name() == name) {
+        Some(kind) => Failover::Automatic { kind, params },
+        None => Failover::Manual {
+            response: params.0.get("response").map(|_| params.dur("response")),
+        },
+    }
+}
+
+const MANUAL: &[SettingDef] = &[SettingDef {
+    key: "response",
+    ty: SettingType::Duration,
+    default: None,
+}];
+
+/// A mechanism's settings: each declared one checked against its type,
+/// the others from the mechanism's defaults.
+fn params(
+    l: &Loaded,
+    keys: &BTreeMap<String, Spanned<toml::Value>>,
+    name: &str,
+    settings: &[SettingDef],
+    out: &mut Vec<Diagnostic>,
+) -> Params {
+    let allowed: Vec<&str> = settings.iter().map(|s| s.key).collect();
+    for (key, v) in keys {
+        if key != "kind" && !allowed.contains(&key.as_str()) {
             out.push(l.at(
-                f.kind.span(),
+                v.span(),
                 format!(
-                    "unknown failover kind {other:?}: expected manual, patroni, sentinel, raft or kafka"
+                    "{key} is not a setting of {name} failover (it takes {})",
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
                 ),
             ));
-            return Failover::Undeclared;
-        }
-    };
-    for (key, span) in &present {
-        if let Some(s) = span {
-            if !allowed.contains(key) {
-                out.push(l.at(
-                    s.clone(),
-                    format!(
-                        "{key} is not a setting of {kind} failover (it takes {})",
-                        allowed.join(", ")
-                    ),
-                ));
-            }
         }
     }
-    let secs = |d: &Option<Spanned<firedrill_spec::Dur>>, default: u64| {
-        dur(d).unwrap_or(Duration::from_secs(default))
-    };
-    match kind {
-        "manual" => Failover::Manual {
-            response: dur(&f.response),
-        },
-        // Patroni's defaults.
-        "patroni" => Failover::Patroni {
-            ttl: secs(&f.ttl, 30),
-            loop_wait: secs(&f.loop_wait, 10),
-            retry_timeout: secs(&f.retry_timeout, 10),
-            api: f.api.as_ref().map(|a| a.get_ref().clone()),
-        },
-        // Sentinel's defaults.
-        "sentinel" => Failover::Sentinel {
-            down_after: secs(&f.down_after, 30),
-            failover_timeout: secs(&f.failover_timeout, 180),
-        },
-        // etcd's default election timeout.
-        "raft" => Failover::Raft {
-            election_timeout: secs(&f.election_timeout, 1),
-        },
-        // KRaft's broker.session.timeout.ms default.
-        _ => Failover::Kafka {
-            session_timeout: secs(&f.session_timeout, 9),
-            unclean_leader_election: f
-                .unclean_leader_election
-                .as_ref()
-                .map(|u| *u.get_ref())
-                .unwrap_or(false),
-        },
+    let mut p = Params::default();
+    for s in settings {
+        let declared = keys.get(s.key);
+        let value = match declared {
+            Some(v) => match param(s.ty, v.get_ref()) {
+                Ok(x) => Some(x),
+                Err(why) => {
+                    out.push(l.at(v.span(), format!("{}: {why}", s.key)));
+                    None
+                }
+            },
+            None => s.default_param(),
+        };
+        if let Some(x) = value {
+            p.0.insert(s.key.to_string(), x);
+        }
+    }
+    p
+}
+
+fn param(ty: SettingType, v: &toml::Value) -> Result<Param, String> {
+    match (ty, v) {
+        (SettingType::Duration, toml::Value::String(s)) => {
+            s.parse::<firedrill_spec::Dur>().map(|d| Param::Dur(d.0))
+        }
+        (SettingType::Duration, _) => Err("give a duration such as \"30s\"".into()),
+        (SettingType::Bool, toml::Value::Boolean(b)) => Ok(Param::Bool(*b)),
+        (SettingType::Bool, _) => Err("give true or false".into()),
+        (SettingType::Text, toml::Value::String(s)) => Ok(Param::Text(s.clone())),
+        (SettingType::Text, _) => Err("give a string".into()),
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 fn load(text: &str) -> Result<firedrill_assess::Architecture, String> {
     parse(
         firedrill_stores::watch_kinds(),
+        firedrill_stores::knowledge(),
         Path::new("t.toml"),
         text.to_string(),
     )
@@ -170,6 +171,7 @@ fn checkout() -> firedrill_assess::Architecture {
     .expect("example");
     parse(
         firedrill_stores::watch_kinds(),
+        firedrill_stores::knowledge(),
         Path::new("examples/checkout.toml"),
         text,
     )
@@ -210,12 +212,10 @@ fn checkout_report() -> firedrill_assess::Report {
     orders
         .settings
         .insert("synchronous_standby_names".into(), "ANY 1 (n2)".into());
-    orders.mismatches = firedrill_assess::live::mismatches(
-        &a.domains[0].replication,
-        &a.domains[0].failover,
-        "postgres",
-        &orders.settings,
-    );
+    orders.mismatches = firedrill_stores::knowledge()
+        .kind("postgres")
+        .expect("postgres")
+        .mismatches(&a.domains[0], &orders.settings);
     live.domains
         .get_mut("session")
         .expect("session")
@@ -249,4 +249,36 @@ fn checkout_offline_text_and_json_snapshots() {
         "checkout_evidence_live_json",
         firedrill_assess::render::render_json(&rep)
     );
+}
+
+/// Every drill the advice proposes is a spec firedrill runs: its lab and
+/// its drill validate against the stores of this build.
+#[test]
+fn every_advised_drill_validates() {
+    let reports = [
+        assess(&checkout(), &Evidence::default(), None),
+        checkout_report(),
+    ];
+    let mut n = 0;
+    for rep in &reports {
+        for r in &rep.rows {
+            let Some(a) = &r.advice else { continue };
+            let path = Path::new("advice.toml");
+            let spec = firedrill_spec::LoadedSpec::parse(path, a.drill.clone())
+                .unwrap_or_else(|e| panic!("{}/{}: {e}\n{}", r.subject, r.objective, a.drill));
+            let stores = firedrill_stores::specs();
+            let mut errs = firedrill_spec::validate_lab(&spec, &stores);
+            errs.extend(firedrill_spec::validate_drill(&spec, None, &stores));
+            assert!(
+                errs.is_empty(),
+                "{}/{}: {}\n{}",
+                r.subject,
+                r.objective,
+                spec.fail(errs),
+                a.drill
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 10, "only {n} advised drills");
 }

@@ -13,6 +13,19 @@ mod watch;
 
 pub use watch::watch_kinds;
 
+/// Every store kind and failover mechanism `firedrill assess` knows in
+/// this build, in registry order.
+pub fn knowledge() -> &'static firedrill_assess::Knowledge {
+    static K: std::sync::OnceLock<firedrill_assess::Knowledge> = std::sync::OnceLock::new();
+    K.get_or_init(|| firedrill_assess::Knowledge {
+        kinds: registry().iter().filter_map(|s| s.assess()).collect(),
+        failovers: registry()
+            .iter()
+            .flat_map(|s| s.failovers().iter().copied())
+            .collect(),
+    })
+}
+
 use firedrill_lab::{LabDriver, LabState};
 use firedrill_spec::{
     Diagnostic, EndpointSpec, FaultStep, LoadedSpec, StoreSpec, Stores, TargetSpec, WorkloadSpec,
@@ -71,6 +84,14 @@ pub trait Store: StoreSpec + LabDriver {
     /// How `firedrill watch` probes this kind of store, if it can.
     fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
         None
+    }
+    /// What `firedrill assess` knows of this kind's domains, if anything.
+    fn assess(&self) -> Option<&'static dyn firedrill_assess::AssessKind> {
+        None
+    }
+    /// The failover mechanisms this store brings to assess.
+    fn failovers(&self) -> &'static [&'static dyn firedrill_assess::FailoverKind] {
+        &[]
     }
 }
 

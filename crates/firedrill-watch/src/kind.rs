@@ -10,12 +10,12 @@ use crate::plan::{Settings, Source, WatchedDomain};
 use crate::probe::Round;
 use firedrill_spec::Diagnostic;
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::fmt;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Mutex;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// One kind of store as the objectives file names it.
 pub trait WatchKind: Send + Sync {
@@ -45,6 +45,9 @@ pub trait WatchKind: Send + Sync {
 /// One domain's validated store: runtime values only, never a secret (the
 /// password is in [`WatchedDomain::credentials`]).
 pub trait WatchStore: fmt::Debug + Send + Sync {
+    /// The store itself, so its own folder's other parts (assess reading
+    /// the settings in force) can see its endpoints.
+    fn as_any(&self) -> &dyn Any;
     /// Why this store cannot give `source` although its kind can (a
     /// PostgreSQL store without pgBackRest has no backups to age), so the
     /// objective naming it is an error.

@@ -41,30 +41,13 @@ pub struct ReplicationSpec {
     pub standbys: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
-/// `[domain.failover]`: what brings a replica into service.
+/// `[domain.failover]`: what brings a replica into service: `kind`
+/// (`manual`, or a mechanism a store brings, such as `patroni`) and its
+/// settings. Each mechanism lists its own settings, so the keys are checked
+/// by firedrill assess against the mechanism, not here.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FailoverSpec {
-    /// `manual`, `patroni`, `sentinel`, `raft` or `kafka`.
-    pub kind: Spanned<String>,
-    /// manual: how long a human takes to notice and promote.
-    pub response: Option<Spanned<Dur>>,
-    /// patroni: leader key TTL, loop period, DCS retry timeout.
-    pub ttl: Option<Spanned<Dur>>,
-    pub loop_wait: Option<Spanned<Dur>>,
-    pub retry_timeout: Option<Spanned<Dur>>,
-    /// patroni: the REST API (`host:port`), read for `/config` when reachable.
-    pub api: Option<Spanned<String>>,
-    /// sentinel: down-after-milliseconds and failover-timeout.
-    pub down_after: Option<Spanned<Dur>>,
-    pub failover_timeout: Option<Spanned<Dur>>,
-    /// raft: election timeout.
-    pub election_timeout: Option<Spanned<Dur>>,
-    /// kafka: broker session timeout (a dead broker is fenced after it).
-    pub session_timeout: Option<Spanned<Dur>>,
-    /// kafka: an out-of-sync replica may become leader.
-    pub unclean_leader_election: Option<Spanned<bool>>,
-}
+#[serde(transparent)]
+pub struct FailoverSpec(pub Spanned<BTreeMap<String, Spanned<toml::Value>>>);
 
 /// `[domain.backups]`.
 #[derive(Debug, Deserialize)]

@@ -61,10 +61,14 @@ fn evidence(arch: &firedrill_assess::Architecture) -> Result<Evidence, Failure> 
 }
 
 pub async fn assess(file: &Path, o: Options) -> Result<u8, Failure> {
-    let (arch, plan) =
-        firedrill_assess::load(firedrill_stores::watch_kinds(), file).map_err(|e| match e {
-            AssessError::Read { .. } | AssessError::Invalid(_) => Failure::input(e.to_string()),
-        })?;
+    let (arch, plan) = firedrill_assess::load(
+        firedrill_stores::watch_kinds(),
+        firedrill_stores::knowledge(),
+        file,
+    )
+    .map_err(|e| match e {
+        AssessError::Read { .. } | AssessError::Invalid(_) => Failure::input(e.to_string()),
+    })?;
     let ev = evidence(&arch)?;
     let live = if o.offline {
         None

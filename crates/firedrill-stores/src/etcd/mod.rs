@@ -2,6 +2,7 @@
 //! per ledger entry through the v3 JSON gateway.
 
 pub mod config;
+pub mod assess;
 pub mod lab;
 pub mod probe;
 pub mod target;
@@ -104,6 +105,12 @@ impl TargetOpener for EtcdOpener {
 }
 
 impl Store for EtcdStore {
+    fn assess(&self) -> Option<&'static dyn firedrill_assess::AssessKind> {
+        Some(&assess::EtcdAssess)
+    }
+    fn failovers(&self) -> &'static [&'static dyn firedrill_assess::FailoverKind] {
+        &[&assess::RaftFailover]
+    }
     fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
         Some(&probe::EtcdWatch)
     }

@@ -52,6 +52,9 @@ pub struct EtcdWatchStore {
 }
 
 impl WatchStore for EtcdWatchStore {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn prober(&self, dom: &WatchedDomain, settings: &Settings) -> Box<dyn Probe> {
         Box::new(EtcdProber::new(dom, self, settings))
     }

@@ -4,6 +4,7 @@
 //! a watch probe of the partitions' ISR.
 
 pub mod config;
+pub mod assess;
 pub mod lab;
 pub mod probe;
 mod start;
@@ -172,6 +173,12 @@ impl TargetOpener for KafkaOpener {
 }
 
 impl Store for KafkaStore {
+    fn assess(&self) -> Option<&'static dyn firedrill_assess::AssessKind> {
+        Some(&assess::KafkaAssess)
+    }
+    fn failovers(&self) -> &'static [&'static dyn firedrill_assess::FailoverKind] {
+        &[&assess::KafkaFailover]
+    }
     fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
         Some(&probe::KafkaWatch)
     }

@@ -149,6 +149,9 @@ pub struct KafkaWatchStore {
 }
 
 impl WatchStore for KafkaWatchStore {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn prober(&self, _dom: &WatchedDomain, settings: &Settings) -> Box<dyn Probe> {
         Box::new(KafkaProber {
             bootstrap: self

@@ -2,6 +2,7 @@
 //! PostgreSQL target, with Patroni's leader changes as failover signals.
 
 pub mod config;
+pub mod assess;
 pub mod lab;
 pub mod target;
 
@@ -157,6 +158,9 @@ impl TargetOpener for PatroniOpener {
 }
 
 impl Store for PatroniStore {
+    fn failovers(&self) -> &'static [&'static dyn firedrill_assess::FailoverKind] {
+        &[&assess::PatroniFailover]
+    }
     fn lab_target(
         &self,
         state: &LabState,

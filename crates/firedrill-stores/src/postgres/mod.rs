@@ -2,6 +2,7 @@
 //! a target that inserts one row per ledger entry.
 
 mod backup;
+pub mod assess;
 pub mod config;
 pub mod lab;
 pub mod pgbackrest;
@@ -179,6 +180,9 @@ impl TargetOpener for PgOpener {
 }
 
 impl Store for PostgresStore {
+    fn assess(&self) -> Option<&'static dyn firedrill_assess::AssessKind> {
+        Some(&assess::PgAssess)
+    }
     fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
         Some(&probe::PgWatch)
     }

@@ -3,6 +3,7 @@
 //! (optionally followed by WAIT).
 
 pub mod config;
+pub mod assess;
 pub mod lab;
 pub mod probe;
 pub mod target;
@@ -151,6 +152,12 @@ impl TargetOpener for RedisOpener {
 }
 
 impl Store for RedisSentinelStore {
+    fn assess(&self) -> Option<&'static dyn firedrill_assess::AssessKind> {
+        Some(&assess::RedisAssess)
+    }
+    fn failovers(&self) -> &'static [&'static dyn firedrill_assess::FailoverKind] {
+        &[&assess::SentinelFailover]
+    }
     fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
         Some(&probe::RedisWatch)
     }

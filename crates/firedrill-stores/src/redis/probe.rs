@@ -62,6 +62,9 @@ pub struct RedisStore {
 }
 
 impl WatchStore for RedisStore {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn prober(&self, dom: &WatchedDomain, settings: &Settings) -> Box<dyn Probe> {
         Box::new(RedisProber::new(dom, self, settings))
     }

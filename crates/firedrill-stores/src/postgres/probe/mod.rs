@@ -171,6 +171,9 @@ pub struct PgbackrestPlan {
 }
 
 impl WatchStore for PgStore {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn lacks(&self, source: Source) -> Option<&'static str> {
         (source == Source::Backup && self.pgbackrest.is_none())
             .then_some("the backup source needs [domain.store.pgbackrest]")
