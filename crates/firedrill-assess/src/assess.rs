@@ -6,6 +6,7 @@ use crate::advice::{advise, Advice};
 use crate::compose::{self, Part};
 use crate::derive::{domain_bound, secs, Bound, DomainBound};
 use crate::evidence::{summarize, Evidence, EvidenceState, RowEvidence};
+use crate::kind::Moves;
 use crate::live::Live;
 use crate::model::*;
 use serde::Serialize;
@@ -58,7 +59,33 @@ pub struct RowLive {
     /// declaration agree.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fixes: Vec<String>,
+    /// For each mismatch, the figures it moves.
+    #[serde(skip)]
+    pub moves: Vec<Moves>,
     pub unreachable: Vec<String>,
+}
+
+impl RowLive {
+    /// Only the mismatches that can move `m`.
+    fn for_measure(mut self, m: Measure) -> RowLive {
+        let keep: Vec<bool> = self
+            .moves
+            .iter()
+            .map(|x| if m == Measure::Rpo { x.rpo() } else { x.rto() })
+            .collect();
+        let pick = |v: Vec<String>| -> Vec<String> {
+            v.into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(x, _)| x)
+                .collect()
+        };
+        self.mismatches = pick(self.mismatches);
+        self.fixes = pick(self.fixes);
+        self.moves
+            .retain(|x| if m == Measure::Rpo { x.rpo() } else { x.rto() });
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -236,6 +263,7 @@ fn live_of(l: &Live, domains: &[String], key: Option<&str>) -> RowLive {
         probe_up: None,
         mismatches: vec![],
         fixes: vec![],
+        moves: vec![],
         unreachable: vec![],
     };
     for name in domains {
@@ -251,6 +279,7 @@ fn live_of(l: &Live, domains: &[String], key: Option<&str>) -> RowLive {
             .extend(dl.mismatches.iter().map(|m| format!("{prefix}{}", m.what)));
         out.fixes
             .extend(dl.mismatches.iter().map(|m| format!("{prefix}{}", m.fix)));
+        out.moves.extend(dl.mismatches.iter().map(|m| m.moves));
         if !dl.reached {
             out.unreachable.push(name.clone());
         }
@@ -284,6 +313,7 @@ fn push_rows(
         probe_up: None,
         mismatches: vec![],
         fixes: vec![],
+        moves: vec![],
         unreachable: vec![],
     });
     for (measure, target, bound, dominant) in [
@@ -293,7 +323,7 @@ fn push_rows(
         let Some(target) = target else { continue };
         let t = target.as_secs_f64();
         let evidence = summarize(ev, &o.drills, measure == Measure::Rpo, t);
-        let mut row_live = live.clone();
+        let mut row_live = live.clone().for_measure(measure);
         if measure == Measure::Rto {
             row_live.exposure_s = None;
             row_live.probe_up = None;

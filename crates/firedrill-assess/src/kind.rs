@@ -140,12 +140,31 @@ pub trait FailoverKind: Send + Sync {
     }
 }
 
+/// The figures a setting moves, so a mismatch puts only their rows at
+/// risk (a failover timing says nothing of the data a restore loses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Moves {
+    Rpo,
+    Rto,
+    Both,
+}
+
+impl Moves {
+    pub fn rpo(self) -> bool {
+        self != Moves::Rto
+    }
+    pub fn rto(self) -> bool {
+        self != Moves::Rpo
+    }
+}
+
 /// A disagreement between the declaration and the server.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mismatch {
     pub what: String,
     /// The change that makes them agree.
     pub fix: String,
+    pub moves: Moves,
 }
 
 /// A lab like a declared domain, for the drill advice proposes.

@@ -9,7 +9,7 @@ use super::probe::KafkaWatchStore;
 use super::target::meta;
 use firedrill_assess::derive::{secs, Bound};
 use firedrill_assess::kind::{
-    spec_dur, AssessKind, FailoverKind, LabSketch, Mismatch, Params, SettingDef, SettingType,
+    spec_dur, AssessKind, FailoverKind, LabSketch, Mismatch, Moves, Params, SettingDef, SettingType,
 };
 use firedrill_assess::model::{Domain, Replication};
 use firedrill_watch::board::Extras;
@@ -76,6 +76,7 @@ impl AssessKind for KafkaAssess {
                         out.push(Mismatch {
                             what: format!("declared unclean_leader_election = {declared}, but topic {t} has {UNCLEAN}={v}"),
                             fix: format!("kafka-configs.sh --alter --entity-type topics --entity-name {t} --add-config {UNCLEAN}={declared} (or correct [domain.failover])"),
+                            moves: Moves::Rpo,
                         });
                     }
                 }
@@ -88,6 +89,7 @@ impl AssessKind for KafkaAssess {
                                 secs(want)
                             ),
                             fix: format!("set {SESSION}={} in the controllers' server.properties and restart them (or correct [domain.failover])", (want * 1000.0).round()),
+                            moves: Moves::Rto,
                         });
                     }
                 }
@@ -100,6 +102,7 @@ impl AssessKind for KafkaAssess {
                     out.push(Mismatch {
                         what: format!("declared sync with quorum {quorum} (min.insync.replicas {}), but topic {t} has {MIN_ISR}={n}", quorum + 1),
                         fix: format!("kafka-configs.sh --alter --entity-type topics --entity-name {t} --add-config {MIN_ISR}={} (or correct [domain.replication])", quorum + 1),
+                        moves: Moves::Rpo,
                     });
                 }
             }

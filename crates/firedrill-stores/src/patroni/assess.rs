@@ -5,7 +5,7 @@
 
 use firedrill_assess::derive::{secs, Bound};
 use firedrill_assess::kind::{
-    spec_dur, FailoverKind, LabSketch, Mismatch, Params, SettingDef, SettingType,
+    spec_dur, FailoverKind, LabSketch, Mismatch, Moves, Params, SettingDef, SettingType,
 };
 use firedrill_assess::model::{Domain, Replication};
 use firedrill_targets::http::request_once;
@@ -138,6 +138,7 @@ impl FailoverKind for PatroniFailover {
                         "patronictl edit-config --set {key}={} (or correct [domain.failover])",
                         declared
                     ),
+                    moves: Moves::Rto,
                 });
             }
         }

@@ -6,7 +6,7 @@
 //! point-in-time restore).
 
 use firedrill_assess::derive::secs;
-use firedrill_assess::kind::{spec_dur, AssessKind, LabSketch, Mismatch};
+use firedrill_assess::kind::{spec_dur, AssessKind, LabSketch, Mismatch, Moves};
 use firedrill_assess::model::{Domain, Replication};
 use firedrill_watch::board::Extras;
 use firedrill_watch::plan::WatchedDomain;
@@ -77,7 +77,11 @@ impl AssessKind for PgAssess {
             ),
             _ => "on the primary: ALTER SYSTEM SET synchronous_standby_names = ''; SELECT pg_reload_conf(); (or declare mode = \"sync\")".into(),
         };
-        vec![Mismatch { what, fix }]
+        vec![Mismatch {
+            what,
+            fix,
+            moves: Moves::Rpo,
+        }]
     }
     fn lab(&self, d: &Domain) -> LabSketch {
         let mut t = format!(

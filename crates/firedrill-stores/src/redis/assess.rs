@@ -5,7 +5,7 @@
 
 use firedrill_assess::derive::{secs, Bound};
 use firedrill_assess::kind::{
-    spec_dur, AssessKind, FailoverKind, LabSketch, Mismatch, Params, SettingDef, SettingType,
+    spec_dur, AssessKind, FailoverKind, LabSketch, Mismatch, Moves, Params, SettingDef, SettingType,
 };
 use firedrill_assess::model::Domain;
 use redis::{ConnectionAddr, IntoConnectionInfo};
@@ -165,6 +165,7 @@ impl FailoverKind for SentinelFailover {
                         "on every Sentinel: SENTINEL SET {master} {sk} {} (or correct [domain.failover])",
                         (declared * 1000.0).round()
                     ),
+                    moves: Moves::Rto,
                 });
             }
         }
