@@ -146,6 +146,17 @@ fn domain_change(a: &Architecture, d: &Domain, o: &Objective, row: &Row) -> (Str
 }
 
 fn rpo_change(a: &Architecture, d: &Domain, lost: &[String], p: &mut Domain) -> String {
+    if let Some((m, params)) = d.failover.automatic() {
+        if m.loses_acknowledged(params).is_some() {
+            if let Some((safe, say)) = m.lossless(params) {
+                p.failover = Failover::Automatic {
+                    kind: m,
+                    params: safe,
+                };
+                return say;
+            }
+        }
+    }
     let others: Vec<String> = d
         .nodes
         .iter()

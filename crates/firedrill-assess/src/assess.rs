@@ -59,19 +59,21 @@ pub struct RowLive {
     /// declaration agree.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fixes: Vec<String>,
-    /// For each mismatch, the figures it moves.
+    /// For each mismatch, the figures it moves and whether it is a
+    /// restore's setting (else a failover's).
     #[serde(skip)]
-    pub moves: Vec<Moves>,
+    pub moves: Vec<(Moves, bool)>,
     pub unreachable: Vec<String>,
 }
 
 impl RowLive {
-    /// Only the mismatches that can move `m`.
-    fn for_measure(mut self, m: Measure) -> RowLive {
+    /// Only the mismatches that can move `m` of a row recovered by a
+    /// restore (`restore`) or by a failover.
+    fn for_measure(mut self, m: Measure, restore: bool) -> RowLive {
         let keep: Vec<bool> = self
             .moves
             .iter()
-            .map(|x| if m == Measure::Rpo { x.rpo() } else { x.rto() })
+            .map(|(x, r)| *r == restore && if m == Measure::Rpo { x.rpo() } else { x.rto() })
             .collect();
         let pick = |v: Vec<String>| -> Vec<String> {
             v.into_iter()
@@ -82,8 +84,8 @@ impl RowLive {
         };
         self.mismatches = pick(self.mismatches);
         self.fixes = pick(self.fixes);
-        self.moves
-            .retain(|x| if m == Measure::Rpo { x.rpo() } else { x.rto() });
+        let mut k = keep.iter();
+        self.moves.retain(|_| *k.next().unwrap_or(&false));
         self
     }
 }
@@ -279,7 +281,8 @@ fn live_of(l: &Live, domains: &[String], key: Option<&str>) -> RowLive {
             .extend(dl.mismatches.iter().map(|m| format!("{prefix}{}", m.what)));
         out.fixes
             .extend(dl.mismatches.iter().map(|m| format!("{prefix}{}", m.fix)));
-        out.moves.extend(dl.mismatches.iter().map(|m| m.moves));
+        out.moves
+            .extend(dl.mismatches.iter().map(|m| (m.moves, m.restore)));
         if !dl.reached {
             out.unreachable.push(name.clone());
         }
@@ -303,6 +306,16 @@ fn push_rows(
     ev: &Evidence,
     live: Option<RowLive>,
 ) {
+    // Recovered by a restore: corruption, or a loss no replica survives.
+    let restore = match &subject {
+        Subject::Domain(d) => matches!(
+            crate::derive::impact(a, d, &o.disruption),
+            crate::derive::Impact::Corruption | crate::derive::Impact::Total(_)
+        ),
+        Subject::Capability(_) => {
+            o.disruption == crate::model::Disruption::Standard(crate::model::Standard::Corruption)
+        }
+    };
     let (name, kind) = match &subject {
         Subject::Domain(d) => (d.name.clone(), "domain"),
         Subject::Capability(c) => (c.name.clone(), "capability"),
@@ -323,7 +336,7 @@ fn push_rows(
         let Some(target) = target else { continue };
         let t = target.as_secs_f64();
         let evidence = summarize(ev, &o.drills, measure == Measure::Rpo, t);
-        let mut row_live = live.clone().for_measure(measure);
+        let mut row_live = live.clone().for_measure(measure, restore);
         if measure == Measure::Rto {
             row_live.exposure_s = None;
             row_live.probe_up = None;

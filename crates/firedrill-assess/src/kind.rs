@@ -118,6 +118,11 @@ pub trait FailoverKind: Send + Sync {
     fn loses_acknowledged(&self, _p: &Params) -> Option<String> {
         None
     }
+    /// The settings that stop it losing acknowledged writes, and how to
+    /// say it, when [`FailoverKind::loses_acknowledged`] says it may.
+    fn lossless(&self, _p: &Params) -> Option<(Params, String)> {
+        None
+    }
     /// The smallest change of settings whose bound fits RTO ≤ `t` s, and
     /// how to say it; `None` when none does.
     fn tune(&self, p: &Params, t: f64) -> Option<(Params, String)>;
@@ -165,6 +170,10 @@ pub struct Mismatch {
     /// The change that makes them agree.
     pub fix: String,
     pub moves: Moves,
+    /// The setting governs a restore from backups, not a failover: only
+    /// rows recovered by a restore (corruption, total loss) are affected,
+    /// and only those when false.
+    pub restore: bool,
 }
 
 /// A lab like a declared domain, for the drill advice proposes.

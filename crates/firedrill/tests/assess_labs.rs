@@ -7,6 +7,7 @@
 //! negative control.
 
 mod common;
+use common::browser::*;
 use common::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -226,6 +227,46 @@ fn run_advised(v: &Value, subject: &str, objective: &str, tmp: &Path, state: &Pa
     );
 }
 
+/// The same assessment as `--html`, opened in headless Chromium: no
+/// console message, every verdict's count as in the JSON, each row's
+/// verdict and mismatch on the page; a screenshot in target/tmp.
+fn html_in_a_browser(file: &Path, state: &Path, json: &Value, tmp: &Path) {
+    let Some(bin) = chromium() else { return };
+    let html = tmp.join("assess.html");
+    let out = Command::new(BIN)
+        .args(["assess", "--html"])
+        .arg(&html)
+        .arg(file)
+        .env_remove("FIREDRILL_LOG")
+        .env("FIREDRILL_STATE_DIR", state)
+        .output()
+        .expect("assess --html");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let page = load(&bin, &html);
+    assert!(page.console.is_empty(), "console: {:?}", page.console);
+    for (verdict, class) in [
+        ("meets", "meets"),
+        ("unproven", "unproven"),
+        ("at risk", "atrisk"),
+        ("cannot meet", "cannot"),
+    ] {
+        let n = json["counts"][verdict].as_u64().expect("count");
+        assert!(n > 0, "{verdict}");
+        assert!(
+            page.dom
+                .contains(&format!("id=\"count-{class}\">{verdict} {n}</span>")),
+            "no count {verdict} {n} on the page"
+        );
+    }
+    assert!(
+        page.dom.contains("but /config has ttl = 30 s"),
+        "no mismatch on the page"
+    );
+    let png = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("assess-checkout.png");
+    screenshot(&bin, &html, &png);
+    eprintln!("screenshot: {}", png.display());
+}
+
 #[test]
 fn checkout_against_labs_every_verdict_and_the_settings_in_force() {
     if !pg_available() || !redis_available() || !kafka_available() {
@@ -301,6 +342,8 @@ fn checkout_against_labs_every_verdict_and_the_settings_in_force() {
         r["live"]["mismatches"].as_array().expect("m").is_empty(),
         "{r}"
     );
+
+    html_in_a_browser(&file, &state, &v, tmp.path());
 
     // 4. Sentinel's down_after declared 7 s against the 5 s in force.
     let changed = text.replacen("down_after = \"5s\"", "down_after = \"7s\"", 1);

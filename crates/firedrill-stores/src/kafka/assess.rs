@@ -77,6 +77,7 @@ impl AssessKind for KafkaAssess {
                             what: format!("declared unclean_leader_election = {declared}, but topic {t} has {UNCLEAN}={v}"),
                             fix: format!("kafka-configs.sh --alter --entity-type topics --entity-name {t} --add-config {UNCLEAN}={declared} (or correct [domain.failover])"),
                             moves: Moves::Rpo,
+                            restore: false,
                         });
                     }
                 }
@@ -90,6 +91,7 @@ impl AssessKind for KafkaAssess {
                             ),
                             fix: format!("set {SESSION}={} in the controllers' server.properties and restart them (or correct [domain.failover])", (want * 1000.0).round()),
                             moves: Moves::Rto,
+                            restore: false,
                         });
                     }
                 }
@@ -103,6 +105,7 @@ impl AssessKind for KafkaAssess {
                         what: format!("declared sync with quorum {quorum} (min.insync.replicas {}), but topic {t} has {MIN_ISR}={n}", quorum + 1),
                         fix: format!("kafka-configs.sh --alter --entity-type topics --entity-name {t} --add-config {MIN_ISR}={} (or correct [domain.replication])", quorum + 1),
                         moves: Moves::Rpo,
+                        restore: false,
                     });
                 }
             }
@@ -233,6 +236,17 @@ impl FailoverKind for KafkaFailover {
         p.flag("unclean_leader_election").then(|| {
             "unclean.leader.election → an out-of-sync replica may lead: acknowledged records can be lost".to_string()
         })
+    }
+    fn lossless(&self, p: &Params) -> Option<(Params, String)> {
+        let mut q = p.clone();
+        q.0.insert(
+            "unclean_leader_election".into(),
+            firedrill_assess::kind::Param::Bool(false),
+        );
+        Some((
+            q,
+            format!("turn {UNCLEAN} off (only an in-sync replica may lead; with acks=all and min.insync.replicas ≥ 2 an acknowledged record survives one broker's loss)"),
+        ))
     }
     fn tune(&self, p: &Params, t: f64) -> Option<(Params, String)> {
         let st = (t / 2.0).max(1.0);

@@ -139,6 +139,7 @@ impl FailoverKind for PatroniFailover {
                         declared
                     ),
                     moves: Moves::Rto,
+                    restore: false,
                 });
             }
         }

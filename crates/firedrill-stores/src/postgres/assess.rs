@@ -81,6 +81,7 @@ impl AssessKind for PgAssess {
             what,
             fix,
             moves: Moves::Rpo,
+            restore: false,
         }]
     }
     fn lab(&self, d: &Domain) -> LabSketch {

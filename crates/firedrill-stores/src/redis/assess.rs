@@ -166,6 +166,7 @@ impl FailoverKind for SentinelFailover {
                         (declared * 1000.0).round()
                     ),
                     moves: Moves::Rto,
+                    restore: false,
                 });
             }
         }

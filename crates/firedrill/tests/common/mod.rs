@@ -2,6 +2,7 @@
 //! driven through the real `firedrill` binary.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod watch;
 
 use serde_json::Value;
