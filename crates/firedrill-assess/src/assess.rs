@@ -139,7 +139,9 @@ pub fn assess(a: &Architecture, ev: &Evidence, live: Option<&Live>) -> Report {
     let mut rows = Vec::new();
     for d in &a.domains {
         for o in &d.objectives {
-            let b = domain_bound(a, d, &o.disruption);
+            let mut b = domain_bound(a, d, &o.disruption);
+            let imp = crate::derive::impact(a, d, &o.disruption);
+            crate::factors::annotate(d, &imp, &mut b, ev);
             let l = live.map(|l| live_of(l, std::slice::from_ref(&d.name), Some(&o.key)));
             push_rows(
                 &mut rows,

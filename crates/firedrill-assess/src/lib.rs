@@ -16,6 +16,7 @@ pub mod compose;
 mod cycles;
 pub mod derive;
 pub mod evidence;
+pub mod factors;
 mod html;
 pub mod kind;
 pub mod live;

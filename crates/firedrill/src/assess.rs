@@ -23,12 +23,16 @@ fn evidence(arch: &firedrill_assess::Architecture) -> Result<Evidence, Failure> 
         return Ok(ev);
     }
     let h = History::open(&path).map_err(|e| Failure::aborted(e.to_string()))?;
+    // The drills the objectives link to, and the ones the factor table
+    // cites (their newer runs replace the table's figures).
+    let factors = firedrill_assess::factors::drill_names();
     let mut names: Vec<&String> = arch
         .domains
         .iter()
         .flat_map(|d| d.objectives.iter())
         .chain(arch.capabilities.iter().flat_map(|c| c.objectives.iter()))
         .flat_map(|o| o.drills.iter())
+        .chain(factors.iter())
         .collect();
     names.sort();
     names.dedup();
