@@ -144,14 +144,16 @@ pub(crate) async fn heal_all(sh: &Shared) {
     heal_matching(sh, |_| true).await;
 }
 
-/// Heals every owed heal `which` picks, in the order they were owed.
-pub(crate) async fn heal_matching(sh: &Shared, which: impl Fn(&Owed) -> bool) {
+/// Heals every owed heal `which` picks, in the order they were owed;
+/// returns how many there were.
+pub(crate) async fn heal_matching(sh: &Shared, which: impl Fn(&Owed) -> bool) -> usize {
     let ids: Vec<String> = lock(&sh.owed)
         .iter()
         .filter(|o| which(o))
         .map(|o| o.id.clone())
         .collect();
-    for id in ids {
-        heal_one(sh, &id).await;
+    for id in &ids {
+        heal_one(sh, id).await;
     }
+    ids.len()
 }

@@ -182,14 +182,56 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
     }
     if let Some(d) = step.for_ {
         let sh2 = sh.clone();
+        let (step2, node2) = (step.clone(), node.to_string());
         sh.spawn(async move {
             tokio::time::sleep(d).await;
             // The step's heal, or each of its per-process heals: all owed
             // against this step's fault record.
-            heal_matching(&sh2, |o| o.record == idx).await;
+            // A step that owed no heal (its fault ends by itself) has
+            // nothing to verify.
+            if heal_matching(&sh2, |o| o.record == idx).await > 0 {
+                verify_healed(&sh2, &step2, &node2, idx).await;
+            }
         });
     }
     Ok(())
+}
+
+/// After a timed step's heal, asks its fault module whether the fault
+/// still holds: a heal that did not take is recorded on the fault and
+/// warned about (the watchdog will heal it again at its TTL), rather than
+/// silently measured as recovery.
+async fn verify_healed(sh: &Arc<Shared>, step: &StepPlan, node: &str, idx: usize) {
+    let fstep = FaultStep {
+        action: step.action,
+        node,
+        link: step.link,
+        attrs: &step.attrs,
+        process: step.process.as_deref(),
+        for_: step.for_,
+        trial: sh.trial,
+        index: step.index,
+    };
+    let ctx = StepContext {
+        sh,
+        record: idx,
+        detect_after: step.detect_after,
+    };
+    match fault_for(step.action).in_effect(&fstep, &ctx).await {
+        Ok(false) => {}
+        Ok(true) => {
+            let m = format!(
+                "step {} ({} {node}): still in effect after its heal",
+                step.index + 1,
+                step.action.as_str()
+            );
+            lock(&sh.timeline).faults[idx]
+                .error
+                .get_or_insert_with(|| m.clone());
+            sh.warn(m);
+        }
+        Err(e) => tracing::debug!("step {}: in effect unknown after heal: {e}", step.index + 1),
+    }
 }
 
 /// The engine's side of one step, for its fault module: the trial's nodes
