@@ -137,21 +137,7 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
         });
         tl.faults.len() - 1
     };
-    let fstep = FaultStep {
-        action: step.action,
-        node,
-        link: step.link,
-        attrs: &step.attrs,
-        process: step.process.as_deref(),
-        for_: step.for_,
-        trial: sh.trial,
-        index: step.index,
-    };
-    let ctx = StepContext {
-        sh,
-        record: idx,
-        detect_after: step.detect_after,
-    };
+    let (fstep, ctx) = step_context(sh, step, node, idx);
     let fault = fault_for(step.action);
     let res = match fault.validate(&fstep, &ctx) {
         Ok(()) => fault.inject(&fstep, &ctx).await,
@@ -197,11 +183,13 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
     Ok(())
 }
 
-/// After a timed step's heal, asks its fault module whether the fault
-/// still holds: a heal that did not take is recorded on the fault and
-/// warned about (the watchdog will heal it again at its TTL), rather than
-/// silently measured as recovery.
-async fn verify_healed(sh: &Arc<Shared>, step: &StepPlan, node: &str, idx: usize) {
+/// What a fault module sees of one step on one node.
+fn step_context<'a>(
+    sh: &'a Arc<Shared>,
+    step: &'a StepPlan,
+    node: &'a str,
+    record: usize,
+) -> (FaultStep<'a>, StepContext<'a>) {
     let fstep = FaultStep {
         action: step.action,
         node,
@@ -214,9 +202,18 @@ async fn verify_healed(sh: &Arc<Shared>, step: &StepPlan, node: &str, idx: usize
     };
     let ctx = StepContext {
         sh,
-        record: idx,
+        record,
         detect_after: step.detect_after,
     };
+    (fstep, ctx)
+}
+
+/// After a timed step's heal, asks its fault module whether the fault
+/// still holds: a heal that did not take is recorded on the fault and
+/// warned about (the watchdog will heal it again at its TTL), rather than
+/// silently measured as recovery.
+async fn verify_healed(sh: &Arc<Shared>, step: &StepPlan, node: &str, idx: usize) {
+    let (fstep, ctx) = step_context(sh, step, node, idx);
     match fault_for(step.action).in_effect(&fstep, &ctx).await {
         Ok(false) => {}
         Ok(true) => {

@@ -54,24 +54,6 @@ unclean_leader_election = false
 session_timeout = "6s"
 "#;
 
-fn kafka_available() -> bool {
-    let libs = std::env::var_os("FIREDRILL_KAFKA_LIBS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/firedrill/kafka-4.3.1/libs")
-        });
-    if !libs.join("kafka_2.13-4.3.1.jar").is_file() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Kafka jars missing in {} (CI=true: a failure, not a skip)",
-            libs.display()
-        );
-        return false;
-    }
-    programs_available(&["java"])
-}
-
 fn nodes(state: &Value, key: &str) -> Vec<Value> {
     state[key].as_array().cloned().unwrap_or_default()
 }

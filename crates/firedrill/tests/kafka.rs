@@ -6,29 +6,6 @@
 mod common;
 use common::*;
 
-/// True when java and the Kafka jars are there; under CI=true their
-/// absence fails the test.
-fn kafka_available() -> bool {
-    let libs = std::env::var_os("FIREDRILL_KAFKA_LIBS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/firedrill/kafka-4.3.1/libs")
-        });
-    let jars = libs.join("kafka_2.13-4.3.1.jar").is_file();
-    if !jars {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "Kafka jars missing in {} (CI=true: this is a failure, not a skip; run scripts/install-deps.sh)",
-                libs.display()
-            );
-        }
-        eprintln!("skipping: Kafka jars not installed (scripts/install-deps.sh)");
-        return false;
-    }
-    programs_available(&["java"])
-}
-
 fn figures(what: &str, d: &Drill, i: usize) {
     let t = d.trial(i);
     eprintln!(

@@ -12,31 +12,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// True when java and the Kafka jars are there; under CI=true their
-/// absence fails the test (as in kafka.rs).
-fn kafka_available() -> bool {
-    let libs = std::env::var_os("FIREDRILL_KAFKA_LIBS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/firedrill/kafka-4.3.1/libs")
-        });
-    if !libs.join("kafka_2.13-4.3.1.jar").is_file() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "Kafka jars missing in {} (CI=true: this is a failure, not a skip; run scripts/install-deps.sh)",
-                libs.display()
-            );
-        }
-        eprintln!("skipping: Kafka jars not installed (scripts/install-deps.sh)");
-        return false;
-    }
-    programs_available(&["java"])
-}
 
 fn node<'a>(state: &'a Value, name: &str) -> &'a Value {
     state["nodes"]
