@@ -92,6 +92,15 @@ EXPERIMENTS = [
         ],
     },
     {
+        "knob": "Kafka acks (leader killed, unclean election off)",
+        "moves": "RPO",
+        "mechanism": "kafka",
+        "runs": [
+            ("acks=all, min.insync.replicas 2", "kafka-leader-kill.toml", None),
+            ("acks=1", "kafka-leader-kill.toml", {"kafka_acks": '"1"'}),
+        ],
+    },
+    {
         "knob": "Kafka broker.session.timeout.ms",
         "moves": "RTO",
         "mechanism": "kafka",
@@ -192,8 +201,7 @@ def markdown(results, host):
         "",
         "Not measured here yet: the sync quorum size (needs a standby lost with",
         "the primary), the base-backup interval (see docs/warm-vs-cold.md when it",
-        "exists), and Kafka acks on its own (acks=1 appears only with the zombie",
-        "leader above).",
+        "exists).",
         "",
         "Reproduce: `scripts/what-moves-rpo-rto.py` (about 15 minutes; `--only",
         "KNOB` for one row; it needs `scripts/install-deps.sh` and a built",

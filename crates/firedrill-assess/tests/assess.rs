@@ -282,3 +282,70 @@ fn every_advised_drill_validates() {
     }
     assert!(n > 10, "only {n} advised drills");
 }
+
+/// The derivation cites the factor table's measured rows of the domain's
+/// own mechanism, and a newer run of the same drill in the history
+/// replaces the table's figure.
+#[test]
+fn derivation_cites_the_measured_factor_table() {
+    let patroni: Vec<_> = firedrill_assess::factors::table()
+        .iter()
+        .filter(|f| f.mechanism.as_deref() == Some("patroni"))
+        .collect();
+    assert!(
+        !patroni.is_empty(),
+        "docs/what-moves-rpo-rto.json has no Patroni row: run scripts/what-moves-rpo-rto.py"
+    );
+    let text = format!(
+        "{PG}[domain.failover]\nkind = \"patroni\"\n[domain.objectives.node]\nrto = \"1m\"\n"
+    );
+    let a = load(&text).expect("valid");
+    let rep = assess(&a, &Evidence::default(), None);
+    let cited = rep.rows[0]
+        .trace
+        .iter()
+        .find(|t| t.starts_with("measured, Patroni"))
+        .unwrap_or_else(|| panic!("{:?}", rep.rows[0].trace))
+        .clone();
+    let first = &patroni[0].runs[0].figures;
+    assert!(cited.contains(&first.drill), "{cited}");
+    assert!(cited.contains("docs/what-moves-rpo-rto.md"), "{cited}");
+    // A sentinel domain cites no Patroni row (negative control).
+    let sentinel = "[[domain]]\nname = \"s\"\n[domain.store]\nkind = \"redis\"\n[[domain.store.nodes]]\nname = \"n1\"\naddr = \"127.0.0.1:1\"\n[[domain.store.nodes]]\nname = \"n2\"\naddr = \"127.0.0.1:2\"\n[domain.failover]\nkind = \"sentinel\"\n[domain.objectives.node]\nrto = \"1m\"\n";
+    let rep = assess(&load(sentinel).expect("valid"), &Evidence::default(), None);
+    assert!(
+        rep.rows[0].trace.iter().all(|t| !t.contains("Patroni")),
+        "{:?}",
+        rep.rows[0].trace
+    );
+    // A newer run of the cited drill: its median replaces the table's.
+    let mut ev = Evidence::default();
+    ev.drills.insert(
+        first.drill.clone(),
+        vec![RunFigures {
+            run_dir: "runs/newer".into(),
+            started_at: "2999-01-01T00:00:00Z".into(),
+            trials: [12.5, 12.25, 99.0]
+                .iter()
+                .map(|r| TrialFigures {
+                    inconclusive: false,
+                    rpo_s: 0.0,
+                    drill_rpo_met: Some(true),
+                    drill_rpo_objective_s: Some(0.0),
+                    rto_s: Some(*r),
+                })
+                .collect(),
+        }],
+    );
+    let rep = assess(&a, &ev, None);
+    let cited = rep.rows[0]
+        .trace
+        .iter()
+        .find(|t| t.starts_with("measured, Patroni"))
+        .expect("cited")
+        .clone();
+    assert!(
+        cited.contains("RTO 12.5 s") && cited.contains("history 2999-01-01T00:00:00Z"),
+        "{cited}"
+    );
+}
