@@ -37,6 +37,16 @@ EXPERIMENTS = [
         ],
     },
     {
+        "knob": "sync quorum (a standby lagging, then the primary and the other standby lost)",
+        "moves": "RPO",
+        "store": "postgres",
+        "replication": True,
+        "runs": [
+            ("ANY 1 (n2, n3)", "pg-sync-quorum-any1.toml", None),
+            ("ANY 2 (n2, n3): writes stall instead", "pg-sync-quorum-any2.toml", None),
+        ],
+    },
+    {
         "knob": "Patroni ttl / loop_wait / retry_timeout",
         "moves": "RTO",
         "mechanism": "patroni",
@@ -97,7 +107,11 @@ EXPERIMENTS = [
         "mechanism": "kafka",
         "runs": [
             ("acks=all, min.insync.replicas 2", "kafka-leader-kill.toml", None),
-            ("acks=1", "kafka-leader-kill.toml", {"kafka_acks": '"1"'}),
+            (
+                "acks=1 (idempotence off, which acks=1 needs)",
+                "kafka-leader-kill.toml",
+                {"kafka_acks": '"1"', "kafka_enable_idempotence": "false"},
+            ),
         ],
     },
     {
@@ -199,9 +213,8 @@ def markdown(results, host):
             )
     lines += [
         "",
-        "Not measured here yet: the sync quorum size (needs a standby lost with",
-        "the primary), the base-backup interval (see docs/warm-vs-cold.md when it",
-        "exists).",
+        "Not measured here yet: the base-backup interval (see docs/warm-vs-cold.md",
+        "when it exists).",
         "",
         "Reproduce: `scripts/what-moves-rpo-rto.py` (about 15 minutes; `--only",
         "KNOB` for one row; it needs `scripts/install-deps.sh` and a built",

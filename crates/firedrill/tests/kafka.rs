@@ -253,6 +253,15 @@ fn bad_kafka_input_is_exit_2_with_position() {
         "kafka_retries",
         &[],
     );
+    // librdkafka would refuse this producer at the preflight: refused here.
+    check_bad_drill(
+        &GOOD.replace(
+            "kafka_acks = \"all\"",
+            "kafka_acks = \"1\"\nkafka_enable_idempotence = true",
+        ),
+        "an idempotent producer needs acks = \"all\"",
+        &[],
+    );
     assert!(
         !std::path::Path::new("/tmp/firedrill-kafka-bad-never").exists(),
         "a lab was started"

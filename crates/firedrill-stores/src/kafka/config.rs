@@ -286,14 +286,26 @@ pub fn check_lab(spec: &LoadedSpec, o: &KafkaLab, out: &mut Vec<Diagnostic>) {
 /// The producer options: acks is "0", "1" or "all"; the rest in range.
 pub fn check_target(spec: &LoadedSpec, o: &KafkaTarget, out: &mut Vec<Diagnostic>) {
     if let Some(a) = &o.kafka_acks {
-        if Acks::parse(a.get_ref()).is_none() {
-            out.push(spec.at(
+        match Acks::parse(a.get_ref()) {
+            None => out.push(spec.at(
                 a.span(),
                 format!(
                     "kafka_acks must be \"0\", \"1\" or \"all\", not {}",
                     a.get_ref()
                 ),
-            ));
+            )),
+            // librdkafka refuses to create such a producer: say so here,
+            // before a lab is touched, not at the preflight.
+            Some(Acks::Zero | Acks::One) if o.kafka_enable_idempotence == Some(true) => {
+                out.push(spec.at(
+                    a.span(),
+                    format!(
+                        "kafka_acks = {} with kafka_enable_idempotence = true: an idempotent producer needs acks = \"all\" (set kafka_enable_idempotence = false)",
+                        a.get_ref()
+                    ),
+                ))
+            }
+            Some(_) => {}
         }
     }
     if let Some(m) = &o.kafka_max_in_flight {
