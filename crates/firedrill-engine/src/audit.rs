@@ -5,7 +5,7 @@ use crate::plan::Plan;
 use crate::trial::{disaster, lock, with_role, Shared};
 use crate::EngineError;
 use firedrill_ledger::events::DrillEvent;
-use firedrill_ledger::{analyze, check, AuditSet, Micros, Op, Timeline, Verdict};
+use firedrill_ledger::{analyze, check, point_figures, AuditSet, Micros, Op, Timeline, Verdict};
 use firedrill_targets::LiveRole;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,14 +40,25 @@ pub(crate) async fn audit(
     }
     let audit = AuditSet::new(ids);
     let ops = std::mem::take(&mut *lock(&sh.ledger));
-    let analysis = analyze(&ops, &tl, &audit, &plan.slo);
+    let positions = std::mem::take(&mut *lock(&sh.positions));
+    let mut analysis = analyze(&ops, &tl, &audit, &plan.slo);
+    // A restore point in the store's own order judges every acknowledged
+    // write the store placed: back if at or before it, gone if past it.
+    let point = tl.restore.as_ref().and_then(|m| m.position);
+    if let (Some(r), Some(p)) = (analysis.restore.as_mut(), point) {
+        if !positions.is_empty() {
+            r.point = Some(point_figures(&positions, &audit, p));
+        }
+    }
     let (mut chk, verdict) = check(&analysis, &plan.objectives);
     if analysis.t_fault_us.is_some() && analysis.rto.achieved_s.is_none() {
         if let Some(why) = sh.target.unrecovered_reason().await {
             explain_unrecovered(&mut chk.reasons, &why);
         }
     }
-    if let Err(e) = TrialFiles::save(&plan.run_dir, sh.trial, &ops, &audit, &tl) {
+    let files = TrialFiles::save(&plan.run_dir, sh.trial, &ops, &audit, &tl)
+        .and_then(|()| TrialFiles::save_positions(&plan.run_dir, sh.trial, &positions));
+    if let Err(e) = files {
         sh.warn(format!("could not save the trial's ledger: {e}"));
     }
     sh.phase("done");
@@ -94,6 +105,20 @@ impl TrialFiles {
         )?;
         let tl = serde_json::to_vec_pretty(tl).map_err(std::io::Error::other)?;
         std::fs::write(d.join("timeline.json"), tl)
+    }
+
+    /// `positions.bin`, when the store gave positions: where it put each
+    /// acknowledged write (`codec::decode_positions`).
+    fn save_positions(
+        run_dir: &Path,
+        trial: u32,
+        positions: &[(u64, firedrill_ledger::Position)],
+    ) -> std::io::Result<()> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let bytes = firedrill_ledger::codec::encode_positions(positions);
+        std::fs::write(Self::dir(run_dir, trial).join("positions.bin"), bytes)
     }
 }
 /// The recovered authoritative store: the node the recovery promoted, else

@@ -26,6 +26,9 @@ pub struct NodeSpec {
     pub veth: Option<String>,
     /// The node's failure domain, for steps that hit a whole zone.
     pub zone: Option<String>,
+    /// The node's data directory when firedrill made it (lab nodes only,
+    /// never the user's endpoints): what a `wipe` removes.
+    pub lab_data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -194,11 +197,7 @@ impl Plan {
             .collect();
         steps.sort_by_key(|s| (s.at, s.index));
         if !steps.iter().any(|s| s.disaster) {
-            if let Some(last) = steps
-                .iter_mut()
-                .rev()
-                .find(|s| s.action != FaultAction::Resume)
-            {
+            if let Some(last) = steps.iter_mut().rev().find(|s| !s.action.never_disaster()) {
                 last.disaster = true;
             }
         }

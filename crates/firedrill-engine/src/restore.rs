@@ -52,6 +52,7 @@ pub(crate) async fn restore(
             marks.promoted = at(r.promoted);
             marks.reached = r.reached;
             marks.detail = r.detail.clone();
+            marks.position = r.position;
         }
         Err(e) => marks.detail = e.clone(),
     }
@@ -61,7 +62,7 @@ pub(crate) async fn restore(
     // A restore that did not reach its target recovered nothing: no node
     // is promoted, and the audit reads what is left.
     match res {
-        Ok(_) if reached => ("restore", Some(node), Ok(())),
+        Ok(r) if reached => ("restore", Some(r.primary.unwrap_or(node)), Ok(())),
         Ok(_) => (
             "restore",
             None,

@@ -4,7 +4,7 @@
 //! registry in firedrill-faults picks the module.
 
 use crate::heal::{heal_matching, owe};
-use crate::plan::{NodeRef, Plan, StepPlan};
+use crate::plan::{NodeRef, Plan, RestorerHandle, StepPlan};
 use crate::trial::{lock, Shared, ROLE_TIMEOUT};
 use crate::{recover, EngineError};
 use async_trait::async_trait;
@@ -38,8 +38,10 @@ pub(crate) async fn run_schedule(
         let nodes = resolve(sh, step).await?;
         // Several nodes (a zone) are hit at the same instant, each with its
         // own fault record and heals.
+        let backups = plan.restorer.as_ref();
         let results =
-            futures_util::future::join_all(nodes.iter().map(|n| inject(sh, step, n))).await;
+            futures_util::future::join_all(nodes.iter().map(|n| inject(sh, backups, step, n)))
+                .await;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
         if step.disaster {
             sh.phase("recovering");
@@ -69,10 +71,11 @@ async fn resolve(sh: &Shared, step: &StepPlan) -> Result<Vec<String>, EngineErro
             Ok(nodes)
         }
         NodeRef::Zone(z) => {
+            let all = z == firedrill_spec::ALL_NODES;
             let nodes: Vec<String> = sh
                 .nodes
                 .iter()
-                .filter(|n| n.zone.as_deref() == Some(z))
+                .filter(|n| all || n.zone.as_deref() == Some(z))
                 .map(|n| n.name.clone())
                 .collect();
             if nodes.is_empty() {
@@ -116,7 +119,12 @@ async fn resolve_role(sh: &Shared, role: NodeRole) -> Result<String, EngineError
 /// Runs one step: records its start, injects it through its fault module
 /// (which journals its heals first), records when it was in effect, and
 /// schedules the heal of a timed step.
-async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), EngineError> {
+async fn inject(
+    sh: &Arc<Shared>,
+    backups: Option<&RestorerHandle>,
+    step: &StepPlan,
+    node: &str,
+) -> Result<(), EngineError> {
     if sh.fault_index.load(Ordering::SeqCst) == usize::MAX {
         let len = lock(&sh.ledger).len();
         sh.fault_index.store(len, Ordering::SeqCst);
@@ -137,7 +145,7 @@ async fn inject(sh: &Arc<Shared>, step: &StepPlan, node: &str) -> Result<(), Eng
         });
         tl.faults.len() - 1
     };
-    let (fstep, ctx) = step_context(sh, step, node, idx);
+    let (fstep, ctx) = step_context(sh, step, node, idx, backups);
     let fault = fault_for(step.action);
     let res = match fault.validate(&fstep, &ctx) {
         Ok(()) => fault.inject(&fstep, &ctx).await,
@@ -189,6 +197,7 @@ fn step_context<'a>(
     step: &'a StepPlan,
     node: &'a str,
     record: usize,
+    backups: Option<&'a RestorerHandle>,
 ) -> (FaultStep<'a>, StepContext<'a>) {
     let fstep = FaultStep {
         action: step.action,
@@ -204,6 +213,7 @@ fn step_context<'a>(
         sh,
         record,
         detect_after: step.detect_after,
+        backups,
     };
     (fstep, ctx)
 }
@@ -213,7 +223,8 @@ fn step_context<'a>(
 /// warned about (the watchdog will heal it again at its TTL), rather than
 /// silently measured as recovery.
 async fn verify_healed(sh: &Arc<Shared>, step: &StepPlan, node: &str, idx: usize) {
-    let (fstep, ctx) = step_context(sh, step, node, idx);
+    // Only timed steps are verified; none of them takes a backup.
+    let (fstep, ctx) = step_context(sh, step, node, idx, None);
     match fault_for(step.action).in_effect(&fstep, &ctx).await {
         Ok(false) => {}
         Ok(true) => {
@@ -239,6 +250,8 @@ struct StepContext<'a> {
     record: usize,
     /// A data disaster's time to discovery.
     detect_after: Option<std::time::Duration>,
+    /// The lab's backups, for a `backup` step.
+    backups: Option<&'a RestorerHandle>,
 }
 
 #[async_trait]
@@ -250,8 +263,28 @@ impl FaultContext for StepContext<'_> {
             .faults
             .get(self.record)
             .map_or(damage.t_commit, |f| f.t_start);
-        tl.discovered = Some(t_fault + self.detect_after.unwrap_or_default().as_micros() as u64);
+        // A step that hits several nodes (a zone's wipe) is discovered
+        // from its first injection.
+        let found = t_fault + self.detect_after.unwrap_or_default().as_micros() as u64;
+        tl.discovered = Some(tl.discovered.map_or(found, |d| d.min(found)));
         tl.damage = Some(damage);
+    }
+
+    fn lab_backups(&self) -> Option<&dyn firedrill_targets::Restorer> {
+        self.backups.map(|b| b.0.as_ref())
+    }
+
+    fn record_backup(&self, b: firedrill_targets::BackupReport) {
+        let t_done = self.sh.now();
+        let mut tl = lock(&self.sh.timeline);
+        let t_start = tl.faults.get(self.record).map_or(t_done, |f| f.t_start);
+        tl.backups.push(firedrill_ledger::BackupMark {
+            t_start,
+            t_done,
+            label: b.label,
+            position: b.position,
+            detail: b.detail,
+        });
     }
 
     fn nodes(&self) -> Vec<NodeFacts<'_>> {
@@ -264,6 +297,7 @@ impl FaultContext for StepContext<'_> {
                 proc: &n.proc,
                 links: &n.links,
                 veth: n.veth.as_deref(),
+                lab_data_dir: n.lab_data_dir.as_deref(),
             })
             .collect()
     }

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     /// From the environment or a file; heals that reconnect need it.
     pub(crate) password: Option<String>,
     pub(crate) ledger: Mutex<Vec<Op>>,
+    /// Where the store put each acknowledged write, for stores that say.
+    pub(crate) positions: Mutex<Vec<(u64, firedrill_ledger::Position)>>,
     pub(crate) ok: AtomicU64,
     pub(crate) fail: AtomicU64,
     pub(crate) unknown: AtomicU64,
@@ -101,6 +103,13 @@ impl Shared {
         }
         .fetch_add(1, Ordering::Relaxed);
         lock(&self.ledger).push(op);
+    }
+    /// Records an op and, when acknowledged, where the store put it.
+    pub(crate) fn record_at(&self, op: Op, at: Option<firedrill_ledger::Position>) {
+        if let (Outcome::Ok, Some(p)) = (op.outcome, at) {
+            lock(&self.positions).push((op.seq, p));
+        }
+        self.record(op);
     }
 }
 
@@ -180,6 +189,7 @@ fn open_trial(
         store: plan.store.clone(),
         password: plan.password.clone(),
         ledger: Mutex::new(Vec::with_capacity(1 << 16)),
+        positions: Mutex::new(Vec::new()),
         ok: AtomicU64::new(0),
         fail: AtomicU64::new(0),
         unknown: AtomicU64::new(0),
@@ -410,7 +420,7 @@ pub(crate) fn disaster(tl: &Timeline) -> Option<&FaultRecord> {
     tl.faults.iter().find(|f| f.disaster).or_else(|| {
         tl.faults
             .iter()
-            .filter(|f| f.action != "resume")
+            .filter(|f| f.action != "resume" && f.action != "backup")
             .max_by_key(|f| f.t_start)
     })
 }

@@ -62,12 +62,13 @@ fn spawn_closed(
                 let seq = sh2.next_seq.fetch_add(1, Ordering::Relaxed);
                 let t_invoke = sh2.now();
                 let outcome = c.write(seq, Instant::now() + op_timeout).await;
-                sh2.record(Op {
+                let op = Op {
                     seq,
                     t_invoke,
                     t_done: sh2.now(),
                     outcome,
-                });
+                };
+                sh2.record_at(op, c.acked_position());
             }
         }));
     }
@@ -101,12 +102,13 @@ fn spawn_rate(
                 let job = { rx.lock().await.recv().await };
                 let Some((seq, t_invoke)) = job else { break };
                 let outcome = c.write(seq, Instant::now() + op_timeout).await;
-                sh2.record(Op {
+                let op = Op {
                     seq,
                     t_invoke,
                     t_done: sh2.now(),
                     outcome,
-                });
+                };
+                sh2.record_at(op, c.acked_position());
             }
         }));
     }

@@ -66,6 +66,9 @@ pub struct NodeFacts<'a> {
     pub links: &'a [NodeLink],
     /// `links = "netns"` labs: the host side of the node's veth pair.
     pub veth: Option<&'a str>,
+    /// The node's data directory when firedrill made it (a lab node; never
+    /// the user's own endpoints): what a wipe may remove.
+    pub lab_data_dir: Option<&'a std::path::Path>,
 }
 
 /// The engine's side of a fault: its nodes, its target and its heal
@@ -94,6 +97,15 @@ pub trait FaultContext: Send + Sync {
     /// Records a data disaster's bad transaction on the trial's timeline
     /// (the audit classifies the ledger against it).
     fn record_damage(&self, _damage: firedrill_ledger::Damage) {}
+
+    /// The lab's backups (its `[lab.backup]` tool), when it takes them: a
+    /// `backup` step takes one through it.
+    fn lab_backups(&self) -> Option<&dyn firedrill_targets::Restorer> {
+        None
+    }
+
+    /// Records a backup a step took on the trial's timeline.
+    fn record_backup(&self, _backup: firedrill_targets::BackupReport) {}
 
     /// Heals now every owed heal `which` picks (a resume heals the pause
     /// it ends), recording each on its fault's timeline.

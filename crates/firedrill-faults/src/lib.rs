@@ -7,6 +7,7 @@
 //! The engine schedules steps and never matches on fault kinds: it asks
 //! [`fault_for`] for the module and talks to it through [`FaultContext`].
 
+mod backup;
 mod context;
 mod corruption;
 mod cut_replication;
@@ -20,6 +21,7 @@ mod process;
 pub mod proxy;
 mod stop;
 mod toxics;
+mod wipe;
 
 pub use context::{FaultContext, FaultStep, HealFilter, HealWith, NodeFacts, OpenerFn};
 pub use journal::{HealAction, HealEntry, HealJournal};
@@ -49,6 +51,12 @@ pub enum FaultError {
     /// A heal names a kind of store this build cannot open.
     #[error("no target for a {0} store to heal with")]
     NoStore(String),
+    /// A file operation of a fault (a wipe removing a data directory).
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// A blocking helper task failed (panicked or was cancelled).
     #[error("{0}")]
     Task(String),
@@ -97,6 +105,8 @@ pub fn fault_for(action: FaultAction) -> &'static dyn Fault {
         FaultAction::Partition => &partition::Partition,
         FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Reset => &toxics::Toxics,
         FaultAction::DeleteRows => &corruption::DeleteRows,
+        FaultAction::Backup => &backup::Backup,
+        FaultAction::Wipe => &wipe::Wipe,
     }
 }
 

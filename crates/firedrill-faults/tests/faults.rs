@@ -121,6 +121,7 @@ struct Node {
     proc: ProcSource,
     links: Vec<NodeLink>,
     veth: Option<String>,
+    data_dir: Option<std::path::PathBuf>,
 }
 
 /// The engine's side, faked: owed heals are kept in a list, and healed
@@ -130,6 +131,7 @@ struct Ctx {
     target: FakeTarget,
     calls: Calls,
     owed: Mutex<Vec<(String, Option<Duration>, HealAction)>>,
+    damage: Mutex<Vec<firedrill_ledger::Damage>>,
 }
 
 impl Ctx {
@@ -142,6 +144,7 @@ impl Ctx {
             },
             calls,
             owed: Mutex::new(Vec::new()),
+            damage: Mutex::new(Vec::new()),
         }
     }
     fn owed(&self) -> Vec<(String, Option<Duration>, HealAction)> {
@@ -183,11 +186,15 @@ impl FaultContext for Ctx {
                 proc: &n.proc,
                 links: &n.links,
                 veth: n.veth.as_deref(),
+                lab_data_dir: n.data_dir.as_deref(),
             })
             .collect()
     }
     fn target(&self) -> &dyn Target {
         &self.target
+    }
+    fn record_damage(&self, damage: firedrill_ledger::Damage) {
+        self.damage.lock().unwrap().push(damage);
     }
     fn store_kind(&self) -> &str {
         "fake"
@@ -216,6 +223,7 @@ fn node(name: &str, proc: ProcSource) -> Node {
         proc,
         links: Vec::new(),
         veth: None,
+        data_dir: None,
     }
 }
 
@@ -446,4 +454,60 @@ fn journal_names_the_generic_replication_heal() {
     assert_eq!(v["heal"], "restore_replication");
     assert_eq!(v["kind"], "postgres");
     assert_eq!(serde_json::from_value::<HealAction>(v).unwrap(), a);
+}
+
+#[tokio::test]
+async fn wipe_kills_the_node_and_removes_only_its_lab_data_dir() {
+    let (mut c, h) = child();
+    let lab = tempfile::tempdir().unwrap();
+    let data = lab.path().join("data").join("n1");
+    let other = lab.path().join("data").join("n2");
+    for d in [&data, &other] {
+        std::fs::create_dir_all(d.join("member")).unwrap();
+        std::fs::write(d.join("member").join("db"), b"x").unwrap();
+    }
+    let attrs = serde_json::Value::Null;
+    let s = step(FaultAction::Wipe, "n1", &attrs);
+    let wipe = fault_for(FaultAction::Wipe);
+    // Explicit endpoints have no lab data directory: refused untouched.
+    let bare = Ctx::new(vec![node("n1", ProcSource::Handle(h))]);
+    let e = wipe.validate(&s, &bare).unwrap_err().to_string();
+    assert!(e.contains("a wipe needs a lab node"), "{e}");
+    assert!(h.is_alive() && data.exists());
+
+    let mut n1 = node("n1", ProcSource::Handle(h));
+    n1.data_dir = Some(data.clone());
+    let ctx = Ctx::new(vec![n1]);
+    wipe.validate(&s, &ctx).unwrap();
+    assert!(!wipe.in_effect(&s, &ctx).await.unwrap());
+    wipe.inject(&s, &ctx).await.unwrap();
+    let _ = c.wait();
+    assert!(!h.is_alive(), "the node survived its wipe");
+    assert!(!data.exists(), "its data directory is still there");
+    assert!(
+        other.join("member").join("db").exists(),
+        "another node's data went too"
+    );
+    assert!(wipe.in_effect(&s, &ctx).await.unwrap());
+    assert!(
+        ctx.owed().is_empty(),
+        "a wipe owes no heal: the restore is its heal"
+    );
+    let damage = ctx.damage.lock().unwrap().clone();
+    assert_eq!(damage.len(), 1);
+    assert!(damage[0].is_wipe());
+    // Wiping what is already gone holds and fails nothing.
+    wipe.inject(&s, &ctx).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_backup_step_needs_the_labs_backups() {
+    let ctx = Ctx::new(vec![node("n1", ProcSource::None)]);
+    let attrs = serde_json::Value::Null;
+    let s = step(FaultAction::Backup, "n1", &attrs);
+    let e = fault_for(FaultAction::Backup)
+        .validate(&s, &ctx)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[lab.backup]"), "{e}");
 }

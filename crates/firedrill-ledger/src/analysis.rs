@@ -93,7 +93,13 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
         buckets: scan.buckets,
         restore: None,
     };
-    if let Some(damage) = &timeline.damage {
+    // A wipe that no restore followed is a failover: the store's own
+    // replication may have kept everything.
+    if let Some(damage) = timeline
+        .damage
+        .as_ref()
+        .filter(|d| !(d.is_wipe() && timeline.restore.is_none()))
+    {
         data_disaster(&mut a, ops, timeline, audit, damage, t_fault);
     }
     a
@@ -101,9 +107,10 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
 
 /// A data disaster's figures replace the failover ones: the RPO is the
 /// window of `lost_before` (what came after the fault and was rolled back
-/// is the restore's documented price, reported beside it), and the RTO
-/// counts from t_fault, since the data was wrong from then on; with no
-/// restore that reached its target, the service never recovered.
+/// is the restore's documented price, reported beside it; a wipe keeps
+/// the failover's loss), and the RTO counts from t_fault, since the data
+/// was wrong from then on; with no restore that reached its target, the
+/// service never recovered.
 fn data_disaster(
     a: &mut Analysis,
     ops: &[Op],
@@ -115,7 +122,34 @@ fn data_disaster(
     let marks = timeline.restore.as_ref();
     let (mut f, lost) =
         crate::restore::figures(ops, audit, damage, marks, timeline.discovered, t_fault);
-    a.rpo.lost = f.lost_before;
+    predicted_restore_rpo(a, ops, timeline, damage, t_fault);
+    restore_rto(a, ops, marks, &mut f, t_fault);
+    // A wipe's loss stays the failover's: every acknowledged write missing,
+    // the window to when the wipe was in effect (nothing after it is a
+    // trade the restore chose).
+    if !damage.is_wipe() {
+        a.rpo.lost = f.lost_before;
+        a.rpo.zombie_lost = 0;
+        a.rpo.achieved_s = lost.iter().min().map_or(0.0, |&t| rel(t_fault, t).max(0.0));
+        a.rpo.loss_span_s = match (lost.iter().min(), lost.iter().max()) {
+            (Some(x), Some(y)) => Some([rel(*x, t_fault), rel(*y, t_fault)]),
+            _ => None,
+        };
+    }
+    a.restore = Some(f);
+}
+
+/// What a restore can bring back at best, as the timeline knew it at the
+/// fault: nothing past a flushed archive; else the archive's age, or the
+/// age of the newest backup step (an etcd snapshot), capped at the run's
+/// first acknowledged write.
+fn predicted_restore_rpo(
+    a: &mut Analysis,
+    ops: &[Op],
+    timeline: &Timeline,
+    damage: &crate::Damage,
+    t_fault: Micros,
+) {
     // Without a flush the restore can bring back only what the archive
     // held at the fault; with one, nothing acknowledged is beyond it.
     // The window is the writes the archive lacks: those after its last
@@ -125,19 +159,33 @@ fn data_disaster(
         .filter(|o| o.outcome == Outcome::Ok)
         .map(|o| o.t_done)
         .min();
-    a.rpo.predicted_s = match marks {
+    let backup_age = timeline
+        .backups
+        .iter()
+        .filter(|b| b.t_start <= t_fault)
+        .map(|b| rel(t_fault, b.t_start))
+        .reduce(f64::min);
+    a.rpo.predicted_s = match timeline.restore.as_ref() {
         Some(m) if m.flushed.is_some() => Some(0.0),
-        _ => damage.archive_age_s.map(|age| match first_ok {
-            Some(f) if f < t_fault => age.min(rel(t_fault, f)),
-            _ => age,
-        }),
+        _ => damage
+            .archive_age_s
+            .or(backup_age)
+            .map(|age| match first_ok {
+                Some(f) if f < t_fault => age.min(rel(t_fault, f)),
+                _ => age,
+            }),
     };
-    a.rpo.zombie_lost = 0;
-    a.rpo.achieved_s = lost.iter().min().map_or(0.0, |&t| rel(t_fault, t).max(0.0));
-    a.rpo.loss_span_s = match (lost.iter().min(), lost.iter().max()) {
-        (Some(x), Some(y)) => Some([rel(*x, t_fault), rel(*y, t_fault)]),
-        _ => None,
-    };
+}
+
+/// The RTO of a restore: from t_fault, and only once a restore reached its
+/// target; the first write is the restored server's.
+fn restore_rto(
+    a: &mut Analysis,
+    ops: &[Op],
+    marks: Option<&crate::RestoreMarks>,
+    f: &mut crate::RestoreFigures,
+    t_fault: Micros,
+) {
     let recovered = if f.reached {
         a.rto.phases.recovered_s
     } else {
@@ -162,7 +210,6 @@ fn data_disaster(
         (Some(r), Some(d)) => Some(r - d),
         _ => None,
     };
-    a.restore = Some(f);
 }
 
 /// A trial whose schedule injected nothing (a baseline run): losses are
@@ -204,7 +251,7 @@ fn disaster_step(faults: &[FaultRecord]) -> Option<&FaultRecord> {
         .or_else(|| {
             faults
                 .iter()
-                .filter(|f| f.action != "resume")
+                .filter(|f| f.action != "resume" && f.action != "backup")
                 .max_by_key(|f| f.t_start)
         })
         .or_else(|| faults.iter().max_by_key(|f| f.t_start))
@@ -274,7 +321,22 @@ pub fn check(a: &Analysis, o: &Objectives) -> (ObjectiveCheck, Verdict) {
                 r.damaged_left, r.damaged
             ));
         }
-        !r.reached || r.damaged_left > 0
+        let off_point = r.point.is_some_and(|p| {
+            if p.kept_past > 0 {
+                c.reasons.push(format!(
+                    "{} acknowledged writes the store placed after the restore point ({}) are present: the restore is not the point it reports",
+                    p.kept_past, p.index
+                ));
+            }
+            if p.lost_at_or_before > 0 {
+                c.reasons.push(format!(
+                    "{} acknowledged writes at or before the restore point ({}) are missing: the restore did not bring back what its backup held",
+                    p.lost_at_or_before, p.index
+                ));
+            }
+            p.kept_past > 0 || p.lost_at_or_before > 0
+        });
+        !r.reached || r.damaged_left > 0 || off_point
     });
     let verdict = if a.rpo.phantoms > 0 {
         c.reasons.push(format!(

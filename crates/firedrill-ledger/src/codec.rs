@@ -20,14 +20,20 @@
 //! (wrapping) between consecutive ids: sorted ids with repeats cost one
 //! byte each for dense ranges.
 //!
+//! Positions layout (acknowledged writes' places in the store's own order):
+//! `FDPS`, version, varint count, then per entry the zigzag deltas of seq,
+//! epoch and index from the previous entry: one epoch repeats, so a
+//! typical entry is three short varints.
+//!
 //! Decoding validates everything and returns [`LedgerError::Corrupt`]
 //! instead of panicking: a truncated file from a crashed run must be
 //! reported, not crash the reporter.
 
-use crate::{LedgerError, Op, Outcome};
+use crate::{LedgerError, Op, Outcome, Position};
 
 const LEDGER_MAGIC: &[u8; 4] = b"FDLG";
 const IDS_MAGIC: &[u8; 4] = b"FDID";
+const POSITIONS_MAGIC: &[u8; 4] = b"FDPS";
 const VERSION: u8 = 1;
 /// Low-bits tag meaning "latency did not fit; outcome and full delta follow".
 const ESCAPE: u64 = 3;
@@ -123,6 +129,41 @@ pub fn decode_ids(bytes: &[u8]) -> Result<Vec<u64>, LedgerError> {
     }
     r.finish()?;
     Ok(ids)
+}
+
+pub fn encode_positions(entries: &[(u64, Position)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + entries.len() * 4);
+    out.extend_from_slice(POSITIONS_MAGIC);
+    out.push(VERSION);
+    put_varint(&mut out, entries.len() as u64);
+    let mut prev = (0u64, Position::default());
+    for (seq, p) in entries {
+        put_varint(&mut out, zigzag(seq.wrapping_sub(prev.0)));
+        put_varint(&mut out, zigzag(p.epoch.wrapping_sub(prev.1.epoch)));
+        put_varint(&mut out, zigzag(p.index.wrapping_sub(prev.1.index)));
+        prev = (*seq, *p);
+    }
+    out
+}
+
+pub fn decode_positions(bytes: &[u8]) -> Result<Vec<(u64, Position)>, LedgerError> {
+    let mut r = Reader::new(bytes);
+    r.header(POSITIONS_MAGIC)?;
+    let count = r.varint()?;
+    let cap = usize::try_from(count)
+        .unwrap_or(usize::MAX)
+        .min(r.remaining() / 3);
+    let mut out = Vec::with_capacity(cap);
+    let mut prev = (0u64, Position::default());
+    for _ in 0..count {
+        let seq = prev.0.wrapping_add(unzigzag(r.varint()?));
+        let epoch = prev.1.epoch.wrapping_add(unzigzag(r.varint()?));
+        let index = prev.1.index.wrapping_add(unzigzag(r.varint()?));
+        prev = (seq, Position { epoch, index });
+        out.push(prev);
+    }
+    r.finish()?;
+    Ok(out)
 }
 
 fn corrupt(msg: String) -> LedgerError {
@@ -231,6 +272,33 @@ mod tests {
         assert_eq!(decode(&encode(&ops)).unwrap(), ops);
         let ids = vec![0, 0, 1, u64::MAX, 3, 3];
         assert_eq!(decode_ids(&encode_ids(&ids)).unwrap(), ids);
+        let p = |epoch, index| Position { epoch, index };
+        let pos = vec![
+            (1, p(u64::MAX, 5)),
+            (0, p(u64::MAX, 4)),
+            (u64::MAX, p(0, u64::MAX)),
+            (3, p(7, 0)),
+        ];
+        assert_eq!(decode_positions(&encode_positions(&pos)).unwrap(), pos);
+        assert!(decode_positions(&encode_ids(&[1])).is_err());
+    }
+
+    #[test]
+    fn typical_position_is_small() {
+        // One cluster, revisions one apart, seqs in completion order.
+        let pos: Vec<(u64, Position)> = (1..=1000u64)
+            .map(|i| {
+                (
+                    i,
+                    Position {
+                        epoch: 0xdead_beef_cafe_f00d,
+                        index: 100 + i,
+                    },
+                )
+            })
+            .collect();
+        // The first entry pays for the epoch (10 bytes) and index.
+        assert!(encode_positions(&pos).len() <= 5 + 2 + 12 + 999 * 3);
     }
 
     #[test]

@@ -14,7 +14,9 @@ mod rto;
 mod types;
 
 pub use analysis::{aggregate, analyze, check, Percentiles};
-pub use restore::{Damage, RestoreFigures, RestoreMarks};
+pub use restore::{
+    point_figures, BackupMark, Damage, PointFigures, Position, RestoreFigures, RestoreMarks, WIPE,
+};
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -7,10 +7,14 @@ use crate::rpo::rel;
 use crate::{AuditSet, Micros, Op, Outcome};
 use serde::{Deserialize, Serialize};
 
+/// The action of a [`Damage`] that destroyed every copy of a node's data
+/// (the `wipe` fault) rather than chosen rows.
+pub const WIPE: &str = "wipe";
+
 /// The bad transaction, as the store identifies it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Damage {
-    /// `delete_rows`, …
+    /// `delete_rows`, …, or [`WIPE`].
     pub action: String,
     /// The store's id of the bad change (PostgreSQL: its xid).
     pub xid: u64,
@@ -25,6 +29,84 @@ pub struct Damage {
     /// back (the predicted RPO of such a restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_age_s: Option<f64>,
+}
+
+impl Damage {
+    /// A wipe destroyed data, not chosen rows: nothing acknowledged after
+    /// it is a restore's documented trade, so its loss is counted as a
+    /// failover's (every acknowledged write missing), and without a
+    /// restore it is a failover (a Raft quorum may have kept everything).
+    pub fn is_wipe(&self) -> bool {
+        self.action == WIPE
+    }
+}
+
+/// Where the store put a write in its own order: etcd's (cluster id,
+/// revision). A restore point in the same terms says exactly which
+/// acknowledged writes the restore must bring back and which it must lose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Which history the index counts in (etcd: the cluster id; a restored
+    /// cluster starts a new one and reuses the revisions after its point).
+    pub epoch: u64,
+    /// The place in that history (etcd: the revision of the put).
+    pub index: u64,
+}
+
+/// A backup a drill's `backup` step took, on the observer's clock.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupMark {
+    /// The step started: the backup holds the store as of about then.
+    pub t_start: Micros,
+    pub t_done: Micros,
+    /// The tool's name for it (a snapshot file).
+    pub label: String,
+    /// Its point in the store's own order, when the store has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+    pub detail: String,
+}
+
+/// The restore checked against the store's own order: each acknowledged
+/// write of the point's epoch belongs at or before the point (must be
+/// back) or past it (must be gone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointFigures {
+    pub epoch: u64,
+    /// The restore point (etcd: the snapshot's revision).
+    pub index: u64,
+    /// Acknowledged writes the store placed past the point: what a restore
+    /// to it must lose.
+    pub acked_past: u64,
+    /// Of those, present after the restore (must be 0).
+    pub kept_past: u64,
+    /// Acknowledged at or before the point and missing (must be 0).
+    pub lost_at_or_before: u64,
+}
+
+/// Classifies every acknowledged write with a position against the
+/// restore `point`; writes of another epoch (the restored store's own)
+/// are not the point's to judge.
+pub fn point_figures(
+    positions: &[(u64, Position)],
+    audit: &AuditSet,
+    point: Position,
+) -> PointFigures {
+    let present = |id: u64| audit.ids().binary_search(&id).is_ok();
+    let mut f = PointFigures {
+        epoch: point.epoch,
+        index: point.index,
+        ..PointFigures::default()
+    };
+    for (seq, p) in positions.iter().filter(|(_, p)| p.epoch == point.epoch) {
+        if p.index > point.index {
+            f.acked_past += 1;
+            f.kept_past += u64::from(present(*seq));
+        } else if !present(*seq) {
+            f.lost_at_or_before += 1;
+        }
+    }
+    f
 }
 
 /// What the restore did, with its phases on the observer's clock.
@@ -46,6 +128,10 @@ pub struct RestoreMarks {
     pub reached: bool,
     /// The server's own words about where it stopped, or why it failed.
     pub detail: String,
+    /// The point restored in the store's own order (etcd: the snapshot's
+    /// cluster and revision), when the store has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
 }
 
 /// The figures of a restore against the ledger.
@@ -79,6 +165,10 @@ pub struct RestoreFigures {
     pub promote_s: Option<f64>,
     /// RTO counted from discovery instead of from t_fault.
     pub rto_from_discovery_s: Option<f64>,
+    /// Against the restore point in the store's own order, when the store
+    /// records each acknowledged write's position (etcd's revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<PointFigures>,
 }
 
 /// Classifies the ledger against the restored store. `lost_before` and its
@@ -129,6 +219,7 @@ pub(crate) fn figures(
         replay_s: at(marks.and_then(|m| m.replayed)),
         promote_s: at(marks.and_then(|m| m.promoted)),
         rto_from_discovery_s: None,
+        point: None,
     };
     (f, lost_before)
 }
@@ -168,6 +259,51 @@ mod tests {
         assert_eq!(f.damaged_left, 0);
         assert_eq!(f.recovery_point_s, Some((100.0 - 105.0) / 1e6));
         assert_eq!(f.rolled_back_span_s, Some([5e-6, 45e-6]));
+    }
+
+    #[test]
+    fn the_point_splits_acknowledged_writes_by_position() {
+        let old = 7;
+        // Revisions 10..=19 in the old cluster, the snapshot at 14; the
+        // restored cluster (epoch 8) reuses 15.. for its own writes.
+        let mut positions: Vec<(u64, Position)> = (1..=10)
+            .map(|s| {
+                (
+                    s,
+                    Position {
+                        epoch: old,
+                        index: 9 + s,
+                    },
+                )
+            })
+            .collect();
+        positions.extend((11..=13).map(|s| {
+            (
+                s,
+                Position {
+                    epoch: 8,
+                    index: 4 + s,
+                },
+            )
+        }));
+        let point = Position {
+            epoch: old,
+            index: 14,
+        };
+        // Exact: 1..=5 back (revisions 10..=14), 6..=10 gone, 11..=13 new.
+        let exact = AuditSet::new(vec![1, 2, 3, 4, 5, 11, 12, 13]);
+        let f = point_figures(&positions, &exact, point);
+        assert_eq!((f.acked_past, f.kept_past, f.lost_at_or_before), (5, 0, 0));
+        assert_eq!((f.epoch, f.index), (old, 14));
+        // A restore of a later point keeps one past it and the restored
+        // cluster's writes are never judged against the old point.
+        let later = AuditSet::new(vec![1, 2, 3, 4, 5, 6]);
+        let f = point_figures(&positions, &later, point);
+        assert_eq!((f.acked_past, f.kept_past, f.lost_at_or_before), (5, 1, 0));
+        // An older one loses what the point holds.
+        let older = AuditSet::new(vec![1, 2, 3]);
+        let f = point_figures(&positions, &older, point);
+        assert_eq!((f.kept_past, f.lost_at_or_before), (0, 2));
     }
 
     #[test]

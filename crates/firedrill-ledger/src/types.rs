@@ -89,6 +89,9 @@ pub struct Timeline {
     /// What a restore recovery did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<crate::RestoreMarks>,
+    /// Backups the schedule's `backup` steps took, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<crate::BackupMark>,
 }
 
 /// SLO parameters for the RTO, in microseconds.

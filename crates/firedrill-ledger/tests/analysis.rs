@@ -705,3 +705,90 @@ fn incident_starts_at_the_fault_inside_its_bucket() {
     assert_eq!(a.rto.incident_s, Some(0.0));
     assert_eq!(a.rto.achieved_s, Some(s(2_000 - 1_050)));
 }
+
+// ---------------------------------------------------------------- wipes
+
+/// Backup at 500, every node wiped at 1000 (in effect at 1010), service
+/// back from 1300: ops every 10 µs, failing in between except the one
+/// invoked at 1000, acknowledged at 1005 by a node about to die.
+fn wiped(restored: bool) -> (Vec<Op>, Timeline) {
+    let ops = ops_every_10us(0, 3000, |t| {
+        if (1010..1300).contains(&t) {
+            (Outcome::Fail, t + 5)
+        } else {
+            (Outcome::Ok, t + 5)
+        }
+    });
+    let mut tl = timeline(vec![fault("wipe", 1000, Some(1010), true)], 3000);
+    tl.damage = Some(firedrill_ledger::Damage {
+        action: firedrill_ledger::WIPE.into(),
+        t_commit: 1010,
+        ..Default::default()
+    });
+    tl.discovered = Some(1000);
+    tl.backups.push(firedrill_ledger::BackupMark {
+        t_start: 500,
+        t_done: 520,
+        label: "backup/0002.db".into(),
+        ..Default::default()
+    });
+    if restored {
+        tl.restore = Some(firedrill_ledger::RestoreMarks {
+            target: "latest".into(),
+            start: 1010,
+            fetched: Some(1100),
+            replayed: Some(1150),
+            promoted: Some(1290),
+            reached: true,
+            ..Default::default()
+        });
+    }
+    (ops, tl)
+}
+
+#[test]
+fn a_restored_wipe_counts_every_missing_write_as_lost() {
+    let (ops, tl) = wiped(true);
+    // The snapshot kept what was acknowledged before 500; the restored
+    // store took everything from 1300 on.
+    let audit = AuditSet::new(
+        ops.iter()
+            .filter(|o| o.outcome == Outcome::Ok && (o.t_invoke < 500 || o.t_invoke >= 1300))
+            .map(|o| o.seq)
+            .collect(),
+    );
+    let a = analyze(&ops, &tl, &audit, &SLO);
+    let r = a.restore.as_ref().expect("restore figures");
+    // 500..=990 acknowledged before the wipe, and 1000 acknowledged at
+    // 1005, after it began: all lost, none a trade the restore chose.
+    assert_eq!((r.lost_before, r.rolled_back), (50, 1));
+    assert_eq!(a.rpo.lost, 51);
+    assert_eq!(a.rpo.zombie_lost, 0);
+    // The failover's window: to when the wipe was in effect.
+    assert_eq!(a.rpo.achieved_s, s(1010 - 505));
+    // The backup's age at the wipe, as the timeline knew it.
+    assert_eq!(a.rpo.predicted_s, Some(s(500)));
+    assert_eq!(a.rto.achieved_s, Some(s(300)));
+    assert_eq!(r.fetch_s, Some(s(100)));
+    assert_eq!(r.promote_s, Some(s(290)));
+    // An older restore of the same wipe must not look better.
+    let worse = AuditSet::new(
+        ops.iter()
+            .filter(|o| o.outcome == Outcome::Ok && (o.t_invoke < 300 || o.t_invoke >= 1300))
+            .map(|o| o.seq)
+            .collect(),
+    );
+    let b = analyze(&ops, &tl, &worse, &SLO);
+    assert_eq!(b.rpo.lost, 71);
+    assert_eq!(b.rpo.achieved_s, s(1010 - 305));
+}
+
+#[test]
+fn a_wipe_without_a_restore_is_a_failover() {
+    let (ops, tl) = wiped(false);
+    // Raft kept every acknowledged write on the survivors.
+    let a = analyze(&ops, &tl, &all_ok(&ops), &SLO);
+    assert!(a.restore.is_none(), "no restore ran: {:?}", a.restore);
+    assert_eq!(a.rpo.lost, 0);
+    assert_eq!(a.rto.achieved_s, Some(s(300)));
+}

@@ -1,7 +1,9 @@
 //! Property tests: the codec round-trips and never panics, and the RPO
 //! figures obey the definition on random ledgers and random cuts.
 
-use firedrill_ledger::{analyze, codec, AuditSet, FaultRecord, Op, Outcome, Slo, Timeline};
+use firedrill_ledger::{
+    analyze, codec, AuditSet, FaultRecord, Op, Outcome, Position, Slo, Timeline,
+};
 use proptest::prelude::*;
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -82,15 +84,27 @@ proptest! {
     }
 
     #[test]
+    fn positions_round_trip(pos in prop::collection::vec((any::<u64>(), any::<u64>(), any::<u64>()), 0..100)) {
+        let pos: Vec<(u64, Position)> = pos
+            .into_iter()
+            .map(|(s, epoch, index)| (s, Position { epoch, index }))
+            .collect();
+        prop_assert_eq!(codec::decode_positions(&codec::encode_positions(&pos)).unwrap(), pos);
+    }
+
+    #[test]
     fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = codec::decode(&bytes);
         let _ = codec::decode_ids(&bytes);
+        let _ = codec::decode_positions(&bytes);
         // Behind a valid header, so the body parser sees the garbage too.
         let mut framed = b"FDLG\x01".to_vec();
         framed.extend_from_slice(&bytes);
         let _ = codec::decode(&framed);
         framed[..4].copy_from_slice(b"FDID");
         let _ = codec::decode_ids(&framed);
+        framed[..4].copy_from_slice(b"FDPS");
+        let _ = codec::decode_positions(&framed);
     }
 
     #[test]

@@ -521,6 +521,17 @@ fn restore_block(out: &mut String, t: &TrialRecord) {
             opt_signed(r.recovery_point_s)
         ),
     );
+    if let Some(p) = &r.point {
+        line(
+            out,
+            INDENT,
+            INDENT,
+            &format!(
+                "restore point {} in the store's order: {} acknowledged writes past it (must all be gone: {} kept), {} at or before it missing",
+                p.index, p.acked_past, p.kept_past, p.lost_at_or_before
+            ),
+        );
+    }
     let from_disc = r.rto_from_discovery_s.map_or("-".to_string(), secs);
     line(
         out,

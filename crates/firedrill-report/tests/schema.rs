@@ -178,6 +178,13 @@ fn a_record_with_restore_figures_validates() {
         replay_s: Some(6.1),
         promote_s: Some(6.3),
         rto_from_discovery_s: Some(2.7),
+        point: Some(firedrill_ledger::PointFigures {
+            epoch: 2693106759570840833,
+            index: 1535,
+            acked_past: 1081,
+            kept_past: 0,
+            lost_at_or_before: 0,
+        }),
     });
     let v = serde_json::to_value(&run).unwrap();
     let errs = errors(&v);

@@ -67,6 +67,7 @@ pub(crate) fn check_recovery(
     spec: &LoadedSpec,
     d: &DrillSpec,
     u: Option<&NodeUniverse>,
+    stores: &crate::Stores,
     out: &mut Vec<Diagnostic>,
 ) {
     let r = &d.recovery;
@@ -82,9 +83,9 @@ pub(crate) fn check_recovery(
         ));
     }
     if let Some(rs) = &r.restore {
-        crate::corruption::check_restore(spec, d, rs, u, out);
+        crate::corruption::check_restore(spec, d, rs, u, stores, out);
     }
-    crate::corruption::check_corruption_steps(spec, d, out);
+    crate::corruption::check_corruption_steps(spec, d, u, out);
     if let Some(p) = &r.promote {
         let name = p.get_ref();
         if name != "most_advanced" {

@@ -1,8 +1,9 @@
-//! The checks of data disasters: corruption steps (`delete_rows`) and the
-//! `restore` recovery, which needs a lab that takes backups.
+//! The checks of data disasters: corruption steps (`delete_rows`), wipes,
+//! backup steps, and the `restore` recovery, which needs a lab that takes
+//! backups. Which stores take them is each store's to declare.
 
 use crate::validate::NodeUniverse;
-use crate::{Diagnostic, DrillSpec, FaultAction, LoadedSpec, RestoreSpec};
+use crate::{Diagnostic, DrillSpec, FaultAction, LoadedSpec, RestoreSpec, Stores};
 
 /// What a restore `target` names, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +29,13 @@ impl RestoreTarget {
     }
 }
 
-pub(crate) fn check_corruption_steps(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
+pub(crate) fn check_corruption_steps(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    u: Option<&NodeUniverse>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let endpoints = d.target.as_ref().is_some_and(|t| !t.nodes.is_empty());
     for s in &d.faults {
         let action = *s.action.get_ref();
         if let Some(f) = &s.fraction {
@@ -48,11 +55,11 @@ pub(crate) fn check_corruption_steps(spec: &LoadedSpec, d: &DrillSpec, out: &mut
             }
         }
         if let Some(da) = &s.detect_after {
-            if !action.is_corruption() {
+            if !action.is_data_disaster() {
                 out.push(spec.at(
                     da.span(),
                     format!(
-                        "`detect_after` applies to data disasters (delete_rows), not {}",
+                        "`detect_after` applies to data disasters (delete_rows, wipe), not {}",
                         action.as_str()
                     ),
                 ));
@@ -64,6 +71,18 @@ pub(crate) fn check_corruption_steps(spec: &LoadedSpec, d: &DrillSpec, out: &mut
                 "a corruption runs one transaction on the primary: give node = \"primary\"",
             ));
         }
+        if action == FaultAction::Backup && u.is_some_and(|u| u.backup.is_none()) {
+            out.push(spec.at(
+                s.action.span(),
+                "a backup step needs a lab that takes backups: add [lab.backup] to the lab",
+            ));
+        }
+        if action == FaultAction::Wipe && endpoints {
+            out.push(spec.at(
+                s.action.span(),
+                "wipe removes a node's data directory: it needs a lab firedrill made, not explicit endpoints",
+            ));
+        }
     }
 }
 
@@ -72,13 +91,12 @@ pub(crate) fn check_restore(
     d: &DrillSpec,
     r: &RestoreSpec,
     u: Option<&NodeUniverse>,
+    stores: &Stores,
     out: &mut Vec<Diagnostic>,
 ) {
+    let store = u.and_then(|u| stores.get(&u.kind));
     match u.and_then(|u| u.backup.as_deref()) {
-        None => out.push(spec.at(
-            r.from.span(),
-            "restore needs a lab that takes backups: add [lab.backup] with tool = \"pgbackrest\" to the lab",
-        )),
+        None => out.push(spec.at(r.from.span(), no_backup(store, stores))),
         Some(tool) if tool != r.from.get_ref() => out.push(spec.at(
             r.from.span(),
             format!(
@@ -87,6 +105,9 @@ pub(crate) fn check_restore(
             ),
         )),
         Some(_) => {}
+    }
+    if let Some(st) = store {
+        st.check_restore(spec, r, out);
     }
     match RestoreTarget::parse(r.target.get_ref()) {
         Err(m) => out.push(spec.at(r.target.span(), m)),
@@ -109,6 +130,35 @@ pub(crate) fn check_restore(
             )),
             other => out.push(spec.at(i.span(), format!("into = {other:?}: give \"in_place\""))),
         }
+    }
+}
+
+/// Why a lab without `[lab.backup]` cannot restore, and what to add: the
+/// store's own tools, or the kinds whose labs take backups at all.
+fn no_backup(store: Option<&dyn crate::StoreSpec>, stores: &Stores) -> String {
+    let head = "restore needs a lab that takes backups";
+    match store {
+        Some(st) if st.lab_keys().contains(&"backup") => {
+            let tools: Vec<String> = st
+                .backup_tools()
+                .iter()
+                .map(|t| format!("tool = \"{t}\""))
+                .collect();
+            if tools.is_empty() {
+                format!("{head}: add [lab.backup] to the lab")
+            } else {
+                format!(
+                    "{head}: add [lab.backup] with {} to the lab",
+                    tools.join(" or ")
+                )
+            }
+        }
+        Some(st) => format!(
+            "{head}, and a {} lab takes none: [lab.backup] is built for labs of kind {} so far",
+            st.kind(),
+            stores.owning_lab_key("backup").join(", ")
+        ),
+        None => format!("{head}: add [lab.backup] to the lab"),
     }
 }
 

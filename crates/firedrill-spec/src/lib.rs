@@ -13,7 +13,8 @@ pub use duration::Dur;
 pub use store::{field_names, lab_view, target_view, StoreSpec, Stores};
 pub use types::*;
 pub use validate::{
-    valid_name, validate_drill, validate_file, validate_lab, NodeRole, NodeUniverse, ROLES,
+    valid_name, validate_drill, validate_file, validate_lab, NodeRole, NodeUniverse, ALL_NODES,
+    ROLES,
 };
 
 use std::fmt;

@@ -3,7 +3,7 @@
 //! itself names no store.
 
 use crate::{Diagnostic, DrillSpec, EndpointSpec, FaultAction, FaultStep, LabSpec, Links};
-use crate::{LoadedSpec, NodeUniverse, TargetSpec};
+use crate::{LoadedSpec, NodeUniverse, RestoreSpec, TargetSpec};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -85,6 +85,14 @@ pub trait StoreSpec: Send + Sync {
         _out: &mut Vec<Diagnostic>,
     ) {
     }
+    /// The `[lab.backup] tool`s its labs can take, for messages (a store
+    /// whose check_lab knows its tools may leave this empty).
+    fn backup_tools(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Store-specific checks of a `restore` recovery: which targets and
+    /// options its backup tool can honour.
+    fn check_restore(&self, _spec: &LoadedSpec, _r: &RestoreSpec, _out: &mut Vec<Diagnostic>) {}
 }
 
 /// The kinds of store this build knows, in registry order.
@@ -109,6 +117,33 @@ impl Stores {
     }
     pub fn kinds(&self) -> Vec<&'static str> {
         self.list.iter().map(|s| s.kind()).collect()
+    }
+    /// Which kinds take `action`, as their `faults()` declare it, for the
+    /// message of a store that does not.
+    pub fn taking(&self, action: FaultAction) -> String {
+        let kinds: Vec<&str> = self
+            .list
+            .iter()
+            .filter(|s| s.faults().contains(&action))
+            .map(|s| s.kind())
+            .collect();
+        if kinds.is_empty() {
+            format!("no store of this build takes {}", action.as_str())
+        } else {
+            format!(
+                "{} is built for labs of kind {} so far",
+                action.as_str(),
+                kinds.join(", ")
+            )
+        }
+    }
+    /// The kinds whose labs own `key` (`backup`: the ones that take backups).
+    pub fn owning_lab_key(&self, key: &str) -> Vec<&'static str> {
+        self.list
+            .iter()
+            .filter(|s| s.lab_keys().contains(&key))
+            .map(|s| s.kind())
+            .collect()
     }
     /// The message for a kind this build does not have.
     pub fn unknown_kind(&self, kind: Option<&str>) -> String {

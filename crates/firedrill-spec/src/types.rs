@@ -226,6 +226,14 @@ pub enum FaultAction {
     /// Corruption: one transaction deletes a fraction of the run's rows on
     /// the primary. It replicates everywhere; only a restore undoes it.
     DeleteRows,
+    /// Takes a backup now with the lab's `[lab.backup]` tool (an etcd
+    /// snapshot), while the workload goes on: it sets the stage for a
+    /// data disaster, whose restore can bring back no more than it holds.
+    Backup,
+    /// Data loss: the node is SIGKILLed and its data directory removed, as
+    /// when a machine and its disk are gone. On every node at once (`zone
+    /// = "all"`) only a restore brings the data back.
+    Wipe,
 }
 
 /// Which of a node's network links a network fault hits.
@@ -258,6 +266,8 @@ impl FaultAction {
             FaultAction::Bandwidth => "bandwidth",
             FaultAction::Reset => "reset",
             FaultAction::DeleteRows => "delete_rows",
+            FaultAction::Backup => "backup",
+            FaultAction::Wipe => "wipe",
         }
     }
     /// Data disasters: a bad transaction, recovered by a restore, not a
@@ -265,11 +275,25 @@ impl FaultAction {
     pub fn is_corruption(self) -> bool {
         matches!(self, FaultAction::DeleteRows)
     }
+    /// Faults that destroy data, so that only a restore brings it back: a
+    /// bad transaction, or a wipe.
+    pub fn is_data_disaster(self) -> bool {
+        self.is_corruption() || self == FaultAction::Wipe
+    }
+    /// Steps that set the stage and can never be the disaster: a resume
+    /// heals, a backup saves.
+    pub fn never_disaster(self) -> bool {
+        matches!(self, FaultAction::Resume | FaultAction::Backup)
+    }
     /// Faults that need the node's pid.
     pub fn is_process_fault(self) -> bool {
         matches!(
             self,
-            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause | FaultAction::Resume
+            FaultAction::Kill
+                | FaultAction::Stop
+                | FaultAction::Pause
+                | FaultAction::Resume
+                | FaultAction::Wipe
         )
     }
     /// Faults carried out by the proxies of a `links = "proxied"` lab.
@@ -294,7 +318,8 @@ pub struct FaultStep {
     /// one the store resolves itself (Kafka's `leader`, `controller`).
     #[serde(default)]
     pub node: Option<Spanned<String>>,
-    /// Instead of `node`: every node of this zone, hit at the same instant.
+    /// Instead of `node`: every node of this zone, hit at the same instant;
+    /// `"all"` ([`crate::ALL_NODES`]) is every node of the target.
     pub zone: Option<Spanned<String>>,
     /// With a role the store resolves per partition (`leader`): which
     /// partition (default 0).

@@ -10,6 +10,10 @@ use std::collections::HashSet;
 /// step runs, against the store's roles at that moment.
 pub const ROLES: &[&str] = &["primary", "standby", "sync_standby"];
 
+/// The zone every target has: all its nodes, hit at the same instant (a
+/// whole cluster lost at once).
+pub const ALL_NODES: &str = "all";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeRole {
@@ -146,11 +150,11 @@ pub fn validate_drill(
     check_faults(spec, d, universe.as_ref(), stores, &mut out);
     if let (Some(st), Some(u)) = (store, universe.as_ref()) {
         for s in &d.faults {
-            check_supported(spec, s, st, &mut out);
+            check_supported(spec, s, st, stores, &mut out);
             st.check_step(spec, s, u, &mut out);
         }
     }
-    check_recovery(spec, d, universe.as_ref(), &mut out);
+    check_recovery(spec, d, universe.as_ref(), stores, &mut out);
     check_slo(spec, d, &mut out);
 
     match &d.objectives {
@@ -315,16 +319,19 @@ fn check_step_target(
             }
         }
         (None, Some(z)) => {
-            if let Some(u) = u {
+            if let Some(u) = u.filter(|_| z.get_ref() != ALL_NODES) {
                 if !u.zones.contains_key(z.get_ref()) {
                     let known: Vec<&str> = u.zones.keys().map(String::as_str).collect();
                     out.push(spec.at(
                         z.span(),
                         if known.is_empty() {
-                            format!("no zone named {:?}: this target has no zones", z.get_ref())
+                            format!(
+                                "no zone named {:?}: this target has no zones (zone = \"{ALL_NODES}\" is every node)",
+                                z.get_ref()
+                            )
                         } else {
                             format!(
-                                "no zone named {:?}; the zones are {}",
+                                "no zone named {:?}; the zones are {} (or \"{ALL_NODES}\", every node)",
                                 z.get_ref(),
                                 known.join(", ")
                             )
@@ -439,6 +446,12 @@ fn check_faults(
                     out.push(spec.at(s.action.span(), "a resume heals; it cannot be the disaster"));
                 }
             }
+            FaultAction::Backup if s.disaster.as_ref().is_some_and(|d| *d.get_ref()) => {
+                out.push(spec.at(
+                    s.action.span(),
+                    "a backup sets the stage (it saves, it breaks nothing); it cannot be the disaster",
+                ));
+            }
             _ => {}
         }
         if s.disaster.as_ref().is_some_and(|d| *d.get_ref()) {
@@ -451,12 +464,8 @@ fn check_faults(
             }
         }
     }
-    if !d.faults.is_empty()
-        && d.faults
-            .iter()
-            .all(|s| *s.action.get_ref() == FaultAction::Resume)
-    {
-        out.push(spec.at(0..0, "the schedule has no fault, only resumes"));
+    if !d.faults.is_empty() && d.faults.iter().all(|s| s.action.get_ref().never_disaster()) {
+        out.push(spec.at(0..0, "the schedule has no fault, only resumes and backups"));
     }
 }
 
@@ -569,16 +578,18 @@ fn check_supported(
     spec: &LoadedSpec,
     s: &crate::FaultStep,
     store: &dyn crate::StoreSpec,
+    stores: &Stores,
     out: &mut Vec<Diagnostic>,
 ) {
     let action = *s.action.get_ref();
     if !store.faults().contains(&action) {
-        // Data disasters are one store's so far, whatever the others'
-        // hints about their network faults say.
-        let hint = if action.is_corruption() {
-            Some("data disasters and their restore are built for PostgreSQL labs (kind = \"postgres\") so far")
+        // Data disasters and backups go with a store's backup tools: the
+        // kinds that declare them are named, whatever the store's hints
+        // about its network faults say.
+        let hint = if action.is_data_disaster() || action == FaultAction::Backup {
+            Some(stores.taking(action))
         } else {
-            store.fault_hint(action)
+            store.fault_hint(action).map(str::to_string)
         }
         .map(|h| format!(": {h}"))
         .unwrap_or_default();

@@ -298,3 +298,116 @@ mod redis {
         );
     }
 }
+
+/// Data disasters and backups go with the store's declared capabilities:
+/// the spec crate names no store, the message names the kinds that take
+/// them, from the registry.
+mod data_disasters {
+    use firedrill_spec::{validate_drill, validate_lab, LoadedSpec};
+    use firedrill_stores::specs;
+    use std::path::Path;
+
+    const DRILL: &str = "[drill]\nname = \"d\"\n[drill.workload]\nduration = \"8s\"\n[drill.objectives]\nrpo = \"5s\"\n";
+
+    fn errors(text: &str) -> Vec<String> {
+        let spec = LoadedSpec::parse(Path::new("s.toml"), text.to_string()).expect("parses");
+        let mut e = validate_lab(&spec, &specs());
+        e.extend(validate_drill(&spec, None, &specs()));
+        e.iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+            .collect()
+    }
+
+    fn has(e: &[String], want: &str) -> bool {
+        e.iter().any(|l| l.starts_with(want))
+    }
+
+    const ETCD: &str =
+        "[lab]\nname = \"e\"\nkind = \"etcd\"\n[lab.backup]\ntool = \"etcd-snapshot\"\n";
+    const STEPS: &str = "[[drill.faults]]\nat = \"2s\"\naction = \"backup\"\nnode = \"primary\"\n[[drill.faults]]\nat = \"5s\"\naction = \"wipe\"\nzone = \"all\"\n[drill.recovery]\nrestore = { from = \"etcd-snapshot\", target = \"latest\" }\n";
+
+    #[test]
+    fn an_etcd_snapshot_drill_is_valid_and_the_zone_all_is_every_node() {
+        assert_eq!(
+            errors(&format!("{ETCD}{DRILL}{STEPS}")),
+            Vec::<String>::new()
+        );
+        // A wipe of one member with Raft's own failover needs no backup.
+        let one = "[lab]\nname = \"e\"\nkind = \"etcd\"\n[[drill.faults]]\nat = \"5s\"\naction = \"wipe\"\nnode = \"e2\"\n[drill.recovery]\nautomatic = true\n";
+        assert_eq!(errors(&format!("{one}{DRILL}")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn other_stores_say_who_takes_backups_and_wipes() {
+        // A PostgreSQL lab takes delete_rows but not these (yet).
+        let pg = format!(
+            "[lab]\nname = \"p\"\nstandbys = 1\n{DRILL}[[drill.faults]]\nat = \"2s\"\naction = \"backup\"\nnode = \"primary\"\n[[drill.faults]]\nat = \"5s\"\naction = \"wipe\"\nnode = \"primary\"\n"
+        );
+        let e = errors(&pg);
+        assert!(has(&e, "12:10: a postgres store cannot take backup: backup is built for labs of kind etcd so far"), "{e:?}");
+        assert!(has(&e, "16:10: a postgres store cannot take wipe: wipe is built for labs of kind etcd so far"), "{e:?}");
+        // delete_rows on etcd names the kinds that take it.
+        let etcd = format!("{ETCD}{DRILL}[[drill.faults]]\nat = \"2s\"\naction = \"delete_rows\"\nnode = \"primary\"\n");
+        let e = errors(&etcd);
+        assert!(has(&e, "14:10: a etcd store cannot take delete_rows: delete_rows is built for labs of kind postgres so far"), "{e:?}");
+        // A lab kind that owns no [lab.backup] says which kinds do.
+        let redis = format!(
+            "[lab]\nname = \"r\"\nkind = \"redis-sentinel\"\nstandbys = 2\n{DRILL}[drill.recovery]\nrestore = {{ from = \"x\", target = \"latest\" }}\n"
+        );
+        let e = errors(&redis);
+        assert!(
+            has(&e, "12:20: restore needs a lab that takes backups, and a redis-sentinel lab takes none: [lab.backup] is built for labs of kind postgres, etcd so far"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn snapshot_steps_point_at_their_mistakes() {
+        let bad = format!("{ETCD}{DRILL}{STEPS}")
+            .replace(
+                "zone = \"all\"",
+                "zone = \"all\"\nfraction = 0.5\ndetect_after = \"1s\"",
+            )
+            .replace(
+                "node = \"primary\"",
+                "node = \"primary\"\ndetect_after = \"1s\"",
+            );
+        let e = errors(&bad);
+        assert!(
+            has(
+                &e,
+                "16:16: `detect_after` applies to data disasters (delete_rows, wipe), not backup"
+            ),
+            "{e:?}"
+        );
+        assert!(
+            has(&e, "21:12: `fraction` applies to delete_rows, not wipe"),
+            "{e:?}"
+        );
+        assert_eq!(e.len(), 2, "a wipe takes detect_after: {e:?}");
+        // Only backups in the schedule: nothing to recover from.
+        let only = format!(
+            "{ETCD}{DRILL}[[drill.faults]]\nat = \"2s\"\naction = \"backup\"\nnode = \"e1\"\n"
+        );
+        let e = errors(&only);
+        assert!(
+            has(
+                &e,
+                "0:0: the schedule has no fault, only resumes and backups"
+            ),
+            "{e:?}"
+        );
+        // A wipe removes data directories firedrill made: endpoints refuse.
+        let ep = format!(
+            "{DRILL}[drill.target]\nkind = \"etcd\"\n[[drill.target.nodes]]\nname = \"e1\"\nconninfo = \"http://127.0.0.1:2379\"\npid_file = \"/tmp/e1.pid\"\n[[drill.faults]]\nat = \"5s\"\naction = \"wipe\"\nnode = \"e1\"\n"
+        );
+        let e = errors(&ep);
+        assert!(
+            has(
+                &e,
+                "15:10: wipe removes a node's data directory: it needs a lab firedrill made"
+            ),
+            "{e:?}"
+        );
+    }
+}

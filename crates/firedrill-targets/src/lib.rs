@@ -12,6 +12,7 @@ pub mod http;
 
 use async_trait::async_trait;
 use firedrill_ledger::Outcome;
+pub use firedrill_ledger::Position;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -216,6 +217,13 @@ pub trait WorkloadClient: Send {
     /// the store acknowledged it durably by its own definition; `Fail` when
     /// it was definitely not applied; `Unknown` otherwise.
     async fn write(&mut self, seq: u64, deadline: Instant) -> Outcome;
+    /// Where the store put the write `write` last acknowledged, in its own
+    /// order (etcd: the cluster and revision of the put), for stores that
+    /// say: a restore's loss is then checked against the store's own
+    /// point, not only against the clock.
+    fn acked_position(&self) -> Option<Position> {
+        None
+    }
 }
 
 /// Writes an increasing counter on the primary; the engine notes when each
@@ -292,12 +300,38 @@ pub struct RestoreReport {
     pub reached: bool,
     /// The server's own words about where it stopped, or why it failed.
     pub detail: String,
+    /// The point restored in the store's own order (etcd: the snapshot's
+    /// cluster and revision), when the store has one.
+    pub position: Option<Position>,
+    /// The node that accepts writes after the restore, when the store
+    /// elects it rather than taking the one restored (an etcd leader).
+    pub primary: Option<String>,
 }
 
-/// Restores a node of a lab from its backups. A lab's, not a target's:
-/// it stops and starts the node's server, whose pids the lab records.
+/// A backup a drill's `backup` step took.
+#[derive(Debug, Clone, Default)]
+pub struct BackupReport {
+    /// The tool's name for it (a snapshot file).
+    pub label: String,
+    /// Its point in the store's own order (etcd: the snapshot's revision).
+    pub position: Option<Position>,
+    /// What the tool said of it.
+    pub detail: String,
+}
+
+/// Restores a node of a lab from its backups, and takes them. A lab's, not
+/// a target's: it stops and starts the node's server, whose pids the lab
+/// records, and keeps its backups in the lab directory.
 #[async_trait]
 pub trait Restorer: Send + Sync {
     async fn restore(&self, node: &str, req: &RestoreRequest)
         -> Result<RestoreReport, TargetError>;
+    /// Takes a backup now, of `node`'s data, while the workload goes on (a
+    /// drill's `backup` step).
+    async fn backup(&self, _node: &str) -> Result<BackupReport, TargetError> {
+        Err(TargetError::Unsupported {
+            kind: "this lab's",
+            what: "take a backup during a drill",
+        })
+    }
 }

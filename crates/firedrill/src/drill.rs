@@ -67,6 +67,7 @@ impl LabEnv {
                     .collect(),
                 veth: n.net.as_ref().map(|net| net.veth.clone()),
                 zone: n.zone.clone(),
+                lab_data_dir: Some(n.data_dir.clone()),
             })
             .collect()
     }
@@ -422,6 +423,7 @@ async fn prepare(target: Target, d: &firedrill_spec::DrillSpec) -> Result<Prepar
                     links: Vec::new(),
                     veth: None,
                     zone: None,
+                    lab_data_dir: None,
                     proc: match store.endpoint_pid_file(n) {
                         Some(p) => ProcSource::PidFile(p),
                         None => ProcSource::None,

@@ -1,4 +1,5 @@
-//! `[lab]` options of an etcd lab: the cluster size and Raft timeouts.
+//! `[lab]` options of an etcd lab: the cluster size and Raft timeouts, and
+//! its backups (`[lab.backup] tool = "etcd-snapshot"`).
 
 use firedrill_spec::{Diagnostic, Dur, LabSpec, LoadedSpec, Spanned};
 use serde::{Deserialize, Serialize};
@@ -9,8 +10,22 @@ use std::path::PathBuf;
 pub struct EtcdLab {
     /// `[lab.etcd]`.
     pub etcd: Option<EtcdLabSpec>,
-    /// Where `etcd` is; default PATH, then /usr/bin.
+    /// Where `etcd` and `etcdctl` are; default PATH, then /usr/bin.
     pub bin_dir: Option<PathBuf>,
+    /// `[lab.backup]`: snapshots in the lab directory.
+    pub backup: Option<EtcdBackup>,
+}
+
+/// The one backup tool of an etcd lab.
+pub const SNAPSHOT_TOOL: &str = "etcd-snapshot";
+
+/// `[lab.backup]` of an etcd lab: `etcdctl snapshot save` into the lab's
+/// `backup/` directory, one at `lab up` and one per drill `backup` step;
+/// a `restore` brings every member back from the newest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdBackup {
+    pub tool: Spanned<String>,
 }
 
 impl EtcdLab {
@@ -63,6 +78,19 @@ fn default_heartbeat() -> Spanned<Dur> {
 }
 fn default_election() -> Spanned<Dur> {
     Spanned::new(0..0, Dur(std::time::Duration::from_secs(1)))
+}
+
+/// The backup tool must be the one an etcd lab has.
+pub fn check_backup(spec: &LoadedSpec, b: &EtcdBackup, out: &mut Vec<Diagnostic>) {
+    if b.tool.get_ref() != SNAPSHOT_TOOL {
+        out.push(spec.at(
+            b.tool.span(),
+            format!(
+                "an etcd lab backs up with tool = \"{SNAPSHOT_TOOL}\" (etcdctl snapshot save), not {:?}",
+                b.tool.get_ref()
+            ),
+        ));
+    }
 }
 
 /// Members, heartbeat and election: what etcd itself would refuse.

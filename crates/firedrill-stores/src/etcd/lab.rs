@@ -32,7 +32,11 @@ pub(crate) fn find_program(name: &str, spec_bin: Option<&Path>) -> Result<PathBu
         .ok_or_else(|| {
             LabError::Program(format!(
                 "{name} not found in bin_dir, PATH or /usr/bin (Debian: apt-get install {})",
-                if name == "etcd" { "etcd-server" } else { name }
+                match name {
+                    "etcd" => "etcd-server",
+                    "etcdctl" => "etcd-client",
+                    other => other,
+                }
             ))
         })
 }
@@ -95,7 +99,12 @@ pub(crate) fn build(
     };
     let e = o.settings();
     let res = (|| {
-        make_layout(&mut state, &["data", "logs"])?;
+        let subs: &[&str] = if o.backup.is_some() {
+            &["data", "logs", "backup"]
+        } else {
+            &["data", "logs"]
+        };
+        make_layout(&mut state, subs)?;
         start_cluster(
             &mut state,
             false,
@@ -104,6 +113,12 @@ pub(crate) fn build(
             e.election.get_ref().0.as_millis() as u64,
             progress,
         )?;
+        if o.backup.is_some() {
+            // As a database's full backup at `lab up`: a restore always
+            // has a snapshot to bring back.
+            progress("etcd: snapshot of the new cluster");
+            super::backup::take(&state, &state.nodes[0].name)?;
+        }
         progress("lab is up");
         Ok(())
     })();
@@ -126,20 +141,48 @@ pub(crate) fn start_cluster(
     election_ms: u64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), LabError> {
-    let token = format!(
-        "{}-{}",
-        state.name,
+    let token = new_token(&state.name);
+    let raft = (heartbeat_ms, election_ms);
+    spawn_members(state, dcs, etcd, raft, &token, progress)?;
+    let list = if dcs { &state.dcs } else { &state.nodes };
+    wait_healthy(list, READY_TIMEOUT)
+}
+
+/// A cluster token no earlier cluster of this lab had: a restored cluster
+/// is a new logical cluster, whose members refuse the old one's peers.
+pub(crate) fn new_token(lab: &str) -> String {
+    format!(
+        "{lab}-{}",
         SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0)
-    );
-    let list = if dcs { &state.dcs } else { &state.nodes };
-    let cluster: Vec<String> = list
-        .iter()
+    )
+}
+
+/// `--initial-cluster`: every member's name and peer URL.
+pub(crate) fn initial_cluster(list: &[NodeState]) -> String {
+    list.iter()
         .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port.unwrap_or(0)))
-        .collect();
-    let cluster = cluster.join(",");
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Spawns every member (a data directory a snapshot restore filled keeps
+/// its own membership; etcd then ignores the initial-cluster flags) and
+/// records each pid in state.json as soon as it exists. `raft` is
+/// (heartbeat, election) in milliseconds.
+pub(crate) fn spawn_members(
+    state: &mut LabState,
+    dcs: bool,
+    etcd: &Path,
+    raft: (u64, u64),
+    token: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), LabError> {
+    let (heartbeat_ms, election_ms) = raft;
+    let list = if dcs { &state.dcs } else { &state.nodes };
+    let cluster = initial_cluster(list);
     for i in 0..list.len() {
         let list = if dcs { &state.dcs } else { &state.nodes };
         let m = &list[i];
@@ -164,7 +207,7 @@ pub(crate) fn start_cluster(
             "--initial-cluster",
             &cluster,
             "--initial-cluster-token",
-            &token,
+            token,
             "--initial-cluster-state",
             "new",
             "--heartbeat-interval",
@@ -180,8 +223,7 @@ pub(crate) fn start_cluster(
         }
         state.save()?;
     }
-    let list = if dcs { &state.dcs } else { &state.nodes };
-    wait_healthy(list, READY_TIMEOUT)
+    Ok(())
 }
 
 /// Every member answers and all name the same leader.
@@ -226,8 +268,8 @@ pub(crate) fn wait_healthy(members: &[NodeState], limit: Duration) -> Result<(),
     }
 }
 
-/// (member id, leader id) of the member listening on `port`.
-pub(crate) fn member_status(port: u16) -> Result<(u64, u64), String> {
+/// The member listening on `port`, as its `/v3/maintenance/status` says.
+fn status_of(port: u16) -> Result<serde_json::Value, String> {
     let (code, v) = firedrill_faults::proxy::request_json(
         ([127, 0, 0, 1], port).into(),
         "POST",
@@ -239,9 +281,27 @@ pub(crate) fn member_status(port: u16) -> Result<(u64, u64), String> {
     if code != 200 {
         return Err(format!("HTTP {code}: {v}"));
     }
-    let num = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<u64>().ok());
+    Ok(v)
+}
+
+/// etcd writes 64-bit numbers as JSON strings.
+fn num(v: &serde_json::Value) -> Option<u64> {
+    v.as_str().and_then(|s| s.parse::<u64>().ok())
+}
+
+/// (member id, leader id) of the member listening on `port`.
+pub(crate) fn member_status(port: u16) -> Result<(u64, u64), String> {
+    let v = status_of(port)?;
     let id = num(&v["header"]["member_id"]).ok_or("no member id")?;
     Ok((id, num(&v["leader"]).unwrap_or(0)))
+}
+
+/// (cluster id, revision) the member listening on `port` serves.
+pub(crate) fn member_revision(port: u16) -> Result<(u64, u64), String> {
+    let v = status_of(port)?;
+    let cluster = num(&v["header"]["cluster_id"]).ok_or("no cluster id")?;
+    let rev = num(&v["header"]["revision"]).ok_or("no revision")?;
+    Ok((cluster, rev))
 }
 
 /// etcd members: leader or follower, as each member says.

@@ -1,6 +1,9 @@
 //! etcd (Raft): a lab of 3 or 5 members, and a target that puts one key
-//! per ledger entry through the v3 JSON gateway.
+//! per ledger entry through the v3 JSON gateway. With `[lab.backup] tool =
+//! "etcd-snapshot"` the lab takes snapshots and restores every member from
+//! the newest (`backup.rs`): the data disaster of losing every member.
 
+mod backup;
 pub mod config;
 pub mod assess;
 pub mod lab;
@@ -8,17 +11,28 @@ pub mod probe;
 pub mod target;
 
 use crate::Store;
-use config::{check_etcd, EtcdLab};
+use config::{check_backup, check_etcd, EtcdLab, SNAPSHOT_TOOL};
 use firedrill_lab::{LabDriver, LabError, LabState, NodeStatus};
 use firedrill_spec::{
-    lab_view, Diagnostic, FaultAction, FaultStep, LabSpec, LoadedSpec, NodeUniverse, StoreSpec,
-    TargetSpec, WorkloadSpec,
+    lab_view, Diagnostic, FaultAction, FaultStep, LabSpec, LoadedSpec, NodeUniverse, RestoreSpec,
+    StoreSpec, TargetSpec, WorkloadSpec,
 };
 use firedrill_targets::{Target, TargetError, TargetNode, TargetOpener};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub struct EtcdStore;
+
+/// Process faults, and the data disaster of losing members: a snapshot
+/// (`backup`) and `wipe`.
+const ETCD_FAULTS: &[FaultAction] = &[
+    FaultAction::Kill,
+    FaultAction::Stop,
+    FaultAction::Pause,
+    FaultAction::Resume,
+    FaultAction::Backup,
+    FaultAction::Wipe,
+];
 
 impl StoreSpec for EtcdStore {
     fn kind(&self) -> &'static str {
@@ -29,15 +43,45 @@ impl StoreSpec for EtcdStore {
     }
     fn check_lab(&self, spec: &LoadedSpec, _lab: &LabSpec, out: &mut Vec<Diagnostic>) {
         match lab_view::<EtcdLab>(spec) {
-            Ok(o) => check_etcd(spec, &o.settings(), out),
+            Ok(o) => {
+                check_etcd(spec, &o.settings(), out);
+                if let Some(b) = &o.backup {
+                    check_backup(spec, b, out);
+                }
+            }
             Err(d) => out.push(d),
         }
     }
     fn lab_universe(&self, lab: &LabSpec) -> NodeUniverse {
-        crate::plain_universe(self.kind(), EtcdLab::of(lab).node_names())
+        let o = EtcdLab::of(lab);
+        let mut u = crate::plain_universe(self.kind(), o.node_names());
+        u.backup = o.backup.map(|b| b.tool.into_inner());
+        u
     }
     fn faults(&self) -> &'static [FaultAction] {
-        crate::PROCESS_FAULTS
+        ETCD_FAULTS
+    }
+    fn backup_tools(&self) -> &'static [&'static str] {
+        &[SNAPSHOT_TOOL]
+    }
+    /// A snapshot restore brings back the newest snapshot, whole: there is
+    /// no log after it to stop in, nor an archive to flush.
+    fn check_restore(&self, spec: &LoadedSpec, r: &RestoreSpec, out: &mut Vec<Diagnostic>) {
+        if r.target.get_ref() != "latest" {
+            out.push(spec.at(
+                r.target.span(),
+                format!(
+                    "an etcd snapshot restore brings back the newest snapshot: give target = \"latest\", not {:?}",
+                    r.target.get_ref()
+                ),
+            ));
+        }
+        if let Some(f) = &r.flush_archive {
+            out.push(spec.at(
+                f.span(),
+                "an etcd snapshot has no archive to flush: remove flush_archive",
+            ));
+        }
     }
     fn fault_hint(&self, action: FaultAction) -> Option<&'static str> {
         match action {
@@ -71,9 +115,19 @@ impl LabDriver for EtcdStore {
     }
     async fn status(&self, state: &LabState) -> Vec<NodeStatus> {
         let st = state.clone();
-        tokio::task::spawn_blocking(move || lab::status(&st))
-            .await
-            .unwrap_or_default()
+        tokio::task::spawn_blocking(move || {
+            let mut rows = lab::status(&st);
+            // On the first member's row: the newest snapshot and its age.
+            if let (Some(note), Some(r)) = (backup::status_note(&st), rows.first_mut()) {
+                r.replication = Some(match r.replication.take() {
+                    Some(rep) => format!("{rep}; {note}"),
+                    None => note,
+                });
+            }
+            rows
+        })
+        .await
+        .unwrap_or_default()
     }
     fn settings(&self, spec: &LabSpec) -> String {
         let e = EtcdLab::of(spec).settings();
@@ -124,5 +178,12 @@ impl Store for EtcdStore {
     }
     fn endpoint_target(&self, _t: &TargetSpec, _w: &WorkloadSpec) -> Arc<dyn TargetOpener> {
         Arc::new(EtcdOpener)
+    }
+    fn restorer(&self, state: &LabState) -> Option<Arc<dyn firedrill_targets::Restorer>> {
+        backup::enabled(state).then(|| {
+            Arc::new(backup::EtcdBackups {
+                dir: state.dir.clone(),
+            }) as Arc<dyn firedrill_targets::Restorer>
+        })
     }
 }

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use firedrill_ledger::Outcome;
 use firedrill_targets::http::{request_once, HttpConn, HttpError};
-use firedrill_targets::{FailoverSignal, TargetError};
+use firedrill_targets::{FailoverSignal, Position, TargetError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -122,20 +122,21 @@ pub async fn member_status(authority: &str, limit: Duration) -> Result<MemberSta
     }
 }
 
-/// A put of an already base64-encoded value; `Ok(revision)` on success.
+/// A put of an already base64-encoded value; on success, where the
+/// cluster put it: its response header's (cluster id, revision).
 async fn put(
     conn: &mut HttpConn,
     key: &str,
     value_b64: &str,
     deadline: Instant,
-) -> Result<u64, (Outcome, String)> {
+) -> Result<Position, (Outcome, String)> {
     let body = json!({ "key": b64(key.as_bytes()), "value": value_b64 });
     match conn
         .request("POST", "/v3/kv/put", Some(&body), deadline)
         .await
     {
-        Ok((200, v)) => match u64_of(&v["header"]["revision"]) {
-            Some(rev) => Ok(rev),
+        Ok((200, v)) => match ack_position(&v) {
+            Some(p) => Ok(p),
             None => Err((Outcome::Unknown, format!("200 without a revision: {v}"))),
         },
         Ok((s, v)) => {
@@ -150,6 +151,16 @@ async fn put(
         Err(HttpError::NotSent(m)) => Err((Outcome::Fail, m)),
         Err(HttpError::Lost(m)) => Err((Outcome::Unknown, m)),
     }
+}
+
+/// A put's place in the store's order: a restored cluster reuses the
+/// revisions after its snapshot, so the cluster id tells the histories
+/// apart.
+fn ack_position(v: &Value) -> Option<Position> {
+    Some(Position {
+        epoch: u64_of(&v["header"]["cluster_id"])?,
+        index: u64_of(&v["header"]["revision"])?,
+    })
 }
 
 /// Every key in `[key, range_end)`, paged. `serializable` reads the
@@ -203,7 +214,7 @@ async fn put_once(
     key: &str,
     value: &[u8],
     limit: Duration,
-) -> Result<u64, String> {
+) -> Result<Position, String> {
     let deadline = Instant::now() + limit;
     let mut c = HttpConn::connect(authority, limit).await?;
     put(&mut c, key, &b64(value), deadline)
@@ -227,6 +238,8 @@ pub struct WorkloadClient {
     conn: Option<HttpConn>,
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// Where the last acknowledged put went.
+    acked: Option<Position>,
 }
 
 impl WorkloadClient {
@@ -241,7 +254,13 @@ impl WorkloadClient {
             conn: None,
             backoff: BACKOFF_MIN,
             retry_at: None,
+            acked: None,
         }
+    }
+
+    /// The (cluster id, revision) of the put `write` last acknowledged.
+    pub fn acked_position(&self) -> Option<Position> {
+        self.acked
     }
 
     /// Waits out the backoff before an operation is invoked, so a client
@@ -267,6 +286,7 @@ impl WorkloadClient {
     /// - `Unknown`: sent, but no answer (timeout, reset), or an error that
     ///   may follow a proposal (timeout, leader changed).
     pub async fn write(&mut self, seq: u64, deadline: Instant) -> Outcome {
+        self.acked = None;
         if self.conn.as_ref().is_some_and(|c| c.is_closed()) {
             self.conn = None;
         }
@@ -288,9 +308,10 @@ impl WorkloadClient {
         };
         let key = self.keys.entry(seq);
         match put(conn, &key, &self.payload_b64, deadline).await {
-            Ok(_) => {
+            Ok(p) => {
                 self.backoff = BACKOFF_MIN;
                 self.retry_at = None;
+                self.acked = Some(p);
                 Outcome::Ok
             }
             Err((outcome, _)) => {
@@ -456,6 +477,23 @@ mod tests {
 
     fn parse(body: &str) -> Option<MemberStatus> {
         MemberStatus::parse(&serde_json::from_str(body).ok()?)
+    }
+
+    #[test]
+    fn a_put_is_placed_by_cluster_and_revision() {
+        // The gateway's answer to a put (etcd 3.4.23): 64-bit ids as strings.
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"header":{"cluster_id":"1676682598614605300","member_id":"1312414010156986581","revision":"7","raft_term":"2"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            super::ack_position(&v),
+            Some(super::Position {
+                epoch: 1676682598614605300,
+                index: 7
+            })
+        );
+        assert_eq!(super::ack_position(&serde_json::json!({"header": {}})), None);
     }
 
     #[test]

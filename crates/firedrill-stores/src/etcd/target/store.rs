@@ -258,6 +258,9 @@ impl firedrill_targets::WorkloadClient for WorkloadClient {
     ) -> firedrill_ledger::Outcome {
         WorkloadClient::write(self, seq, deadline).await
     }
+    fn acked_position(&self) -> Option<firedrill_targets::Position> {
+        WorkloadClient::acked_position(self)
+    }
 }
 
 #[async_trait]
