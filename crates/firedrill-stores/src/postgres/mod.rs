@@ -98,6 +98,9 @@ impl StoreSpec for PostgresStore {
     fn faults(&self) -> &'static [FaultAction] {
         PG_FAULTS
     }
+    fn backup_tools(&self) -> &'static [&'static str] {
+        &["pgbackrest"]
+    }
     fn check_step(
         &self,
         spec: &LoadedSpec,
