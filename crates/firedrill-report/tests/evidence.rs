@@ -72,6 +72,57 @@ fn v1_fixture_renders_to_html() {
     assert!(html.contains("data-figure=\"rpo\"") && html.contains("data-figure=\"rto\""));
 }
 
+/// A restore's phases are markers on the timeline (discovery, fetch,
+/// replay, promote, counted from the disaster step), and its rolled-back
+/// writes a shaded window; a run without a restore has neither.
+#[test]
+fn restore_phases_and_rolled_back_writes_on_the_timeline() {
+    let plain = render_html(&fixture());
+    let kinds = marker_kinds(&plain);
+    for k in ["discovered", "fetch_done", "replay_done", "promoted"] {
+        assert!(!kinds.iter().any(|x| x == k), "{k} without a restore");
+    }
+    assert!(!plain.contains("data-window=\"rolled_back\""));
+
+    let mut run = fixture();
+    let t = &mut run.trials[0];
+    let t0 = t
+        .faults
+        .iter()
+        .find(|f| f.disaster)
+        .expect("disaster")
+        .injected_s;
+    t.restore = Some(firedrill_ledger::RestoreFigures {
+        target: "before xid 925".into(),
+        reached: true,
+        rolled_back: 37_677,
+        rolled_back_span_s: Some([0.0, 6.0]),
+        discovered_s: Some(5.0),
+        fetch_s: Some(5.77),
+        replay_s: Some(6.08),
+        promote_s: Some(6.15),
+        ..Default::default()
+    });
+    let html = render_html(&run);
+    let at = |kind: &str| -> f64 {
+        let s = html
+            .split(&format!("data-marker=\"{kind}\" data-t=\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {kind} marker"));
+        s.split('"')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("data-t")
+    };
+    assert!((at("discovered") - (t0 + 5.0)).abs() < 1e-3);
+    assert!((at("fetch_done") - (t0 + 5.77)).abs() < 1e-3);
+    assert!((at("replay_done") - (t0 + 6.08)).abs() < 1e-3);
+    assert!((at("promoted") - (t0 + 6.15)).abs() < 1e-3);
+    assert!(html.contains("data-window=\"rolled_back\""));
+    assert!(html.contains("rolled back: 37677 acknowledged writes"));
+    assert_self_contained(&html);
+}
+
 #[test]
 fn v1_fixture_renders_to_junit_and_summary() {
     let run = fixture();

@@ -88,7 +88,59 @@ pub(super) fn markers(t: &TrialRecord) -> Vec<Marker> {
             });
         }
     }
+    m.extend(restore_markers(t));
     m
+}
+
+/// A data disaster's restore: discovery, then the restore's fetch, replay
+/// and promote, each on the trial's clock (the figures count from
+/// t_fault, the disaster step's start).
+fn restore_markers(t: &TrialRecord) -> Vec<Marker> {
+    let (Some(r), Some(t0)) = (&t.restore, t_fault(t)) else {
+        return Vec::new();
+    };
+    [
+        (
+            "discovered",
+            r.discovered_s,
+            "discovered (detect_after)".to_string(),
+            "#8d6e63",
+        ),
+        (
+            "fetch_done",
+            r.fetch_s,
+            "restore: base backup fetched".to_string(),
+            "#5e35b1",
+        ),
+        (
+            "replay_done",
+            r.replay_s,
+            format!("restore: log replayed to {}", r.target),
+            "#3949ab",
+        ),
+        (
+            "promoted",
+            r.promote_s,
+            "restore: promoted".to_string(),
+            "#00838f",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(kind, at, label, colour)| {
+        Some(Marker {
+            kind,
+            t: t0 + at?,
+            label,
+            colour,
+            step: None,
+        })
+    })
+    .collect()
+}
+
+/// The disaster step's start, on the trial's clock.
+pub(super) fn t_fault(t: &TrialRecord) -> Option<f64> {
+    t.faults.iter().find(|f| f.disaster).map(|f| f.injected_s)
 }
 
 /// Draws every marker as a line from the label rows down to the time axis

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use super::esc;
 use crate::record::TrialRecord;
 use crate::render::{secs, signed};
 use crate::series::TrialSeries;
@@ -21,7 +22,8 @@ const LEGEND: &str =
      <span><i class=\"sw\" style=\"background:#1e88e5\"></i>latency p50</span>\
      <span><i class=\"sw\" style=\"background:#b71c1c\"></i>latency p99</span>\
      <span><i class=\"sw\" style=\"background:#d32f2f\"></i>lost acknowledged writes</span>\
-     <span><i class=\"sw\" style=\"background:#ffcdd2\"></i>RPO window</span></div>\n";
+     <span><i class=\"sw\" style=\"background:#ffcdd2\"></i>RPO window</span>\
+     <span><i class=\"sw\" style=\"background:#ffe0b2\"></i>rolled back by a restore</span></div>\n";
 
 /// The trial's timeline: ops per bucket, latency, lost writes, markers.
 pub(super) fn timeline(h: &mut String, t: &TrialRecord) {
@@ -48,6 +50,7 @@ pub(super) fn timeline(h: &mut String, t: &TrialRecord) {
     plot.ops_panel(h);
     plot.latency_panel(h);
     plot.rpo_window(h);
+    plot.rolled_back_window(h);
     plot.lost_panel(h);
     plot.time_axis(h);
     markers::draw(h, &markers, &plot.x, plot.lay.axis_y);
@@ -326,6 +329,31 @@ impl Plot<'_> {
                 );
             }
         }
+    }
+
+    /// A restore's rolled-back writes: acknowledged after the fault and
+    /// thrown away by restoring to before it, shaded over their span in
+    /// the lost panel (the documented trade, not an RPO violation).
+    fn rolled_back_window(&self, h: &mut String) {
+        let t = self.t;
+        let (Some(r), Some(t0)) = (&t.restore, markers::t_fault(t)) else {
+            return;
+        };
+        let Some([a, b]) = r.rolled_back_span_s.filter(|_| r.rolled_back > 0) else {
+            return;
+        };
+        let (lost_top, lost_h) = (self.lay.lost_top, self.lay.lost_h);
+        let (x0, x1) = (self.x.at(t0 + a), self.x.at(t0 + b));
+        let _ = writeln!(
+            h,
+            "<rect class=\"window rolled-back\" data-window=\"rolled_back\" x=\"{x0:.1}\" y=\"{lost_top:.1}\" \
+             width=\"{:.1}\" height=\"{lost_h:.1}\" fill=\"#ffe0b2\"><title>rolled back: {} acknowledged writes, {} .. {} (restored to {})</title></rect>",
+            (x1 - x0).max(1.0),
+            r.rolled_back,
+            signed(t0 + a),
+            signed(t0 + b),
+            esc(&r.target)
+        );
     }
 
     /// Panel 3: lost acknowledged writes by acknowledgement time. Without a
