@@ -79,8 +79,8 @@ EXPERIMENTS = [
         "store": "postgres",
         "backups": True,
         "runs": [
-            ("archive_timeout 60 s", "pg-pitr-archive-lag.toml", None),
-            ("archive_timeout 10 s", "pg-pitr-archive-lag.toml", {"archive_timeout": '"10s"'}),
+            ("archive_timeout 20 s", "pg-pitr-archive-lag.toml", None),
+            ("archive_timeout 5 s", "pg-pitr-archive-lag.toml", {"archive_timeout": '"5s"'}),
         ],
     },
     {
