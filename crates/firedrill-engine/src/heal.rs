@@ -41,7 +41,7 @@ pub(crate) fn owe(
 
 /// Starts `firedrill __heal DIR ID` in its own process group, so it
 /// survives firedrill being killed, even with its whole group.
-fn spawn_watchdog(dir: &Path, id: &str) {
+pub(crate) fn spawn_watchdog(dir: &Path, id: &str) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };

@@ -92,6 +92,8 @@ pub struct RestorePlan {
     /// The target as the spec said it, for the report.
     pub target_text: String,
     pub flush_archive: bool,
+    /// In place, or into a scratch node.
+    pub into: firedrill_spec::RestoreInto,
 }
 
 /// The lab's restorer (a lab stops and starts servers; a target cannot).
@@ -218,6 +220,11 @@ impl Plan {
                     .unwrap_or(firedrill_spec::RestoreTarget::Latest),
                 target_text: rs.target.get_ref().clone(),
                 flush_archive: rs.flush_archive.as_ref().is_none_or(|f| *f.get_ref()),
+                into: rs
+                    .into
+                    .as_ref()
+                    .and_then(|i| firedrill_spec::RestoreInto::parse(i.get_ref()).ok())
+                    .unwrap_or_default(),
             })
         } else {
             RecoveryPlan::None

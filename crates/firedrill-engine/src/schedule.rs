@@ -4,7 +4,7 @@
 //! registry in firedrill-faults picks the module.
 
 use crate::heal::{heal_matching, owe};
-use crate::plan::{NodeRef, Plan, RestorerHandle, StepPlan};
+use crate::plan::{NodeRef, Plan, RecoveryPlan, RestorerHandle, StepPlan};
 use crate::trial::{lock, Shared, ROLE_TIMEOUT};
 use crate::{recover, EngineError};
 use async_trait::async_trait;
@@ -29,6 +29,17 @@ pub(crate) async fn run_schedule(
     warmup_end: Instant,
 ) -> Result<Option<JoinHandle<()>>, EngineError> {
     let mut recovery = None;
+    if plan.steps.is_empty() {
+        if let RecoveryPlan::Restore(_) = &plan.recovery {
+            // A restore test: no fault, the restore itself is the event;
+            // the trial waits for it (it runs inside the schedule).
+            tokio::time::sleep_until(warmup_end).await;
+            sh.sampling.store(false, Ordering::SeqCst);
+            sh.phase("restore test");
+            recover::recover(plan, sh, &[]).await;
+        }
+        return Ok(None);
+    }
     for step in &plan.steps {
         tokio::time::sleep_until(warmup_end + step.at).await;
         if step.disaster {

@@ -54,6 +54,12 @@ pub(crate) struct Shared {
     /// The primary the preflight found: an automatic recovery that finds
     /// it still primary after the disaster did not fail over.
     pub(crate) first_primary: Mutex<Option<String>>,
+    /// Scratch nodes a restore started, each with the journal id of its
+    /// teardown: torn down after the audit, on every exit path.
+    pub(crate) scratch: Mutex<Vec<(String, String)>>,
+    /// Set when the trial tears its scratch nodes down: a restore still
+    /// waiting for the lab starts none after that.
+    pub(crate) scratch_closed: AtomicBool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -144,6 +150,9 @@ pub async fn run_guarded(
     if result.is_err() {
         heal_all(&sh).await;
     }
+    // After the audit (or whatever ended the trial early): a restore's
+    // scratch node does not outlive its trial.
+    crate::restore::discard_scratch(plan, &sh).await;
     sh.abort_tasks();
     result
 }
@@ -204,6 +213,8 @@ fn open_trial(
         tasks: Mutex::new(Vec::new()),
         fault_index: std::sync::atomic::AtomicUsize::new(usize::MAX),
         first_primary: Mutex::new(None),
+        scratch: Mutex::new(Vec::new()),
+        scratch_closed: AtomicBool::new(false),
     }))
 }
 

@@ -36,6 +36,9 @@ pub enum HealAction {
     },
     /// Set a netns lab node's host-side veth back up (`ip link set dev up`).
     LinkUp { node: String, dev: String },
+    /// Stop a server a recovery started outside the store's nodes (a
+    /// restore's scratch node): SIGKILL its recorded process tree.
+    StopServer { node: String, proc: ProcHandle },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ mod partition;
 mod pause;
 mod process;
 pub mod proxy;
+mod scratch;
 mod stop;
 mod toxics;
 mod wipe;
@@ -110,20 +111,29 @@ pub fn fault_for(action: FaultAction) -> &'static dyn Fault {
     }
 }
 
-/// The module that heals a journaled entry.
-fn healer_for(action: &HealAction) -> &'static dyn Fault {
-    match action {
+/// The module that heals a journaled entry; None for what no fault owes
+/// (a scratch server).
+fn healer_for(action: &HealAction) -> Option<&'static dyn Fault> {
+    Some(match action {
         HealAction::Continue { .. } => &pause::Pause,
         HealAction::RestoreReplication { .. } => &cut_replication::CutReplication,
         HealAction::RemoveToxics { .. } => &toxics::Toxics,
         HealAction::LinkUp { .. } => &netns::VethDown,
-    }
+        HealAction::StopServer { .. } => return None,
+    })
 }
 
 /// Carries out one journaled heal: an owed heal in the engine, or an entry
 /// the watchdog read back. Idempotent.
 pub async fn heal_entry(entry: &HealEntry, with: &HealWith<'_>) -> Result<(), FaultError> {
-    healer_for(&entry.action).heal(&entry.action, with).await
+    heal_entry_action(&entry.action, with).await
+}
+
+async fn heal_entry_action(action: &HealAction, with: &HealWith<'_>) -> Result<(), FaultError> {
+    match healer_for(action) {
+        Some(f) => f.heal(action, with).await,
+        None => scratch::stop(action).await,
+    }
 }
 
 /// Runs blocking fault work (signals and their waits, proxy calls, `ip`) on

@@ -39,6 +39,6 @@ impl Fault for Partition {
 
     /// Each means heals its own journaled entries.
     async fn heal(&self, action: &HealAction, with: &HealWith<'_>) -> Result<(), FaultError> {
-        crate::healer_for(action).heal(action, with).await
+        crate::heal_entry_action(action, with).await
     }
 }

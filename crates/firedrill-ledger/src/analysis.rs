@@ -17,6 +17,9 @@ pub struct Percentiles {
 /// (about three passes), so a 10M-op ledger takes well under a second.
 pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> Analysis {
     let Some(disaster) = disaster_step(&timeline.faults) else {
+        if let Some(m) = &timeline.restore {
+            return restore_test(ops, timeline, audit, slo, m);
+        }
         return analyze_without_fault(ops, timeline, audit, slo);
     };
     // A step can hit several nodes at once (a zone): the disaster began
@@ -100,7 +103,19 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
         .as_ref()
         .filter(|d| !(d.is_wipe() && timeline.restore.is_none()))
     {
-        data_disaster(&mut a, ops, timeline, audit, damage, t_fault);
+        data_disaster(&mut a, ops, timeline, audit, damage, slo);
+    } else if let Some(m) = &timeline.restore {
+        // A lost node recovered by a restore (a cold standby): the usual
+        // failover figures, and the restore's own beside them.
+        let (f, _) = crate::restore::figures(
+            ops,
+            audit,
+            &crate::Damage::default(),
+            Some(m),
+            None,
+            t_fault,
+        );
+        a.restore = Some(f);
     }
     a
 }
@@ -117,13 +132,14 @@ fn data_disaster(
     timeline: &Timeline,
     audit: &AuditSet,
     damage: &crate::Damage,
-    t_fault: Micros,
+    slo: &Slo,
 ) {
+    let t_fault = a.t_fault_us.unwrap_or_default();
     let marks = timeline.restore.as_ref();
     let (mut f, lost) =
         crate::restore::figures(ops, audit, damage, marks, timeline.discovered, t_fault);
     predicted_restore_rpo(a, ops, timeline, damage, t_fault);
-    restore_rto(a, ops, marks, &mut f, t_fault);
+    restore_rto(a, ops, timeline, slo, &mut f);
     // A wipe's loss stays the failover's: every acknowledged write missing,
     // the window to when the wipe was in effect (nothing after it is a
     // trade the restore chose).
@@ -182,23 +198,20 @@ fn predicted_restore_rpo(
 fn restore_rto(
     a: &mut Analysis,
     ops: &[Op],
-    marks: Option<&crate::RestoreMarks>,
+    timeline: &Timeline,
+    slo: &Slo,
     f: &mut crate::RestoreFigures,
-    t_fault: Micros,
 ) {
-    let recovered = if f.reached {
-        a.rto.phases.recovered_s
-    } else {
-        None
-    };
-    a.rto.achieved_s = recovered;
-    a.rto.phases.recovered_s = recovered;
-    a.rto.incident_s = Some(0.0);
-    a.rto.phases.detected_s = f.discovered_s;
+    let t_fault = a.t_fault_us.unwrap_or_default();
     // The first write that the restored server acknowledged: invoked after
-    // the backup was fetched, when the old server was surely gone.
-    if let Some(m) = marks {
-        let down = m.fetched.unwrap_or(m.start);
+    // the backup was fetched, when the old server was surely gone; into a
+    // new node, after the clients were moved to it (the damaged primary
+    // may have served them until that moment).
+    if let Some(m) = timeline.restore.as_ref() {
+        let down = match &m.node {
+            Some(_) => m.moved.or(m.promoted).unwrap_or(m.start),
+            None => m.fetched.unwrap_or(m.start),
+        };
         a.rto.phases.first_write_s = ops
             .iter()
             .filter(|o| o.outcome == Outcome::Ok && o.t_invoke >= down)
@@ -206,10 +219,76 @@ fn restore_rto(
             .min()
             .map(|t| rel(t, t_fault));
     }
+    // The data was wrong from the fault until the restored server took
+    // writes: never before its first write, even when the damaged primary
+    // kept every bucket healthy (a restore into a new node). Counted from
+    // that write, a recovery still needs stable_for of workload after it.
+    // (A bucket's start may precede its first write by up to a bucket.)
+    let end_s = rel(timeline.workload_end, t_fault);
+    let stable_s = slo.stable_for_us as f64 / 1e6;
+    let bucket_s = slo.bucket_us as f64 / 1e6;
+    let recovered = match (
+        f.reached,
+        a.rto.phases.recovered_s,
+        a.rto.phases.first_write_s,
+    ) {
+        (false, _, _) => None,
+        (true, Some(r), Some(w)) if r + bucket_s >= w => Some(r),
+        (true, _, Some(w)) => (w + stable_s <= end_s).then_some(w),
+        // Nothing written to the restored server yet: whatever the buckets
+        // say (the damaged primary may have served them), not recovered.
+        (true, _, None) => None,
+    };
+    a.rto.achieved_s = recovered;
+    a.rto.phases.recovered_s = recovered;
+    a.rto.incident_s = Some(0.0);
+    a.rto.phases.detected_s = f.discovered_s;
     f.rto_from_discovery_s = match (recovered, f.discovered_s) {
         (Some(r), Some(d)) => Some(r - d),
         _ => None,
     };
+}
+
+/// A restore test: no fault, the backups restored into a scratch node
+/// beside the healthy primary. t_fault is the restore's start; `lost` (and
+/// `lost_before`) are the writes acknowledged before it that the restored
+/// node lacks, the RPO their window; the RTO is the restore's duration,
+/// from its start until the restored server accepted writes. The clients
+/// stay on the primary, so the buckets say nothing about it.
+fn restore_test(
+    ops: &[Op],
+    timeline: &Timeline,
+    audit: &AuditSet,
+    slo: &Slo,
+    m: &crate::RestoreMarks,
+) -> Analysis {
+    let mut a = analyze_without_fault(ops, timeline, audit, slo);
+    let t0 = m.start;
+    let (mut f, lost) =
+        crate::restore::figures(ops, audit, &crate::Damage::default(), Some(m), None, t0);
+    f.test = true;
+    a.t_fault_us = Some(t0);
+    a.t_fault_done_us = Some(t0);
+    a.rpo.lost = f.lost_before;
+    a.rpo.zombie_lost = 0;
+    a.rpo.achieved_s = lost.iter().min().map_or(0.0, |&t| rel(t0, t).max(0.0));
+    a.rpo.loss_span_s = match (lost.iter().min(), lost.iter().max()) {
+        (Some(x), Some(y)) => Some([rel(*x, t0), rel(*y, t0)]),
+        _ => None,
+    };
+    // Flushed first, every write acknowledged before the start is archived.
+    a.rpo.predicted_s = m.flushed.map(|_| 0.0);
+    let duration = f.duration_s.filter(|_| f.reached);
+    a.rto = RtoFigures {
+        achieved_s: duration,
+        incident_s: Some(0.0),
+        phases: Phases {
+            recovered_s: duration,
+            ..Phases::default()
+        },
+    };
+    a.restore = Some(f);
+    a
 }
 
 /// A trial whose schedule injected nothing (a baseline run): losses are

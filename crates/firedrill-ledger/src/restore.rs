@@ -132,6 +132,13 @@ pub struct RestoreMarks {
     /// cluster and revision), when the store has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+    /// A restore into a new node: the scratch node's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// When the clients were moved to the new node (they wrote to the old
+    /// primary until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Micros>,
 }
 
 /// The figures of a restore against the ledger.
@@ -169,6 +176,17 @@ pub struct RestoreFigures {
     /// records each acknowledged write's position (etcd's revision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<PointFigures>,
+    /// A restore test (no fault): t_fault is the restore's start, and
+    /// `lost_before` counts what the backups failed to bring back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
+    /// The scratch node restored into (`into = "new_node"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// From the restore's start until the restored server accepted writes
+    /// (promoted): a restore test's RTO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
 }
 
 /// Classifies the ledger against the restored store. `lost_before` and its
@@ -220,6 +238,9 @@ pub(crate) fn figures(
         promote_s: at(marks.and_then(|m| m.promoted)),
         rto_from_discovery_s: None,
         point: None,
+        test: false,
+        node: marks.and_then(|m| m.node.clone()),
+        duration_s: marks.and_then(|m| Some(rel(m.promoted?, m.start))),
     };
     (f, lost_before)
 }

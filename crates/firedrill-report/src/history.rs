@@ -22,7 +22,8 @@ use crate::ReportError;
 pub const HISTORY_FILE: &str = "history.sqlite";
 
 /// Bumped when the tables change; older files are migrated on open.
-const SCHEMA: i64 = 1;
+/// 2 added a trial's restore: `restore_s` and `restore_test`.
+const SCHEMA: i64 = 2;
 
 /// How long a writer waits for another one before giving up.
 const BUSY: Duration = Duration::from_secs(30);
@@ -54,9 +55,17 @@ CREATE TABLE IF NOT EXISTS trials (
     rto_s           REAL,
     rpo_met         INTEGER,
     rto_met         INTEGER,
+    restore_s       REAL,
+    restore_test    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, trial)
 );
 ";
+
+/// Columns added after schema 1, for files made before them.
+const ADDED: [(&str, &str); 2] = [
+    ("restore_s", "REAL"),
+    ("restore_test", "INTEGER NOT NULL DEFAULT 0"),
+];
 
 /// An open history database.
 pub struct History {
@@ -80,6 +89,17 @@ pub struct RunRow {
     pub rto_max_s: Option<f64>,
     /// Trials that never recovered.
     pub not_recovered: u32,
+}
+
+/// A passing restore test, as the history has it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestoreTestRow {
+    pub drill: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub run_dir: String,
+    /// The slowest trial's restore duration.
+    pub restore_s: Option<f64>,
 }
 
 /// Which runs to list.
@@ -179,6 +199,17 @@ impl History {
             });
         }
         tx.execute_batch(TABLES).map_err(err)?;
+        let have: Vec<String> = {
+            let mut st = tx.prepare("PRAGMA table_info(trials)").map_err(err)?;
+            let names = st.query_map([], |r| r.get::<_, String>(1)).map_err(err)?;
+            names.collect::<Result<_, _>>().map_err(err)?
+        };
+        for (col, ty) in ADDED {
+            if !have.iter().any(|h| h == col) {
+                tx.execute_batch(&format!("ALTER TABLE trials ADD COLUMN {col} {ty}"))
+                    .map_err(err)?;
+            }
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA}"))
             .map_err(err)?;
         tx.commit().map_err(err)?;
@@ -238,8 +269,9 @@ impl History {
             let mut ins = tx
                 .prepare(
                     "INSERT INTO trials (run_id, trial, verdict, rpo_s, rpo_predicted_s, lost,
-                                         zombie_lost, rto_s, rpo_met, rto_met)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                         zombie_lost, rto_s, rpo_met, rto_met, restore_s,
+                                         restore_test)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(err)?;
             for t in &run.trials {
@@ -254,6 +286,8 @@ impl History {
                     t.rto.achieved_s,
                     t.check.rpo_met,
                     t.check.rto_met,
+                    t.restore.as_ref().and_then(|r| r.duration_s),
+                    t.restore.as_ref().is_some_and(|r| r.test),
                 ])
                 .map_err(err)?;
             }
@@ -348,6 +382,48 @@ impl History {
             rto_meets: rate(&|p| p.rto_met),
             points,
         })
+    }
+
+    /// The newest passing run of any of `drills` that was a restore test
+    /// (every trial restored beside a healthy primary), with its slowest
+    /// restore: what `firedrill watch` ages a domain's restore tests by.
+    pub fn newest_restore_test(
+        &self,
+        drills: &[String],
+    ) -> Result<Option<RestoreTestRow>, ReportError> {
+        let err = |e| ReportError::history(&self.path, e);
+        let mut best: Option<RestoreTestRow> = None;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.started_at, r.run_dir, MAX(t.restore_s)
+                 FROM runs r JOIN trials t ON t.run_id = r.id
+                 WHERE r.drill = ?1 AND r.verdict = 'pass'
+                 GROUP BY r.id
+                 HAVING MIN(t.restore_test) = 1
+                 ORDER BY r.started_at DESC, r.id DESC
+                 LIMIT 1",
+            )
+            .map_err(err)?;
+        for d in drills {
+            let row = stmt
+                .query_row([d], |r| {
+                    Ok(RestoreTestRow {
+                        drill: d.clone(),
+                        started_at: r.get(0)?,
+                        run_dir: r.get(1)?,
+                        restore_s: r.get(2)?,
+                    })
+                })
+                .optional()
+                .map_err(err)?;
+            if let Some(row) = row {
+                if best.as_ref().is_none_or(|b| row.started_at > b.started_at) {
+                    best = Some(row);
+                }
+            }
+        }
+        Ok(best)
     }
 
     /// Whether a drill name was ever recorded (to tell "no such drill"

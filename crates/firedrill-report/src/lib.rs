@@ -24,8 +24,8 @@ mod series;
 
 pub use artifacts::{write_atomic, write_html, write_junit, RunArtifacts};
 pub use history::{
-    render_runs, render_trend, History, MeetsRate, RunFilter, RunRow, Trend, TrendPoint,
-    HISTORY_FILE,
+    render_runs, render_trend, History, MeetsRate, RestoreTestRow, RunFilter, RunRow, Trend,
+    TrendPoint, HISTORY_FILE,
 };
 pub use html::{render_html, HTML_FILE};
 pub use jsonl::{EventsJsonl, EVENTS_FILE};

@@ -494,10 +494,16 @@ fn line(out: &mut String, first: &str, rest: &str, text: &str) {
 /// is still missing, where it really stopped, and its phases.
 fn restore_block(out: &mut String, t: &TrialRecord) {
     let Some(r) = &t.restore else { return };
+    if r.test {
+        return restore_test_block(out, r);
+    }
     let _ = writeln!(
         out,
-        "  restore  target {}: {}",
+        "  restore  target {}{}: {}",
         r.target,
+        r.node
+            .as_ref()
+            .map_or(String::new(), |n| format!(" into new node {n}")),
         if r.reached { "reached" } else { "NOT reached" }
     );
     let span = r.rolled_back_span_s.map_or(String::new(), |[a, b]| {
@@ -540,6 +546,47 @@ fn restore_block(out: &mut String, t: &TrialRecord) {
         &format!(
             "discovered {}  fetch {}  replay {}  promote {}  RTO from discovery {from_disc}",
             opt_signed(r.discovered_s),
+            opt_signed(r.fetch_s),
+            opt_signed(r.replay_s),
+            opt_signed(r.promote_s)
+        ),
+    );
+    line(out, INDENT, INDENT, &format!("server: {}", r.detail));
+}
+
+/// A restore test: does the backup restore, how long did it take, how
+/// much of what was acknowledged before it began came back. Times are
+/// relative to the restore's start.
+fn restore_test_block(out: &mut String, r: &firedrill_ledger::RestoreFigures) {
+    let _ = writeln!(
+        out,
+        "  restore test  target {}{}: {}",
+        r.target,
+        r.node
+            .as_ref()
+            .map_or(String::new(), |n| format!(" into scratch node {n}")),
+        if r.reached {
+            "restored"
+        } else {
+            "NOT restored"
+        }
+    );
+    line(
+        out,
+        INDENT,
+        INDENT,
+        &format!(
+            "acknowledged before the restore began and missing from the copy {}; written while it ran, not in the copy {}",
+            r.lost_before, r.rolled_back
+        ),
+    );
+    line(
+        out,
+        INDENT,
+        INDENT,
+        &format!(
+            "restore took {}: fetch {}  replay {}  promote {}",
+            r.duration_s.map_or("-".to_string(), secs),
             opt_signed(r.fetch_s),
             opt_signed(r.replay_s),
             opt_signed(r.promote_s)

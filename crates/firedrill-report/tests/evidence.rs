@@ -368,3 +368,76 @@ fn a_newer_history_schema_is_refused() {
     };
     assert!(err.to_string().contains("schema 99"), "{err}");
 }
+
+/// The newest restore test that passed, for `firedrill watch`: a failed
+/// one, a newer run that was no restore test, and another drill do not
+/// count; a v1 file (no restore columns) is migrated in place.
+#[test]
+fn newest_passing_restore_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.sqlite");
+    {
+        // A schema 1 file: the trials table without the restore columns.
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY, run_dir TEXT NOT NULL UNIQUE, drill TEXT NOT NULL,
+               started_at TEXT NOT NULL, verdict TEXT NOT NULL, target TEXT NOT NULL, server_version TEXT,
+               firedrill_version TEXT NOT NULL, rpo_objective_s REAL, rto_objective_s REAL,
+               trials INTEGER NOT NULL, recorded_at TEXT NOT NULL DEFAULT 'x');
+             CREATE TABLE trials (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+               trial INTEGER NOT NULL, verdict TEXT NOT NULL, rpo_s REAL NOT NULL, rpo_predicted_s REAL,
+               lost INTEGER NOT NULL, zombie_lost INTEGER NOT NULL, rto_s REAL, rpo_met INTEGER,
+               rto_met INTEGER, PRIMARY KEY (run_id, trial));
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let mut h = History::open(&db).unwrap();
+    let drills = vec!["orders-restore-test".to_string()];
+    assert_eq!(h.newest_restore_test(&drills).unwrap(), None);
+    let test_run = |day: u32, verdict: Verdict, test: bool, restore_s: f64| {
+        let mut r = fixture();
+        r.drill = "orders-restore-test".into();
+        r.started_at = format!("2026-11-{day:02}T00:00:00Z");
+        r.verdict = verdict;
+        r.trials[0].verdict = verdict;
+        r.trials[0].restore = Some(firedrill_ledger::RestoreFigures {
+            test,
+            duration_s: Some(restore_s),
+            reached: verdict == Verdict::Pass,
+            ..Default::default()
+        });
+        r
+    };
+    h.record(
+        &test_run(10, Verdict::Pass, true, 4.0),
+        &dir.path().join("a"),
+    )
+    .unwrap();
+    h.record(
+        &test_run(12, Verdict::Fail, true, 9.0),
+        &dir.path().join("b"),
+    )
+    .unwrap();
+    h.record(
+        &test_run(13, Verdict::Pass, false, 7.0),
+        &dir.path().join("c"),
+    )
+    .unwrap();
+    let mut other = test_run(14, Verdict::Pass, true, 1.0);
+    other.drill = "other".into();
+    h.record(&other, &dir.path().join("d")).unwrap();
+    let n = h.newest_restore_test(&drills).unwrap().expect("one passed");
+    assert_eq!(n.started_at, "2026-11-10T00:00:00Z");
+    assert_eq!(n.restore_s, Some(4.0));
+    h.record(
+        &test_run(15, Verdict::Pass, true, 5.5),
+        &dir.path().join("e"),
+    )
+    .unwrap();
+    let n = h.newest_restore_test(&drills).unwrap().expect("newer");
+    assert_eq!(
+        (n.started_at.as_str(), n.restore_s),
+        ("2026-11-15T00:00:00Z", Some(5.5))
+    );
+}

@@ -185,6 +185,9 @@ fn a_record_with_restore_figures_validates() {
             kept_past: 0,
             lost_at_or_before: 0,
         }),
+        test: true,
+        node: Some("r1".into()),
+        duration_s: Some(1.3),
     });
     let v = serde_json::to_value(&run).unwrap();
     let errs = errors(&v);

@@ -121,14 +121,48 @@ pub(crate) fn check_restore(
         }
         Ok(_) => {}
     }
-    if let Some(i) = &r.into {
-        match i.get_ref().as_str() {
-            "in_place" => {}
-            "new_node" => out.push(spec.at(
-                i.span(),
-                "into = \"new_node\" is not built yet: use \"in_place\"",
+    check_into(spec, d, r, out);
+}
+
+/// Where a restore goes: `in_place` or `new_node`. A restore test (no
+/// fault) must not overwrite the healthy primary it tests the backups of.
+fn check_into(spec: &LoadedSpec, d: &DrillSpec, r: &RestoreSpec, out: &mut Vec<Diagnostic>) {
+    let into = match &r.into {
+        Some(i) => match RestoreInto::parse(i.get_ref()) {
+            Ok(v) => Some((v, i.span())),
+            Err(m) => {
+                out.push(spec.at(i.span(), m));
+                return;
+            }
+        },
+        None => None,
+    };
+    if d.faults.is_empty() && !matches!(into, Some((RestoreInto::NewNode, _))) {
+        out.push(spec.at(
+            into.map_or(r.from.span(), |(_, s)| s),
+            "a restore test (no fault) restores into a scratch node beside the primary it tests: give into = \"new_node\"",
+        ));
+    }
+}
+
+/// Where a restore puts the restored server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestoreInto {
+    /// Over the primary's own data directory.
+    #[default]
+    InPlace,
+    /// Into a scratch node of its own (data directory, port, process).
+    NewNode,
+}
+
+impl RestoreInto {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "in_place" => Ok(RestoreInto::InPlace),
+            "new_node" => Ok(RestoreInto::NewNode),
+            other => Err(format!(
+                "into = {other:?}: give \"in_place\" or \"new_node\""
             )),
-            other => out.push(spec.at(i.span(), format!("into = {other:?}: give \"in_place\""))),
         }
     }
 }
@@ -179,5 +213,14 @@ mod tests {
         ));
         let e = RestoreTarget::parse("yesterday").unwrap_err();
         assert!(e.contains("\"yesterday\""), "{e}");
+    }
+
+    #[test]
+    fn into_parses() {
+        assert_eq!(RestoreInto::parse("new_node"), Ok(RestoreInto::NewNode));
+        assert_eq!(RestoreInto::parse("in_place"), Ok(RestoreInto::InPlace));
+        assert!(RestoreInto::parse("elsewhere")
+            .unwrap_err()
+            .contains("\"elsewhere\""));
     }
 }

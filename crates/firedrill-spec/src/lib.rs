@@ -8,7 +8,7 @@ mod store;
 mod types;
 mod validate;
 
-pub use corruption::RestoreTarget;
+pub use corruption::{RestoreInto, RestoreTarget};
 pub use duration::Dur;
 pub use store::{field_names, lab_view, target_view, StoreSpec, Stores};
 pub use types::*;

@@ -396,7 +396,10 @@ pub struct RestoreSpec {
     /// end of the archive), or an RFC 3339 time.
     pub target: Spanned<String>,
     /// `in_place`: the primary's data directory is restored and the
-    /// clients find it where it was.
+    /// clients find it where it was. `new_node`: into a scratch node of
+    /// its own (data directory, port), promoted, the clients moved to it;
+    /// it is torn down at the end of the trial. A restore test (no fault)
+    /// takes `new_node` only.
     pub into: Option<Spanned<String>>,
     /// Force the current WAL segment into the archive first and wait for
     /// it (default true); false shows the archive lag as data loss.

@@ -200,6 +200,19 @@ pub trait Target: Send + Sync {
         })
     }
 
+    /// Takes in a node a recovery started outside the trial's nodes (a
+    /// restore into a new node): from now on it is one of the store's
+    /// nodes (roles, audit). With `move_clients`, the workload's clients
+    /// leave the nodes they had and use it alone, as an application is
+    /// repointed at a restored server; without, they stay where they are
+    /// (a restore test's copy beside a healthy primary).
+    async fn adopt(&self, _node: &TargetNode, _move_clients: bool) -> Result<(), TargetError> {
+        Err(TargetError::Unsupported {
+            kind: self.kind(),
+            what: "take in a restored node",
+        })
+    }
+
     /// Why the store cannot recover on its own, when it can tell (a lost
     /// quorum): asked at the audit of a trial that never recovered, so the
     /// verdict says why instead of only that it did not.
@@ -284,6 +297,41 @@ pub struct RestoreRequest {
     pub point: RestorePoint,
     /// Force the current WAL segment into the archive first, and wait.
     pub flush_archive: bool,
+    /// Over the node's own data directory, or into a scratch node.
+    pub into: RestoreInto,
+    /// Told of a scratch node's server the moment its pid exists.
+    pub scratch: Option<ScratchHook>,
+}
+
+/// Where a restore puts the restored server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestoreInto {
+    /// Over the node's own data directory: the clients find it where it was.
+    #[default]
+    InPlace,
+    /// Into a new node with its own data directory and port.
+    NewNode,
+}
+
+/// Whoever runs the drill owes a scratch node's teardown on every exit
+/// path, and the watchdog's if firedrill dies: a restore tells it of the
+/// server before it waits on it.
+pub trait ScratchGuard: Send + Sync {
+    fn started(&self, node: &str, proc: firedrill_proc::ProcHandle);
+    /// The trial is over (or ending): start no scratch server any more.
+    fn closed(&self) -> bool {
+        false
+    }
+}
+
+/// A [`ScratchGuard`] a request can carry (cloned with it, shown by name).
+#[derive(Clone)]
+pub struct ScratchHook(pub std::sync::Arc<dyn ScratchGuard>);
+
+impl std::fmt::Debug for ScratchHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScratchHook")
+    }
 }
 
 /// What a restore did, its phases as instants (the engine puts them on the
@@ -306,6 +354,8 @@ pub struct RestoreReport {
     /// The node that accepts writes after the restore, when the store
     /// elects it rather than taking the one restored (an etcd leader).
     pub primary: Option<String>,
+    /// A restore into a new node: how the drill reaches it.
+    pub new_node: Option<TargetNode>,
 }
 
 /// A backup a drill's `backup` step took.
@@ -333,5 +383,11 @@ pub trait Restorer: Send + Sync {
             kind: "this lab's",
             what: "take a backup during a drill",
         })
+    }
+    /// Tears down every scratch node the lab's restores made (server, data
+    /// directory, record), after waiting for a restore still running;
+    /// returns their names. Idempotent.
+    async fn discard_all(&self) -> Result<Vec<String>, TargetError> {
+        Ok(Vec::new())
     }
 }

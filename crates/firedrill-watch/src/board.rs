@@ -58,6 +58,8 @@ pub type Extras = BTreeMap<(String, Vec<(String, String)>), f64>;
 pub struct DomainState {
     pub sources: BTreeMap<Source, SourceState>,
     pub extras: Extras,
+    /// The newest passing restore test, from the run history.
+    pub restore_test: crate::restore_test::RestoreTestState,
 }
 
 /// Shared between the probe tasks and the exporter.

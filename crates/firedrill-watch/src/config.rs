@@ -71,6 +71,9 @@ pub struct DomainSpec {
     pub failover: Option<FailoverSpec>,
     pub backups: Option<BackupsSpec>,
     pub placement: Option<PlacementSpec>,
+    /// The drills that are this domain's restore tests, read from the
+    /// run history (`firedrill_restore_test_age_seconds`).
+    pub restore_test: Option<crate::restore_test::RestoreTestSpec>,
 }
 
 pub use crate::store_spec::{NodeSpec, StoreSpec};
@@ -301,6 +304,7 @@ fn validate(kinds: &[&dyn WatchKind], l: &Loaded) -> Result<Plan, Vec<Diagnostic
             period,
         },
         domains,
+        restore_history: None,
     })
 }
 
@@ -392,6 +396,10 @@ fn validate_domain(
             objectives.push(checked);
         }
     }
+    let restore_test = d
+        .restore_test
+        .as_ref()
+        .map(|r| crate::restore_test::validate(l, &name, r, out));
     if out.len() > before {
         return None;
     }
@@ -401,6 +409,7 @@ fn validate_domain(
         store: store?,
         credentials: creds?,
         objectives,
+        restore_test,
     })
 }
 

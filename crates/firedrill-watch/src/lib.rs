@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod plan;
 pub mod probe;
 pub mod rate;
+pub mod restore_test;
 pub mod rules;
 pub mod status;
 mod store_spec;
@@ -70,6 +71,13 @@ pub async fn serve(
         })?;
     let n = plan.domains.len().max(1) as u32;
     let mut tasks = Vec::new();
+    if plan.domains.iter().any(|d| d.restore_test.is_some()) {
+        tasks.push(tokio::spawn(restore_test::refresh(
+            plan.clone(),
+            board.clone(),
+            plan.settings.interval.max(restore_test::REFRESH),
+        )));
+    }
     for (i, dom) in plan.domains.iter().enumerate() {
         let offset = plan.settings.interval / n * i as u32;
         tasks.push(tokio::spawn(probe::run_domain(

@@ -47,6 +47,57 @@ fn lbl(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// Per domain with `[domain.restore_test]`: the age of the newest passing
+/// restore test (`+Inf` when none passed, or the history was never read),
+/// its restore's duration, and the age the stale-test alert allows.
+fn restore_tests(plan: &Plan, board: &Board, reg: &mut Registry) {
+    let age = Family::<Labels, GaugeF>::default();
+    let duration = Family::<Labels, GaugeF>::default();
+    let max_age = Family::<Labels, GaugeF>::default();
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let mut any = false;
+    for (d, dom) in plan.domains.iter().enumerate() {
+        let Some(rt) = &dom.restore_test else {
+            continue;
+        };
+        any = true;
+        let l = lbl(&[
+            ("domain", dom.name.as_str()),
+            ("store", dom.store_name.as_str()),
+        ]);
+        let st = board.domains.get(d).map(|x| &x.restore_test);
+        let a = st.map_or(f64::INFINITY, |s| crate::restore_test::age(s, now_unix));
+        age.get_or_create(&l).set(a);
+        if let Some(v) = st
+            .and_then(|s| s.newest.as_ref())
+            .and_then(|n| n.duration_s)
+        {
+            duration.get_or_create(&l).set(v);
+        }
+        max_age.get_or_create(&l).set(rt.max_age.as_secs_f64());
+    }
+    if !any {
+        return;
+    }
+    reg.register(
+        "firedrill_restore_test_age_seconds",
+        "Seconds since the newest passing restore test of the domain started (from the run history); +Inf when none passed",
+        age,
+    );
+    reg.register(
+        "firedrill_restore_test_duration_seconds",
+        "Restore duration of the newest passing restore test: from its start until the restored server accepted writes",
+        duration,
+    );
+    reg.register(
+        "firedrill_restore_test_max_age_seconds",
+        "How old the newest passing restore test may get before FiredrillRestoreTestStale fires",
+        max_age,
+    );
+}
+
 /// The Prometheus text exposition of the board at `now`.
 pub fn render(plan: &Plan, board: &Board, now: Instant) -> String {
     let mut reg = Registry::default();
@@ -143,6 +194,7 @@ pub fn render(plan: &Plan, board: &Board, now: Instant) -> String {
     for (name, fam) in extras {
         reg.register(name, extra_help(name), fam);
     }
+    restore_tests(plan, board, &mut reg);
 
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {

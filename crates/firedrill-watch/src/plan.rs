@@ -14,6 +14,9 @@ pub struct Plan {
     pub path: PathBuf,
     pub settings: Settings,
     pub domains: Vec<WatchedDomain>,
+    /// The run history, for restore tests; set by whoever has it (the
+    /// binary), None: their age is unknown (`+Inf`).
+    pub restore_history: Option<crate::restore_test::HistoryHandle>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +41,8 @@ pub struct WatchedDomain {
     pub store: Arc<dyn WatchStore>,
     pub credentials: Credentials,
     pub objectives: Vec<Objective>,
+    /// `[domain.restore_test]`: the drills that prove its backups restore.
+    pub restore_test: Option<crate::restore_test::RestoreTestPlan>,
 }
 
 impl WatchedDomain {

@@ -146,6 +146,23 @@ fn render_domain(out: &mut String, plan: &Plan, dom: &WatchedDomain) {
         ),
     );
 
+    if let Some(rt) = &dom.restore_test {
+        let age = format!("firedrill_restore_test_age_seconds{{domain=\"{d}\"}}");
+        alert(
+            out,
+            "FiredrillRestoreTestStale",
+            &format!("{age} > {}", num(rt.max_age.as_secs_f64())),
+            &for_,
+            &[("domain", d), ("store", &dom.store_name), ("severity", "ticket")],
+            &format!("{d} has no recent passing restore test"),
+            &format!(
+                "The newest restore test of data domain {d} that passed ({}) started {{{{ $value | humanizeDuration }}}} ago; at most {} is allowed. A backup is proven only by restoring it: run the restore test drill (`firedrill drill`), and read its failures.",
+                rt.drills.join(", "),
+                human(rt.max_age)
+            ),
+        );
+    }
+
     for o in &dom.objectives {
         let Some(rpo) = o.rpo else { continue };
         let dis = &o.disruption.0;

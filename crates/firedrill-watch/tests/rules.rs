@@ -29,6 +29,8 @@ sources = ["heartbeat", "replication_lag"]
 [domain.objectives.corruption]
 rpo = "15m"
 sources = ["archive"]
+[domain.restore_test]
+max_age = "8d"
 
 [[domain]]
 name = "sessions"

@@ -1,19 +1,51 @@
 //! `watch`, `rules` and `status`: live RPO exposure from an objectives file.
 
 use crate::Failure;
+use firedrill_watch::restore_test::{HistoryHandle, RestoreHistory, RestoreTestSeen};
 use firedrill_watch::WatchError;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Validates the objectives file against the kinds of store this build
 /// has; the plan then holds each domain's store, so serving, the rules and
 /// the status table need nothing more.
 fn load(file: &Path) -> Result<firedrill_watch::Plan, Failure> {
-    firedrill_watch::load(firedrill_stores::watch_kinds(), file).map_err(|e| match e {
-        WatchError::Read { .. } | WatchError::Invalid(_) => Failure::input(e.to_string()),
-        other => Failure::internal(other.to_string()),
-    })
+    let mut plan =
+        firedrill_watch::load(firedrill_stores::watch_kinds(), file).map_err(|e| match e {
+            WatchError::Read { .. } | WatchError::Invalid(_) => Failure::input(e.to_string()),
+            other => Failure::internal(other.to_string()),
+        })?;
+    plan.restore_history = Some(HistoryHandle(Arc::new(HistoryReader(
+        crate::runs::history_path(),
+    ))));
+    Ok(plan)
+}
+
+/// The run history as watch reads it: the newest passing restore test.
+struct HistoryReader(PathBuf);
+
+impl RestoreHistory for HistoryReader {
+    fn newest_pass(&self, drills: &[String]) -> Result<Option<RestoreTestSeen>, String> {
+        // No history yet: nothing was ever restored (it is not created here).
+        if !self.0.exists() {
+            return Ok(None);
+        }
+        let h = firedrill_report::History::open(&self.0).map_err(|e| e.to_string())?;
+        let Some(row) = h.newest_restore_test(drills).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let started = humantime::parse_rfc3339(&row.started_at)
+            .map_err(|e| format!("run {}: started_at {:?}: {e}", row.run_dir, row.started_at))?;
+        Ok(Some(RestoreTestSeen {
+            started_unix: started
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            duration_s: row.restore_s,
+            run_dir: row.run_dir,
+        }))
+    }
 }
 
 /// Serves until SIGINT or SIGTERM.

@@ -82,6 +82,12 @@ impl StoreSpec for EtcdStore {
                 "an etcd snapshot has no archive to flush: remove flush_archive",
             ));
         }
+        if let Some(i) = r.into.as_ref().filter(|i| i.get_ref() == "new_node") {
+            out.push(spec.at(
+                i.span(),
+                "an etcd snapshot restore rebuilds every member where it was: into = \"new_node\" is built for PostgreSQL labs",
+            ));
+        }
     }
     fn fault_hint(&self, action: FaultAction) -> Option<&'static str> {
         match action {

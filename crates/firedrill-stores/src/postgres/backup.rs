@@ -6,12 +6,13 @@
 //! `fetch` ends when `pgbackrest restore` returns, `replay` when the
 //! server logs `redo done`, `promote` when it accepts writes.
 
-use super::config::{BackupSpec, PgLab};
+use super::config::{BackupSpec, BackupTool, PgLab};
 use super::lab::{start_node, tools};
 use super::tools::Tools;
-use firedrill_lab::{LabError, LabState};
-use firedrill_targets::{RestorePoint, RestoreReport, RestoreRequest, TargetError};
+use firedrill_lab::{LabError, LabState, NodeState};
+use firedrill_targets::{RestoreInto, RestorePoint, RestoreReport, RestoreRequest, TargetError};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The lab's one stanza.
@@ -32,11 +33,18 @@ fn conf_path(dir: &Path) -> PathBuf {
 
 /// The postgresql.conf lines a backup lab adds: pgBackRest archives the WAL,
 /// and `archive_timeout` bounds how old unarchived WAL gets.
+/// With `basebackup`, the lab's own `archive_command` (a copy into its
+/// `archive/` directory) is the archive.
 pub(crate) fn archive_settings(state: &LabState, b: &BackupSpec) -> String {
+    let push = match b.tool() {
+        BackupTool::PgBackRest => format!(
+            "archive_command = 'pgbackrest --config={} --stanza={STANZA} archive-push %p'\n",
+            conf_path(&state.dir).to_string_lossy().replace('\'', "''"),
+        ),
+        BackupTool::BaseBackup => String::new(),
+    };
     format!(
-        "archive_command = 'pgbackrest --config={} --stanza={STANZA} archive-push %p'\n\
-         archive_timeout = {}s\n",
-        conf_path(&state.dir).to_string_lossy().replace('\'', "''"),
+        "{push}archive_timeout = {}s\n",
         b.archive_timeout().as_secs().max(1),
     )
 }
@@ -58,6 +66,21 @@ fn pgbackrest(state: &LabState, args: &[&str]) -> Result<String, LabError> {
 /// The repository and its configuration, the stanza, and a full backup of
 /// the running primary. Called once the primary is up, before standbys.
 pub(crate) fn setup(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
+    // The drill's tables predate the backup, as an application's schema
+    // predates its backups: a restore that loses the run's writes still
+    // finds the tables to take new ones.
+    let n1 = &state.nodes[0];
+    let t = tools(state);
+    for stmt in super::target::SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        t.psql(&n1.host, n1.port, stmt)?;
+    }
+    match enabled(state).map(|b| b.tool()) {
+        Some(BackupTool::BaseBackup) => super::basebackup::setup(state, progress),
+        _ => setup_pgbackrest(state, progress),
+    }
+}
+
+fn setup_pgbackrest(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
     let b = state.dir.join("backup");
     for d in ["repo", "log", "lock", "spool"] {
         let p = b.join(d);
@@ -88,13 +111,6 @@ pub(crate) fn setup(state: &LabState, progress: &mut dyn FnMut(&str)) -> Result<
     if let Some(ru) = &state.run_as {
         ru.chown_tree(&b)?;
     }
-    // The drill's tables predate the backup, as an application's schema
-    // predates its backups: a restore that loses the run's writes still
-    // finds the tables to take new ones.
-    let t = tools(state);
-    for stmt in super::target::SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        t.psql(&n1.host, n1.port, stmt)?;
-    }
     progress("pgBackRest: stanza-create");
     pgbackrest(state, &["stanza-create"])?;
     progress("pgBackRest: full backup of the primary");
@@ -111,17 +127,20 @@ pub(crate) fn enabled(state: &LabState) -> Option<BackupSpec> {
 /// last segment and how long ago it was archived (the restore's RPO bound
 /// without a flush). Blocking.
 pub(crate) fn status_note(state: &LabState) -> Option<String> {
-    enabled(state)?;
+    let tool = enabled(state)?.tool();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let backup = match pgbackrest(state, &["--output=json", "info"]) {
-        Ok(json) => match super::pgbackrest::newest_backup(&json, STANZA) {
-            Ok(Some(b)) => format!("backup {} ({} s old)", b.label, now - b.stop),
-            Ok(None) => "no usable backup".into(),
-            Err(e) => e.to_string(),
+    let backup = match tool {
+        BackupTool::BaseBackup => super::basebackup::status(state, now),
+        BackupTool::PgBackRest => match pgbackrest(state, &["--output=json", "info"]) {
+            Ok(json) => match super::pgbackrest::newest_backup(&json, STANZA) {
+                Ok(Some(b)) => format!("backup {} ({} s old)", b.label, now - b.stop),
+                Ok(None) => "no usable backup".into(),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => format!("pgbackrest info failed: {e}"),
         },
-        Err(e) => format!("pgbackrest info failed: {e}"),
     };
     let n1 = &state.nodes[0];
     let archive = tools(state)
@@ -139,11 +158,15 @@ pub(crate) fn status_note(state: &LabState) -> Option<String> {
     Some(format!("{backup}; {archive}"))
 }
 
-/// Restores a PostgreSQL lab's node from its pgBackRest repository.
+/// Restores a PostgreSQL lab's node from its backups (pgBackRest's
+/// repository, or the base backup and the archive directory).
 pub struct PgRestorer {
     /// The lab directory: the state is read from state.json at each
     /// restore (a reset between trials changes pids and ports).
     pub dir: PathBuf,
+    /// Held for the whole of a restore, so a teardown waits for one still
+    /// running (an aborted trial's) instead of racing its server's start.
+    pub busy: Arc<Mutex<()>>,
 }
 
 #[async_trait::async_trait]
@@ -154,13 +177,31 @@ impl firedrill_targets::Restorer for PgRestorer {
         req: &RestoreRequest,
     ) -> Result<RestoreReport, TargetError> {
         let (dir, node, req) = (self.dir.clone(), node.to_string(), req.clone());
-        tokio::task::spawn_blocking(move || restore_in_place(&dir, &node, &req))
-            .await
-            .map_err(|e| TargetError::Other(e.to_string()))?
+        let busy = self.busy.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held = busy.lock().unwrap_or_else(|p| p.into_inner());
+            match req.into {
+                RestoreInto::InPlace => restore_in_place(&dir, &node, &req),
+                RestoreInto::NewNode => super::scratch::restore_new_node(&dir, &node, &req),
+            }
+        })
+        .await
+        .map_err(|e| TargetError::Other(e.to_string()))?
+    }
+
+    async fn discard_all(&self) -> Result<Vec<String>, TargetError> {
+        let dir = self.dir.clone();
+        let busy = self.busy.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held = busy.lock().unwrap_or_else(|p| p.into_inner());
+            super::scratch::discard_all(&dir).map_err(|e| TargetError::Other(e.to_string()))
+        })
+        .await
+        .map_err(|e| TargetError::Other(e.to_string()))?
     }
 }
 
-fn err(node: &str, e: impl std::fmt::Display) -> TargetError {
+pub(crate) fn err(node: &str, e: impl std::fmt::Display) -> TargetError {
     TargetError::Node {
         node: node.into(),
         msg: e.to_string(),
@@ -206,7 +247,27 @@ fn restore_in_place(dir: &Path, node: &str, req: &RestoreRequest) -> Result<Rest
             }
         }
     }
-    let target: Vec<String> = match &req.point {
+    report.tool_target = fetch(&state, &n.data_dir, &req.point, true).map_err(|e| err(node, e))?;
+    report.fetched = Some(Instant::now());
+    let log_from = std::fs::metadata(&n.log_file).map(|m| m.len()).unwrap_or(0);
+    start_node(&mut state, i).map_err(|e| err(node, e))?;
+    await_promotion(&state, &state.nodes[i], log_from, req, &mut report)?;
+    Ok(report)
+}
+
+/// Puts the lab's backup into `data` with the recovery settings for
+/// `point` (`over`: `data` holds the old server's files), by the lab's
+/// tool; returns how the tool was told the target.
+pub(crate) fn fetch(
+    state: &LabState,
+    data: &Path,
+    point: &RestorePoint,
+    over: bool,
+) -> Result<String, LabError> {
+    if enabled(state).map(|b| b.tool()) == Some(BackupTool::BaseBackup) {
+        return super::basebackup::fetch(state, data, point);
+    }
+    let target: Vec<String> = match point {
         RestorePoint::BeforeXid(x) => vec![
             "--type=xid".into(),
             format!("--target={x}"),
@@ -215,29 +276,28 @@ fn restore_in_place(dir: &Path, node: &str, req: &RestoreRequest) -> Result<Rest
         RestorePoint::Time(t) => vec!["--type=time".into(), format!("--target={t}")],
         RestorePoint::Latest => vec!["--type=default".into()],
     };
-    report.tool_target = target.join(" ");
+    let path = format!("--pg1-path={}", data.display());
     let mut args: Vec<&str> = target.iter().map(String::as_str).collect();
-    if req.point != RestorePoint::Latest {
+    if *point != RestorePoint::Latest {
         // At the end of the archive the server promotes by itself; a point
         // target needs telling (pgBackRest refuses the option otherwise).
         args.push("--target-action=promote");
     }
+    if over {
+        args.push("--delta");
+    }
     args.extend([
-        "--delta",
+        path.as_str(),
         "--target-timeline=current",
         "--archive-mode=off",
         "restore",
     ]);
-    pgbackrest(&state, &args).map_err(|e| err(node, e))?;
-    report.fetched = Some(Instant::now());
-    let log_from = std::fs::metadata(&n.log_file).map(|m| m.len()).unwrap_or(0);
-    start_node(&mut state, i).map_err(|e| err(node, e))?;
-    await_promotion(&state, i, log_from, req, &mut report)?;
-    Ok(report)
+    pgbackrest(state, &args)?;
+    Ok(target.join(" "))
 }
 
 /// `pg_switch_wal()`, then waits until the archiver has that segment.
-fn flush_archive(state: &LabState, i: usize) -> Result<(), LabError> {
+pub(crate) fn flush_archive(state: &LabState, i: usize) -> Result<(), LabError> {
     let n = &state.nodes[i];
     let t = tools(state);
     let seg = t.psql(&n.host, n.port, "SELECT pg_walfile_name(pg_switch_wal())")?;
@@ -262,14 +322,13 @@ fn flush_archive(state: &LabState, i: usize) -> Result<(), LabError> {
 
 /// Follows the server's log from `from` until it promotes or gives up, and
 /// decides from its own words whether it reached the target.
-fn await_promotion(
+pub(crate) fn await_promotion(
     state: &LabState,
-    i: usize,
+    n: &NodeState,
     from: u64,
     req: &RestoreRequest,
     report: &mut RestoreReport,
 ) -> Result<(), TargetError> {
-    let n = &state.nodes[i];
     let t = tools(state);
     let end = Instant::now() + RESTORE_LIMIT;
     loop {

@@ -34,14 +34,38 @@ pub struct PgLab {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupSpec {
-    /// `pgbackrest` (a local repository in the lab directory).
+    /// `pgbackrest` (a local repository in the lab directory) or
+    /// `basebackup` (pg_basebackup into the lab directory, WAL copied to
+    /// an archive directory by `archive_command`).
     pub tool: Spanned<String>,
     /// PostgreSQL's `archive_timeout`: the oldest unarchived WAL can get,
     /// so the bound of a restore's data loss without a flush (default 60 s).
     pub archive_timeout: Option<Spanned<firedrill_spec::Dur>>,
 }
 
+/// The backup tools a PostgreSQL lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupTool {
+    PgBackRest,
+    BaseBackup,
+}
+
+impl BackupTool {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pgbackrest" => Some(BackupTool::PgBackRest),
+            "basebackup" => Some(BackupTool::BaseBackup),
+            _ => None,
+        }
+    }
+}
+
 impl BackupSpec {
+    /// The tool of a lab that passed validation.
+    pub fn tool(&self) -> BackupTool {
+        BackupTool::parse(self.tool.get_ref()).unwrap_or(BackupTool::PgBackRest)
+    }
+
     pub fn archive_timeout(&self) -> std::time::Duration {
         self.archive_timeout
             .as_ref()
@@ -121,16 +145,14 @@ pub fn check_pg_options(
         }
     }
     if let Some(b) = &o.backup {
-        match b.tool.get_ref().as_str() {
-            "pgbackrest" => {}
-            "basebackup" => out.push(spec.at(
+        if BackupTool::parse(b.tool.get_ref()).is_none() {
+            out.push(spec.at(
                 b.tool.span(),
-                "tool = \"basebackup\" is not built yet: use \"pgbackrest\"",
-            )),
-            other => out.push(spec.at(
-                b.tool.span(),
-                format!("backup tool {other:?}: give \"pgbackrest\""),
-            )),
+                format!(
+                    "backup tool {:?}: give \"pgbackrest\" or \"basebackup\"",
+                    b.tool.get_ref()
+                ),
+            ));
         }
         if let Some(t) = &b.archive_timeout {
             if t.get_ref().0 < std::time::Duration::from_secs(1) {

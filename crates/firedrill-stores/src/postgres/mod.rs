@@ -3,10 +3,12 @@
 
 mod backup;
 pub mod assess;
+mod basebackup;
 pub mod config;
 pub mod lab;
 pub mod pgbackrest;
 pub mod probe;
+mod scratch;
 pub mod status;
 pub mod target;
 mod tools;
@@ -99,7 +101,7 @@ impl StoreSpec for PostgresStore {
         PG_FAULTS
     }
     fn backup_tools(&self) -> &'static [&'static str] {
-        &["pgbackrest"]
+        &["pgbackrest", "basebackup"]
     }
     fn check_step(
         &self,
@@ -142,8 +144,16 @@ impl LabDriver for PostgresStore {
     ) -> Result<LabState, LabError> {
         lab::build(spec, dir, preferred_ports, progress)
     }
+    fn stop(&self, state: &LabState) -> Result<(), LabError> {
+        // A restore's scratch nodes first: they are recorded beside
+        // state.json, not in it.
+        let scratch = scratch::stop_all(&state.dir);
+        firedrill_lab::stop_nodes(&state.nodes)?;
+        scratch
+    }
     async fn status(&self, state: &LabState) -> Vec<NodeStatus> {
         let mut rows = status::pg_status(state).await;
+        rows.extend(scratch::status(state).await);
         let st = state.clone();
         if let Ok(Some(note)) = tokio::task::spawn_blocking(move || backup::status_note(&st)).await {
             // On the first node's row: the lab backs up and archives n1.
@@ -193,6 +203,7 @@ impl Store for PostgresStore {
         backup::enabled(state)?;
         Some(Arc::new(backup::PgRestorer {
             dir: state.dir.clone(),
+            busy: Arc::default(),
         }))
     }
     fn lab_target(

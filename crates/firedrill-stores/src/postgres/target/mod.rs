@@ -15,6 +15,8 @@ pub use store::{PgStore, WatchSource};
 
 use firedrill_ledger::Outcome;
 use firedrill_targets::{LiveRole, TargetError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::{timeout, Instant};
 use tokio_postgres::error::SqlState;
@@ -93,14 +95,22 @@ pub struct PgTarget {
     pub nodes: Vec<PgNode>,
     /// Distinguishes this trial's rows from any other run's in the same tables.
     pub run_id: String,
+    /// Nodes a recovery added during the trial (a restore's scratch node).
+    pub added: Arc<RwLock<Vec<PgNode>>>,
 }
 
 impl PgTarget {
-    pub fn node(&self, name: &str) -> Result<&PgNode, TargetError> {
-        self.nodes
-            .iter()
+    pub fn node(&self, name: &str) -> Result<PgNode, TargetError> {
+        self.all_nodes()
+            .into_iter()
             .find(|n| n.name == name)
             .ok_or_else(|| TargetError::Other(format!("no node named {name}")))
+    }
+
+    /// The trial's nodes, then those a recovery added.
+    pub fn all_nodes(&self) -> Vec<PgNode> {
+        let added = self.added.read().unwrap_or_else(|p| p.into_inner());
+        self.nodes.iter().chain(added.iter()).cloned().collect()
     }
 
     pub async fn connect_node(&self, name: &str, limit: Duration) -> Result<Client, TargetError> {
@@ -172,8 +182,8 @@ impl PgTarget {
 
     /// Roles of all nodes, asked concurrently.
     pub async fn roles(&self, limit: Duration) -> Vec<(String, LiveRole)> {
-        let futs = self
-            .nodes
+        let nodes = self.all_nodes();
+        let futs = nodes
             .iter()
             .map(|n| async move { (n.name.clone(), self.role(&n.name, limit).await) });
         futures_util::future::join_all(futs).await
@@ -339,6 +349,28 @@ impl PgTarget {
     }
 }
 
+/// Where the workload's clients connect, when a recovery moves them (a
+/// restore into a new node): each client drops its connection and uses
+/// the new config at its next operation after the generation changes.
+#[derive(Debug, Default)]
+pub struct Route {
+    generation: AtomicU64,
+    config: Mutex<Option<Config>>,
+}
+
+impl Route {
+    /// Points every client at `config` from their next operation on.
+    pub fn set(&self, config: Config) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn current(&self) -> (u64, Option<Config>) {
+        let c = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        (self.generation.load(Ordering::SeqCst), c.clone())
+    }
+}
+
 /// One workload client: one connection, reconnecting with backoff. No
 /// pool: the reconnects after a failover are part of what is measured.
 pub struct WorkloadClient {
@@ -348,6 +380,8 @@ pub struct WorkloadClient {
     conn: Option<(Client, Statement)>,
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// Moved by a recovery; `generation` is the route's as last followed.
+    route: Option<(Arc<Route>, u64)>,
 }
 
 // Short backoff: the client should notice a new primary within ~0.1 s, or
@@ -365,6 +399,31 @@ impl WorkloadClient {
             conn: None,
             backoff: BACKOFF_MIN,
             retry_at: None,
+            route: None,
+        }
+    }
+
+    /// The same client, following `route` when a recovery moves it.
+    pub fn following(mut self, route: Arc<Route>) -> Self {
+        self.route = Some((route, 0));
+        self
+    }
+
+    /// A recovery moved the clients: drop the old connection, use the new
+    /// config (the next write reconnects at once, no backoff).
+    fn follow_route(&mut self) {
+        let Some((route, seen)) = &mut self.route else {
+            return;
+        };
+        let (g, config) = route.current();
+        if g != *seen {
+            *seen = g;
+            if let Some(c) = config {
+                self.config = c;
+                self.conn = None;
+                self.retry_at = None;
+                self.backoff = BACKOFF_MIN;
+            }
         }
     }
 
@@ -389,6 +448,7 @@ impl WorkloadClient {
     ///   connection, or a FATAL that may follow a local commit, as when a
     ///   backend waiting for a synchronous standby is terminated).
     pub async fn write(&mut self, seq: u64, deadline: Instant) -> Outcome {
+        self.follow_route();
         if self.conn.as_ref().is_some_and(|(c, _)| c.is_closed()) {
             self.conn = None;
         }

@@ -1,8 +1,11 @@
 //! [`Target`] for PostgreSQL: the adapter the engine drives.
 
-use super::{multi_host, parse_node, Heartbeat, HeartbeatReader, PgNode, PgTarget, WorkloadClient};
+use super::{
+    multi_host, parse_node, Heartbeat, HeartbeatReader, PgNode, PgTarget, Route, WorkloadClient,
+};
 use async_trait::async_trait;
 use firedrill_targets::{LiveRole, Target, TargetError, TargetNode};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The store as one trial sees it: the control path to every node, and the
@@ -10,6 +13,12 @@ use std::time::Duration;
 pub struct PgStore {
     pub target: PgTarget,
     clients: Vec<PgNode>,
+    /// From the environment or a file: a node taken in needs it too.
+    password: Option<String>,
+    /// Where the clients go once a recovery moves them.
+    route: Arc<Route>,
+    /// The clients' connect timeout (their op_timeout), for a new route.
+    connect_timeout: std::sync::Mutex<Duration>,
     /// Where failover signals come from, when something manages the nodes
     /// (Patroni's REST API): its leader changes are the `detected` phase.
     watch: Option<Box<dyn WatchSource>>,
@@ -39,8 +48,12 @@ impl PgStore {
             target: PgTarget {
                 nodes: control,
                 run_id: run_id.into(),
+                added: Arc::default(),
             },
             clients,
+            password: password.map(str::to_string),
+            route: Arc::default(),
+            connect_timeout: std::sync::Mutex::new(Duration::from_secs(1)),
             watch: None,
         })
     }
@@ -68,7 +81,7 @@ impl Target for PgStore {
         &self.target.run_id
     }
     fn node_names(&self) -> Vec<String> {
-        self.target.nodes.iter().map(|n| n.name.clone()).collect()
+        self.target.all_nodes().into_iter().map(|n| n.name).collect()
     }
     async fn roles(&self, limit: Duration) -> Vec<(String, LiveRole)> {
         self.target.roles(limit).await
@@ -94,12 +107,14 @@ impl Target for PgStore {
             return Err(TargetError::Other("no nodes".into()));
         }
         let cfg = multi_host(&order, op_timeout, "firedrill-workload");
-        Ok(Box::new(WorkloadClient::new(
-            cfg,
-            self.target.run_id.clone(),
-            payload_bytes,
-            id,
-        )))
+        *self
+            .connect_timeout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = op_timeout;
+        Ok(Box::new(
+            WorkloadClient::new(cfg, self.target.run_id.clone(), payload_bytes, id)
+                .following(self.route.clone()),
+        ))
     }
     fn heartbeat(
         &self,
@@ -120,7 +135,7 @@ impl Target for PgStore {
         &self,
         node: &str,
     ) -> Result<Option<Box<dyn firedrill_targets::HeartbeatReader>>, TargetError> {
-        let n = self.target.node(node)?.clone();
+        let n = self.target.node(node)?;
         Ok(Some(Box::new(HeartbeatReader::new(
             n,
             self.target.run_id.clone(),
@@ -157,6 +172,25 @@ impl Target for PgStore {
                 super::corrupt::delete_rows(&self.target, node, *fraction).await
             }
         }
+    }
+    async fn adopt(&self, node: &TargetNode, move_clients: bool) -> Result<(), TargetError> {
+        let pw = self.password.as_deref();
+        let control = parse_node(&node.name, &node.control, pw)?;
+        let client = parse_node(&node.name, &node.client, pw)?;
+        self.target
+            .added
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(control);
+        if move_clients {
+            let timeout = *self
+                .connect_timeout
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.route
+                .set(multi_host(&[&client], timeout, "firedrill-workload"));
+        }
+        Ok(())
     }
     async fn cleanup(&self, node: &str) -> Result<(), TargetError> {
         self.target.cleanup(node).await
