@@ -23,22 +23,28 @@ pub(crate) async fn audit(
     if let Some(n) = note {
         sh.warn(n);
     }
-    let ids = sh
+    let read = sh
         .target
-        .audit(&audit_node)
+        .audit_read(&audit_node)
         .await
         .map_err(|e| EngineError::Preflight(format!("audit failed: {e}")))?;
     sh.emit(DrillEvent::Audit {
         trial: sh.trial,
         node: audit_node.clone(),
-        rows: ids.len() as u64,
+        rows: read.ids.len() as u64,
     });
+    if !read.garbled.is_empty() {
+        sh.warn(format!(
+            "{} of this run's rows on {audit_node} hold bytes the workload never wrote (garbled): counted as lost",
+            read.garbled.len()
+        ));
+    }
     if plan.cleanup_rows {
         if let Err(e) = sh.target.cleanup(&audit_node).await {
             sh.warn(format!("could not remove this run's rows: {e}"));
         }
     }
-    let audit = AuditSet::new(ids);
+    let audit = AuditSet::with_garbled(read.ids, read.garbled.len());
     let ops = std::mem::take(&mut *lock(&sh.ledger));
     let positions = std::mem::take(&mut *lock(&sh.positions));
     let mut analysis = analyze(&ops, &tl, &audit, &plan.slo);

@@ -190,6 +190,8 @@ impl Plan {
                         "jitter": s.jitter.as_ref().map(|j| j.get_ref().0.as_millis() as u64).unwrap_or(0),
                         "rate": s.rate_kbps.as_ref().map(|r| *r.get_ref()).unwrap_or(0),
                         "fraction": s.fraction.as_ref().map(|f| *f.get_ref()).unwrap_or(0.5),
+                        "seqs": s.seqs.as_ref().map(|q| q.get_ref().clone()),
+                        "sql_file": s.sql_file.as_ref().map(|f| f.get_ref().clone()),
                     }),
                     process: s.kill_process.as_ref().map(|p| p.get_ref().clone()),
                     partition: s.partition.as_ref().map(|p| *p.get_ref()),

@@ -86,7 +86,7 @@ pub(crate) async fn restore(
     lock(&sh.timeline).restore = Some(marks);
     // A restore that did not reach its target recovered nothing: no node
     // is promoted, and the audit reads what is left.
-    match res {
+    let out = match res {
         Ok(r) if reached => match new_node {
             Some(n) => {
                 // After a fault the application is repointed at the restored
@@ -114,7 +114,18 @@ pub(crate) async fn restore(
             Err(format!("the restore did not reach its target: {detail}")),
         ),
         Err(e) => ("restore", None, Err(e)),
+    };
+    // The tool's own check of its repository, once the restore (and the
+    // clients' move) is done, so it delays neither, and before any fault
+    // on the backups is healed: what it says beside what the restore
+    // proved.
+    if let Some(r) = &plan.restorer {
+        let check = r.0.check().await;
+        if let Some(m) = lock(&sh.timeline).restore.as_mut() {
+            m.check = check;
+        }
     }
+    out
 }
 
 /// The node that accepts writes right now, if exactly one does.

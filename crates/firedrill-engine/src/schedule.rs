@@ -177,6 +177,7 @@ async fn inject(
         t_start,
         t_done: error.is_none().then_some(t_done),
         error: error.clone(),
+        detail: lock(&ctx.detail).take(),
     });
     if let Some(e) = error {
         return Err(EngineError::Fault(format!(
@@ -225,6 +226,7 @@ fn step_context<'a>(
         record,
         detect_after: step.detect_after,
         backups,
+        detail: std::sync::Mutex::new(None),
     };
     (fstep, ctx)
 }
@@ -263,6 +265,8 @@ struct StepContext<'a> {
     detect_after: Option<std::time::Duration>,
     /// The lab's backups, for a `backup` step.
     backups: Option<&'a RestorerHandle>,
+    /// What the step did, in the store's terms, for its fault record.
+    detail: std::sync::Mutex<Option<String>>,
 }
 
 #[async_trait]
@@ -296,6 +300,10 @@ impl FaultContext for StepContext<'_> {
             position: b.position,
             detail: b.detail,
         });
+    }
+
+    fn record_detail(&self, detail: String) {
+        *lock(&self.detail) = Some(detail);
     }
 
     fn nodes(&self) -> Vec<NodeFacts<'_>> {

@@ -107,6 +107,10 @@ pub trait FaultContext: Send + Sync {
     /// Records a backup a step took on the trial's timeline.
     fn record_backup(&self, _backup: firedrill_targets::BackupReport) {}
 
+    /// Records what the step did, in the store's terms (an xid, the WAL
+    /// segment it took away), on its fault record in the run.
+    fn record_detail(&self, _detail: String) {}
+
     /// Heals now every owed heal `which` picks (a resume heals the pause
     /// it ends), recording each on its fault's timeline.
     async fn heal_owed(&self, which: &HealFilter<'_>);

@@ -39,6 +39,13 @@ pub enum HealAction {
     /// Stop a server a recovery started outside the store's nodes (a
     /// restore's scratch node): SIGKILL its recorded process tree.
     StopServer { node: String, proc: ProcHandle },
+    /// Move a file a fault took out of a backup repository (`aside`) back
+    /// to where it was (`path`).
+    PutBack {
+        node: String,
+        path: PathBuf,
+        aside: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ mod partition;
 mod pause;
 mod process;
 pub mod proxy;
+mod remove_wal;
 mod scratch;
 mod stop;
 mod toxics;
@@ -105,9 +106,14 @@ pub fn fault_for(action: FaultAction) -> &'static dyn Fault {
         FaultAction::CutReplication => &cut_replication::CutReplication,
         FaultAction::Partition => &partition::Partition,
         FaultAction::Latency | FaultAction::Bandwidth | FaultAction::Reset => &toxics::Toxics,
-        FaultAction::DeleteRows => &corruption::DeleteRows,
+        FaultAction::DeleteRows
+        | FaultAction::UpdateRows
+        | FaultAction::Truncate
+        | FaultAction::DropTable
+        | FaultAction::Sql => &corruption::Corrupt,
         FaultAction::Backup => &backup::Backup,
         FaultAction::Wipe => &wipe::Wipe,
+        FaultAction::RemoveWal => &remove_wal::RemoveWal,
     }
 }
 
@@ -119,6 +125,7 @@ fn healer_for(action: &HealAction) -> Option<&'static dyn Fault> {
         HealAction::RestoreReplication { .. } => &cut_replication::CutReplication,
         HealAction::RemoveToxics { .. } => &toxics::Toxics,
         HealAction::LinkUp { .. } => &netns::VethDown,
+        HealAction::PutBack { .. } => &remove_wal::RemoveWal,
         HealAction::StopServer { .. } => return None,
     })
 }

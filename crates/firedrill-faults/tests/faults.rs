@@ -132,6 +132,45 @@ struct Ctx {
     calls: Calls,
     owed: Mutex<Vec<(String, Option<Duration>, HealAction)>>,
     damage: Mutex<Vec<firedrill_ledger::Damage>>,
+    backups: Option<FakeBackups>,
+}
+
+/// A backup repository of one archived segment, in a temporary directory.
+/// Its check finds a hole when the segment is not where it belongs.
+struct FakeBackups {
+    segment: std::path::PathBuf,
+    aside: std::path::PathBuf,
+}
+
+#[async_trait]
+impl firedrill_targets::Restorer for FakeBackups {
+    async fn restore(
+        &self,
+        _: &str,
+        _: &firedrill_targets::RestoreRequest,
+    ) -> Result<firedrill_targets::RestoreReport, TargetError> {
+        Err(TargetError::Other("not here".into()))
+    }
+    async fn needed_segment(
+        &self,
+        _: &str,
+    ) -> Result<firedrill_targets::ArchivedSegment, TargetError> {
+        Ok(firedrill_targets::ArchivedSegment {
+            segment: "000000010000000000000004".into(),
+            path: self.segment.clone(),
+            aside: self.aside.clone(),
+        })
+    }
+    async fn check(&self) -> Option<firedrill_ledger::BackupCheck> {
+        Some(firedrill_ledger::BackupCheck {
+            wal_gaps: if self.segment.exists() {
+                vec![]
+            } else {
+                vec!["000000010000000000000004".into()]
+            },
+            ..Default::default()
+        })
+    }
 }
 
 impl Ctx {
@@ -145,6 +184,7 @@ impl Ctx {
             calls,
             owed: Mutex::new(Vec::new()),
             damage: Mutex::new(Vec::new()),
+            backups: None,
         }
     }
     fn owed(&self) -> Vec<(String, Option<Duration>, HealAction)> {
@@ -198,6 +238,11 @@ impl FaultContext for Ctx {
     }
     fn store_kind(&self) -> &str {
         "fake"
+    }
+    fn lab_backups(&self) -> Option<&dyn firedrill_targets::Restorer> {
+        self.backups
+            .as_ref()
+            .map(|b| b as &dyn firedrill_targets::Restorer)
     }
     fn owe(&self, id: &str, ttl: Option<Duration>, action: HealAction) -> Result<(), FaultError> {
         self.owed.lock().unwrap().push((id.into(), ttl, action));
@@ -510,4 +555,39 @@ async fn a_backup_step_needs_the_labs_backups() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("[lab.backup]"), "{e}");
+}
+
+/// remove_wal needs backups; it journals where the segment goes before it
+/// moves it, the hole shows in the backups' own check, and the journaled
+/// heal alone puts it back (twice is fine).
+#[tokio::test]
+async fn remove_wal_owes_the_put_back_and_heals_from_the_journal() {
+    let attrs = serde_json::json!({});
+    let s = step(FaultAction::RemoveWal, "n1", &attrs);
+    let f = fault_for(FaultAction::RemoveWal);
+    let mut ctx = Ctx::new(vec![node("n1", ProcSource::None)]);
+    assert!(f.validate(&s, &ctx).is_err(), "no backups, yet valid");
+    let d = tempfile::tempdir().unwrap();
+    let (segment, aside) = (d.path().join("seg.gz"), d.path().join("aside.gz"));
+    std::fs::write(&segment, b"wal").unwrap();
+    ctx.backups = Some(FakeBackups {
+        segment: segment.clone(),
+        aside: aside.clone(),
+    });
+    f.validate(&s, &ctx).unwrap();
+    assert!(!f.in_effect(&s, &ctx).await.unwrap());
+    f.inject(&s, &ctx).await.unwrap();
+    assert!(!segment.exists() && aside.exists());
+    assert!(f.in_effect(&s, &ctx).await.unwrap());
+    let owed = ctx.owed();
+    assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0].1, None, "kept until the trial's own limit");
+    let HealAction::PutBack { path, aside: a, .. } = &owed[0].2 else {
+        panic!("{:?}", owed[0].2)
+    };
+    assert_eq!((path, a), (&segment, &aside));
+    ctx.heal(&owed[0].2).await.unwrap();
+    assert_eq!(std::fs::read(&segment).unwrap(), b"wal");
+    assert!(!f.in_effect(&s, &ctx).await.unwrap());
+    ctx.heal(&owed[0].2).await.unwrap();
 }

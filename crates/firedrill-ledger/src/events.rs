@@ -41,6 +41,10 @@ pub enum DrillEvent {
         t_start: Micros,
         t_done: Option<Micros>,
         error: Option<String>,
+        /// What the fault did, in the store's terms (the bad transaction's
+        /// xid and LSN, the WAL segment taken out of the archive).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     FaultHealed {
         trial: u32,

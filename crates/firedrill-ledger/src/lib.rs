@@ -15,7 +15,8 @@ mod types;
 
 pub use analysis::{aggregate, analyze, check, Percentiles};
 pub use restore::{
-    point_figures, BackupMark, Damage, PointFigures, Position, RestoreFigures, RestoreMarks, WIPE,
+    point_figures, BackupCheck, BackupMark, Damage, PointFigures, Position, RestoreFigures,
+    RestoreMarks, WIPE,
 };
 pub use types::*;
 

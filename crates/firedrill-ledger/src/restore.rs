@@ -139,11 +139,42 @@ pub struct RestoreMarks {
     /// primary until then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved: Option<Micros>,
+    /// The backup tool's own check of its repository, run after the
+    /// restore (before any fault on the backups was healed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<BackupCheck>,
+}
+
+/// The backup tool's own check of its repository (pgBackRest's `verify`):
+/// checksums and sizes, never a restore. Shown beside the restore's
+/// verdict, which is what proves the backup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupCheck {
+    /// The command that ran (`pgbackrest verify`).
+    pub command: String,
+    /// The tool's own status word (`ok`, `error`), or `failed` when the
+    /// command itself failed.
+    pub status: String,
+    /// The tool's own summary, or why it could not run.
+    pub detail: String,
+    /// What the tool's inventory says at the same moment (`pgbackrest
+    /// info`: its status, the newest backup, the archive's first and last
+    /// segment): how the backups look to someone who only lists them.
+    #[serde(default)]
+    pub inventory: String,
+    /// Holes between the WAL ranges the tool found in its archive (first
+    /// and last missing segment): a restore cannot replay across one,
+    /// whatever the status says.
+    #[serde(default)]
+    pub wal_gaps: Vec<String>,
 }
 
 /// The figures of a restore against the ledger.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RestoreFigures {
+    /// The bad change the restore undoes (`delete_rows`, `update_rows`, …).
+    #[serde(default)]
+    pub action: String,
     pub target: String,
     pub reached: bool,
     pub detail: String,
@@ -161,6 +192,11 @@ pub struct RestoreFigures {
     /// (must be 0, else the target was wrong).
     pub damaged: u64,
     pub damaged_left: u64,
+    /// Ids present after the restore whose payload is not what the
+    /// workload wrote: counted as missing (in `lost_before`,
+    /// `damaged_left`), since the acknowledged bytes did not survive.
+    #[serde(default)]
+    pub garbled: u64,
     /// The newest surviving write acknowledged before t_fault, relative to
     /// t_fault (≤ 0): what the restore really reached.
     pub recovery_point_s: Option<f64>,
@@ -187,6 +223,9 @@ pub struct RestoreFigures {
     /// (promoted): a restore test's RTO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
+    /// The backup tool's own check of its repository, beside the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_check: Option<BackupCheck>,
 }
 
 /// Classifies the ledger against the restored store. `lost_before` and its
@@ -221,6 +260,7 @@ pub(crate) fn figures(
     };
     let at = |t: Option<Micros>| t.map(|t| rel(t, t_fault));
     let f = RestoreFigures {
+        action: damage.action.clone(),
         target: marks.map(|m| m.target.clone()).unwrap_or_default(),
         reached: marks.is_some_and(|m| m.reached),
         detail: marks
@@ -231,6 +271,7 @@ pub(crate) fn figures(
         rolled_back_span_s: span,
         damaged: damage.ids.len() as u64,
         damaged_left: damage.ids.iter().filter(|&&id| !present(id)).count() as u64,
+        garbled: audit.garbled() as u64,
         recovery_point_s: at(point),
         discovered_s: at(discovered),
         fetch_s: at(marks.and_then(|m| m.fetched)),
@@ -241,6 +282,7 @@ pub(crate) fn figures(
         test: false,
         node: marks.and_then(|m| m.node.clone()),
         duration_s: marks.and_then(|m| Some(rel(m.promoted?, m.start))),
+        backup_check: marks.and_then(|m| m.check.clone()),
     };
     (f, lost_before)
 }

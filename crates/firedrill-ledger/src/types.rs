@@ -128,12 +128,27 @@ pub struct Objectives {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditSet {
     ids: Vec<u64>,
+    /// How many more ids were present but garbled (their payload is not
+    /// what the workload wrote): not in `ids`, so they count as lost.
+    #[serde(default)]
+    garbled: usize,
 }
 
 impl AuditSet {
     pub fn new(mut ids: Vec<u64>) -> Self {
         ids.sort_unstable();
-        AuditSet { ids }
+        AuditSet { ids, garbled: 0 }
+    }
+    /// The intact ids, and the number of ids present but garbled.
+    pub fn with_garbled(ids: Vec<u64>, garbled: usize) -> Self {
+        AuditSet {
+            garbled,
+            ..AuditSet::new(ids)
+        }
+    }
+    /// Ids present but garbled (left out of [`Self::ids`]).
+    pub fn garbled(&self) -> usize {
+        self.garbled
     }
     /// Sorted ids, repeats included.
     pub fn ids(&self) -> &[u64] {

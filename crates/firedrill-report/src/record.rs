@@ -113,6 +113,11 @@ pub struct FaultEntry {
     pub healed_s: Option<f64>,
     pub error: Option<String>,
     pub heal_error: Option<String>,
+    /// What the fault did, in the store's terms (the bad transaction's xid
+    /// and LSN, the WAL segment taken out of the archive). Added within
+    /// schema 2: absent when the fault says nothing more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +258,7 @@ struct RawFault {
     error: Option<String>,
     heal_done: Option<Micros>,
     heal_error: Option<String>,
+    detail: Option<String>,
 }
 
 #[derive(Debug)]
@@ -341,6 +347,7 @@ impl RunCollector {
                 node: f.node,
                 error: f.error,
                 heal_error: f.heal_error,
+                detail: f.detail,
             })
             .collect();
         let recovery = p.recovery.map(|r| RecoveryEntry {
@@ -409,6 +416,7 @@ impl Reporter for RunCollector {
                 t_start,
                 t_done,
                 error,
+                detail,
             } => self
                 .pending
                 .entry(*trial)
@@ -423,6 +431,7 @@ impl Reporter for RunCollector {
                     error: error.clone(),
                     heal_done: None,
                     heal_error: None,
+                    detail: detail.clone(),
                 }),
             DrillEvent::FaultHealed {
                 trial,

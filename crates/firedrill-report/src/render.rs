@@ -213,6 +213,9 @@ fn faults(out: &mut String, t: &TrialRecord) {
             s.push_str("  <- disaster");
         }
         line(out, INDENT, INDENT, &s);
+        if let Some(d) = &f.detail {
+            line(out, INDENT, INDENT, &format!("  {d}"));
+        }
         if let Some(e) = &f.error {
             line(out, INDENT, INDENT, &format!("  injection failed: {e}"));
         }
@@ -514,8 +517,16 @@ fn restore_block(out: &mut String, t: &TrialRecord) {
         INDENT,
         INDENT,
         &format!(
-            "lost before the fault {}, rolled back {}{span}, damaged {}, still missing {}",
-            r.lost_before, r.rolled_back, r.damaged, r.damaged_left
+            "lost before the fault {}, rolled back {}{span}, damaged {}, still missing {}{}",
+            r.lost_before,
+            r.rolled_back,
+            r.damaged,
+            r.damaged_left,
+            if r.garbled > 0 {
+                format!(" (of the missing, {} present but garbled)", r.garbled)
+            } else {
+                String::new()
+            }
         ),
     );
     line(
@@ -552,6 +563,25 @@ fn restore_block(out: &mut String, t: &TrialRecord) {
         ),
     );
     line(out, INDENT, INDENT, &format!("server: {}", r.detail));
+    if let Some(c) = &r.backup_check {
+        let gaps = if c.wal_gaps.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; WAL missing from the archive: {} (a restore cannot replay across it)",
+                c.wal_gaps.join(", ")
+            )
+        };
+        line(
+            out,
+            INDENT,
+            INDENT,
+            &format!("{}: status {}, {}{gaps}", c.command, c.status, c.detail),
+        );
+        if !c.inventory.is_empty() {
+            line(out, INDENT, INDENT, &c.inventory);
+        }
+    }
 }
 
 /// A restore test: does the backup restore, how long did it take, how

@@ -188,10 +188,24 @@ fn a_record_with_restore_figures_validates() {
         test: true,
         node: Some("r1".into()),
         duration_s: Some(1.3),
+        action: "update_rows".into(),
+        garbled: 3,
+        backup_check: Some(firedrill_ledger::BackupCheck {
+            command: "pgbackrest verify".into(),
+            status: "ok".into(),
+            detail: "archiveId: 15-1, total WAL checked: 4, total valid WAL: 4".into(),
+            inventory: "pgbackrest info: status ok".into(),
+            wal_gaps: vec!["000000010000000000000004".into()],
+        }),
     });
+    run.trials[0].faults[0].detail = Some("update_rows: xid 925, commit LSN 0/3000100".into());
     let v = serde_json::to_value(&run).unwrap();
     let errs = errors(&v);
     assert!(errs.is_empty(), "{errs:#?}");
+    assert_eq!(
+        v["trials"][0]["restore"]["backup_check"]["wal_gaps"][0],
+        "000000010000000000000004"
+    );
     v["trials"][0]["restore"]
         .as_object()
         .expect("restore is written");

@@ -90,6 +90,7 @@ fn events(drill: &str, trials: &[Trial], objectives: &Objectives) -> Vec<DrillEv
                 t_start: us(*inj),
                 t_done: Some(us(*eff)),
                 error: None,
+                detail: None,
             });
             if let Some(h) = healed {
                 ev.push(DrillEvent::FaultHealed {

@@ -1,9 +1,11 @@
-//! The checks of data disasters: corruption steps (`delete_rows`), wipes,
-//! backup steps, and the `restore` recovery, which needs a lab that takes
-//! backups. Which stores take them is each store's to declare.
+//! The checks of data disasters: corruption steps (`delete_rows`,
+//! `update_rows`, `truncate`, `drop_table`, `sql`), wipes, backup steps,
+//! faults on the backups (`remove_wal`), and the `restore` recovery, which
+//! needs a lab that takes backups. Which stores take them is each store's
+//! to declare.
 
 use crate::validate::NodeUniverse;
-use crate::{Diagnostic, DrillSpec, FaultAction, LoadedSpec, RestoreSpec, Stores};
+use crate::{Diagnostic, DrillSpec, FaultAction, FaultStep, LoadedSpec, RestoreSpec, Stores};
 
 /// What a restore `target` names, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,37 +40,35 @@ pub(crate) fn check_corruption_steps(
     let endpoints = d.target.as_ref().is_some_and(|t| !t.nodes.is_empty());
     for s in &d.faults {
         let action = *s.action.get_ref();
-        if let Some(f) = &s.fraction {
-            if action != FaultAction::DeleteRows {
-                out.push(spec.at(
-                    f.span(),
-                    format!("`fraction` applies to delete_rows, not {}", action.as_str()),
-                ));
-            } else if !(*f.get_ref() > 0.0 && *f.get_ref() <= 1.0) {
-                out.push(spec.at(
-                    f.span(),
-                    format!(
-                        "fraction = {} is not a share of the rows: give a number in (0, 1], e.g. 0.5",
-                        f.get_ref()
-                    ),
-                ));
-            }
+        check_rows(spec, s, action, out);
+        check_sql(spec, s, action, out);
+        if action == FaultAction::UpdateRows && d.workload.payload_bytes < 8 {
+            out.push(spec.at(
+                s.action.span(),
+                format!(
+                    "update_rows garbles payloads: it needs workload.payload_bytes >= 8 (it is {}), so a garbled row cannot pass for another client's",
+                    d.workload.payload_bytes
+                ),
+            ));
         }
         if let Some(da) = &s.detect_after {
             if !action.is_data_disaster() {
                 out.push(spec.at(
                     da.span(),
                     format!(
-                        "`detect_after` applies to data disasters (delete_rows, wipe), not {}",
+                        "`detect_after` applies to data disasters (delete_rows, update_rows, truncate, drop_table, sql, wipe), not {}",
                         action.as_str()
                     ),
                 ));
             }
         }
-        if action.is_corruption() && s.zone.is_some() {
+        if (action.is_corruption() || action.is_backup_fault()) && s.zone.is_some() {
             out.push(spec.at(
                 s.target_span(),
-                "a corruption runs one transaction on the primary: give node = \"primary\"",
+                format!(
+                    "{} acts on the primary (its data or its archive): give node = \"primary\"",
+                    action.as_str()
+                ),
             ));
         }
         if action == FaultAction::Backup && u.is_some_and(|u| u.backup.is_none()) {
@@ -81,6 +81,114 @@ pub(crate) fn check_corruption_steps(
             out.push(spec.at(
                 s.action.span(),
                 "wipe removes a node's data directory: it needs a lab firedrill made, not explicit endpoints",
+            ));
+        }
+    }
+    check_backup_faults(spec, d, out);
+}
+
+/// `fraction` and `seqs`: which of the run's rows a row-picking
+/// corruption hits.
+fn check_rows(spec: &LoadedSpec, s: &FaultStep, action: FaultAction, out: &mut Vec<Diagnostic>) {
+    let picks = action.picks_rows();
+    if let Some(f) = &s.fraction {
+        if !picks {
+            out.push(spec.at(
+                f.span(),
+                format!(
+                    "`fraction` applies to delete_rows and update_rows, not {}",
+                    action.as_str()
+                ),
+            ));
+        } else if !(*f.get_ref() > 0.0 && *f.get_ref() <= 1.0) {
+            out.push(spec.at(
+                f.span(),
+                format!(
+                    "fraction = {} is not a share of the rows: give a number in (0, 1], e.g. 0.5",
+                    f.get_ref()
+                ),
+            ));
+        }
+    }
+    let Some(q) = &s.seqs else { return };
+    if !picks {
+        out.push(spec.at(
+            q.span(),
+            format!(
+                "`seqs` applies to delete_rows and update_rows, not {}",
+                action.as_str()
+            ),
+        ));
+    } else if s.fraction.is_some() {
+        out.push(spec.at(q.span(), "give fraction or seqs, not both"));
+    } else if !matches!(q.get_ref().as_slice(), [a, b] if *a >= 1 && a <= b) {
+        out.push(spec.at(
+            q.span(),
+            "seqs = [from, to]: two ledger seqs (from 1), from <= to, e.g. [1, 500]",
+        ));
+    }
+}
+
+/// `sql`: the statement comes from a file that must be readable now, so
+/// a typo in its name stops the drill before anything starts.
+fn check_sql(spec: &LoadedSpec, s: &FaultStep, action: FaultAction, out: &mut Vec<Diagnostic>) {
+    match (&s.sql_file, action == FaultAction::Sql) {
+        (None, true) => out.push(spec.at(
+            s.action.span(),
+            "sql reads its statement from a file: add sql_file = \"bad-migration.sql\" (relative to this spec; the statement never goes in the spec)",
+        )),
+        (Some(f), false) => out.push(spec.at(
+            f.span(),
+            format!("`sql_file` applies to sql, not {}", action.as_str()),
+        )),
+        (Some(f), true) => match std::fs::read_to_string(f.get_ref()) {
+            Err(e) => out.push(spec.at(f.span(), format!("sql_file {}: {e}", f.get_ref()))),
+            Ok(t) if t.trim().is_empty() => out.push(spec.at(
+                f.span(),
+                format!("sql_file {} holds no statement", f.get_ref()),
+            )),
+            Ok(_) => {}
+        },
+        (None, false) => {}
+    }
+}
+
+/// A fault on the backups sets the stage for a restore: it needs the
+/// restore and the data disaster it recovers from, and comes before it.
+fn check_backup_faults(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {
+    let disaster = d
+        .faults
+        .iter()
+        .filter(|s| s.action.get_ref().is_corruption())
+        .map(|s| *s.at.get_ref())
+        .min();
+    for s in d
+        .faults
+        .iter()
+        .filter(|s| s.action.get_ref().is_backup_fault())
+    {
+        let name = s.action.get_ref().as_str();
+        if d.recovery.restore.is_none() {
+            out.push(spec.at(
+                s.action.span(),
+                format!("{name} breaks the archive a restore replays: it needs [drill.recovery] restore"),
+            ));
+        }
+        match disaster {
+            None => out.push(spec.at(
+                s.action.span(),
+                format!("{name} sets the stage for a data disaster's restore: the schedule needs one (delete_rows, update_rows, truncate, drop_table or sql)"),
+            )),
+            Some(at) if *s.at.get_ref() >= at => out.push(spec.at(
+                s.at.span(),
+                format!("{name} must come before the data disaster (at {at})"),
+            )),
+            Some(_) => {}
+        }
+        if let Some(dis) = s.disaster.as_ref().filter(|d| *d.get_ref()) {
+            out.push(spec.at(
+                dis.span(),
+                format!("{name} sets the stage; it cannot be the disaster"),
             ));
         }
     }
@@ -116,7 +224,7 @@ pub(crate) fn check_restore(
         {
             out.push(spec.at(
                 r.target.span(),
-                "target = \"before_fault\" needs a corruption step (delete_rows) in the schedule",
+                "target = \"before_fault\" needs a corruption step (delete_rows, update_rows, truncate, drop_table or sql) in the schedule",
             ))
         }
         Ok(_) => {}

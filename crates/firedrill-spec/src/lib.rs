@@ -91,11 +91,14 @@ impl LoadedSpec {
 
     pub fn parse(path: &Path, source: String) -> Result<Self, SpecError> {
         match toml::from_str::<SpecFile>(&source) {
-            Ok(file) => Ok(LoadedSpec {
-                path: path.to_path_buf(),
-                source,
-                file,
-            }),
+            Ok(mut file) => {
+                resolve_paths(&mut file, path);
+                Ok(LoadedSpec {
+                    path: path.to_path_buf(),
+                    source,
+                    file,
+                })
+            }
             Err(e) => {
                 let (line, col) = e
                     .span()
@@ -129,6 +132,19 @@ impl LoadedSpec {
             path: self.path.clone(),
             items,
         })
+    }
+}
+
+/// Paths a drill reads (`sql_file`) are relative to the spec file, so a
+/// spec and its statement travel together whatever the working directory.
+fn resolve_paths(file: &mut SpecFile, spec_path: &Path) {
+    let base = spec_path.parent().unwrap_or(Path::new(""));
+    let Some(d) = file.drill.as_mut() else { return };
+    for s in &mut d.faults {
+        if let Some(f) = s.sql_file.as_mut() {
+            let p = base.join(f.get_ref());
+            *f = Spanned::new(f.span(), p.to_string_lossy().into_owned());
+        }
     }
 }
 

@@ -234,6 +234,19 @@ pub enum FaultAction {
     /// when a machine and its disk are gone. On every node at once (`zone
     /// = "all"`) only a restore brings the data back.
     Wipe,
+    /// Corruption: one transaction garbles the payload of a share of the
+    /// run's rows (they stay, with bytes the workload never wrote).
+    UpdateRows,
+    /// Corruption: TRUNCATE of the ledger table.
+    Truncate,
+    /// Corruption: DROP TABLE of the ledger table.
+    DropTable,
+    /// Corruption: the user's own statement, read from `sql_file`.
+    Sql,
+    /// Sets the stage for a restore: one archived WAL segment that a
+    /// restore past it needs is taken out of the backup repository (put
+    /// back at the heal), as a broken archive or a careless cleanup would.
+    RemoveWal,
 }
 
 /// Which of a node's network links a network fault hits.
@@ -268,12 +281,33 @@ impl FaultAction {
             FaultAction::DeleteRows => "delete_rows",
             FaultAction::Backup => "backup",
             FaultAction::Wipe => "wipe",
+            FaultAction::UpdateRows => "update_rows",
+            FaultAction::Truncate => "truncate",
+            FaultAction::DropTable => "drop_table",
+            FaultAction::Sql => "sql",
+            FaultAction::RemoveWal => "remove_wal",
         }
     }
     /// Data disasters: a bad transaction, recovered by a restore, not a
     /// failover.
     pub fn is_corruption(self) -> bool {
-        matches!(self, FaultAction::DeleteRows)
+        matches!(
+            self,
+            FaultAction::DeleteRows
+                | FaultAction::UpdateRows
+                | FaultAction::Truncate
+                | FaultAction::DropTable
+                | FaultAction::Sql
+        )
+    }
+    /// Corruptions that pick a share of the run's rows (`fraction`, `seqs`).
+    pub fn picks_rows(self) -> bool {
+        matches!(self, FaultAction::DeleteRows | FaultAction::UpdateRows)
+    }
+    /// Faults that break the backups a restore needs (not the store):
+    /// they set the stage for a data disaster's restore.
+    pub fn is_backup_fault(self) -> bool {
+        matches!(self, FaultAction::RemoveWal)
     }
     /// Faults that destroy data, so that only a restore brings it back: a
     /// bad transaction, or a wipe.
@@ -281,9 +315,12 @@ impl FaultAction {
         self.is_corruption() || self == FaultAction::Wipe
     }
     /// Steps that set the stage and can never be the disaster: a resume
-    /// heals, a backup saves.
+    /// heals, a backup saves, a broken archive waits for the restore.
     pub fn never_disaster(self) -> bool {
-        matches!(self, FaultAction::Resume | FaultAction::Backup)
+        matches!(
+            self,
+            FaultAction::Resume | FaultAction::Backup | FaultAction::RemoveWal
+        )
     }
     /// Faults that need the node's pid.
     pub fn is_process_fault(self) -> bool {
@@ -342,9 +379,16 @@ pub struct FaultStep {
     /// postmaster (Patroni restarts it locally); by default the whole node
     /// (Patroni and its postmaster) is hit, as in a machine failure.
     pub kill_process: Option<Spanned<String>>,
-    /// `delete_rows`: the share of the run's rows the bad transaction
-    /// deletes, in (0, 1] (default 0.5).
+    /// `delete_rows`, `update_rows`: the share of the run's rows the bad
+    /// transaction hits, in (0, 1] (default 0.5).
     pub fraction: Option<Spanned<f64>>,
+    /// `delete_rows`, `update_rows`: instead of a share, the rows whose
+    /// seq is in `[from, to]` (inclusive).
+    pub seqs: Option<Spanned<Vec<u64>>>,
+    /// `sql`: the file holding the statement, relative to the spec file
+    /// (the statement itself never goes in the spec). Made absolute when
+    /// the spec is loaded.
+    pub sql_file: Option<Spanned<String>>,
     /// Corruption: how long until someone notices (`t_discovered` =
     /// `t_fault` + this); the restore starts then.
     pub detect_after: Option<Spanned<Dur>>,

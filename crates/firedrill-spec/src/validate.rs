@@ -586,7 +586,10 @@ fn check_supported(
         // Data disasters and backups go with a store's backup tools: the
         // kinds that declare them are named, whatever the store's hints
         // about its network faults say.
-        let hint = if action.is_data_disaster() || action == FaultAction::Backup {
+        let hint = if action.is_data_disaster()
+            || action == FaultAction::Backup
+            || action.is_backup_fault()
+        {
             Some(stores.taking(action))
         } else {
             store.fault_hint(action).map(str::to_string)

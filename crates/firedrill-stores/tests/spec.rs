@@ -376,12 +376,15 @@ mod data_disasters {
         assert!(
             has(
                 &e,
-                "16:16: `detect_after` applies to data disasters (delete_rows, wipe), not backup"
+                "16:16: `detect_after` applies to data disasters (delete_rows, update_rows, truncate, drop_table, sql, wipe), not backup"
             ),
             "{e:?}"
         );
         assert!(
-            has(&e, "21:12: `fraction` applies to delete_rows, not wipe"),
+            has(
+                &e,
+                "21:12: `fraction` applies to delete_rows and update_rows, not wipe"
+            ),
             "{e:?}"
         );
         assert_eq!(e.len(), 2, "a wipe takes detect_after: {e:?}");

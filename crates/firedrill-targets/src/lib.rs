@@ -174,8 +174,17 @@ pub trait Target: Send + Sync {
         })
     }
 
-    /// Every ledger id of this run present on `node`.
+    /// Every ledger id of this run present on `node` (and intact, for a
+    /// store that can tell).
     async fn audit(&self, node: &str) -> Result<Vec<u64>, TargetError>;
+    /// The audit with the ids present but garbled set apart. A store that
+    /// cannot tell a garbled row from a good one has none.
+    async fn audit_read(&self, node: &str) -> Result<AuditRead, TargetError> {
+        Ok(AuditRead {
+            ids: self.audit(node).await?,
+            garbled: Vec::new(),
+        })
+    }
     /// Removes this run's data (drills against the user's own store).
     async fn cleanup(&self, node: &str) -> Result<(), TargetError>;
     /// "PostgreSQL 15.18", "etcd 3.4.23", …
@@ -276,8 +285,51 @@ pub trait TargetOpener: Send + Sync + std::fmt::Debug {
 /// A data disaster's bad transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Corruption {
-    /// Deletes this share of the run's rows, in one transaction.
-    DeleteRows { fraction: f64 },
+    /// Deletes these of the run's rows, in one transaction.
+    DeleteRows { rows: RowPick },
+    /// Garbles the payload of these of the run's rows, in one transaction:
+    /// the rows stay, holding bytes the workload never wrote.
+    UpdateRows { rows: RowPick },
+    /// Empties the ledger table.
+    Truncate,
+    /// Drops the ledger table.
+    DropTable,
+    /// The user's own statement, run in one transaction. `source` names
+    /// where it came from (its file), for the record; the statement itself
+    /// is never logged.
+    Sql { statement: String, source: String },
+}
+
+/// Which of the run's rows a corruption hits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RowPick {
+    /// This share of them, spread evenly over the run.
+    Fraction(f64),
+    /// Those whose seq is in `[from, to]`.
+    Seqs { from: u64, to: u64 },
+}
+
+/// What an audit read back from one node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditRead {
+    /// Ids present and intact.
+    pub ids: Vec<u64>,
+    /// Ids present whose content is not what the workload wrote (a
+    /// garbled row). Not in `ids`: an acknowledged write whose bytes are
+    /// wrong did not survive, so it counts as lost.
+    pub garbled: Vec<u64>,
+}
+
+/// One archived WAL segment that a restore past the present needs, found
+/// in the lab's backup repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchivedSegment {
+    /// The segment's name (`000000010000000000000004`).
+    pub segment: String,
+    /// Its file in the repository.
+    pub path: std::path::PathBuf,
+    /// Where a fault may move it aside (same filesystem, in the lab).
+    pub aside: std::path::PathBuf,
 }
 
 /// Where a restore should stop.
@@ -389,5 +441,20 @@ pub trait Restorer: Send + Sync {
     /// returns their names. Idempotent.
     async fn discard_all(&self) -> Result<Vec<String>, TargetError> {
         Ok(Vec::new())
+    }
+
+    /// Makes sure the archive holds WAL written since the backup (it
+    /// switches to a new segment and waits for the old one to land), and
+    /// names that segment: a restore past now must replay it.
+    async fn needed_segment(&self, _node: &str) -> Result<ArchivedSegment, TargetError> {
+        Err(TargetError::Other(
+            "this lab's backups cannot name an archived WAL segment".into(),
+        ))
+    }
+
+    /// The backup tool's own check of its repository (it never restores),
+    /// shown beside a restore's verdict. None: the tool has no such check.
+    async fn check(&self) -> Option<firedrill_ledger::BackupCheck> {
+        None
     }
 }

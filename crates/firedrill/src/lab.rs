@@ -116,6 +116,70 @@ pub async fn status(arg: &str, json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `lab restore`: the drill's restore, alone, timed from its start. What
+/// a restore test or a benchmark against the bare tools runs.
+pub async fn restore(
+    arg: &str,
+    node: Option<String>,
+    xid: Option<u64>,
+    time: Option<String>,
+    flush_archive: bool,
+) -> Result<u8, Failure> {
+    use firedrill_targets::{RestorePoint, RestoreRequest};
+    let dir = resolve_dir(arg)?;
+    let state = LabState::load(&dir)
+        .map_err(|e| Failure::aborted(format!("{e} (is the lab up? `firedrill lab up FILE`)")))?;
+    let restorer = store_of(&state.spec)?.restorer(&state).ok_or_else(|| {
+        Failure::input(format!(
+            "lab {} takes no backups: give it [lab.backup]",
+            state.name
+        ))
+    })?;
+    let point = match (xid, time) {
+        (Some(x), _) => RestorePoint::BeforeXid(x),
+        (None, Some(t)) => match firedrill_spec::RestoreTarget::parse(&t) {
+            Ok(firedrill_spec::RestoreTarget::Time(t)) => RestorePoint::Time(t),
+            _ => {
+                return Err(Failure::input(format!(
+                    "--time {t:?}: give an RFC 3339 time"
+                )))
+            }
+        },
+        (None, None) => RestorePoint::Latest,
+    };
+    let node = node.unwrap_or_else(|| state.nodes[0].name.clone());
+    let req = RestoreRequest {
+        point,
+        flush_archive,
+        into: firedrill_targets::RestoreInto::InPlace,
+        scratch: None,
+    };
+    let start = std::time::Instant::now();
+    let r = restorer
+        .restore(&node, &req)
+        .await
+        .map_err(|e| Failure::aborted(format!("restore of {node}: {e}")))?;
+    let at = |i: Option<std::time::Instant>| {
+        i.map_or("-".to_string(), |i| {
+            format!("{:.3} s", i.saturating_duration_since(start).as_secs_f64())
+        })
+    };
+    println!(
+        "restore {node} ({}): {}",
+        r.tool_target,
+        if r.reached { "reached" } else { "NOT reached" }
+    );
+    println!(
+        "  flush {}  fetch {}  replay {}  promote {}  (from the start)",
+        at(r.flushed),
+        at(r.fetched),
+        at(r.replayed),
+        at(r.promoted)
+    );
+    println!("  server: {}", r.detail);
+    Ok(if r.reached { 0 } else { 1 })
+}
+
 /// The store of a lab's kind, from the registry this build has.
 pub fn store_of(
     lab: &firedrill_spec::LabSpec,

@@ -191,6 +191,28 @@ enum LabCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Restore a node of a lab that takes backups ([lab.backup]) in place,
+    /// exactly as a drill's `restore` recovery does: stop it, fetch the
+    /// backup, replay the archive to the target, promote. Prints the
+    /// phases and whether the server's log says it reached the target.
+    /// Exit 0 reached, 1 not reached, 3 the restore failed.
+    Restore {
+        /// Lab name, lab directory, or the spec file that defines it.
+        lab: String,
+        /// The node to restore (default: the node the lab backs up).
+        #[arg(long)]
+        node: Option<String>,
+        /// Stop just before this transaction commits (exclusive).
+        #[arg(long, conflicts_with = "time")]
+        xid: Option<u64>,
+        /// Stop at this time (RFC 3339); default: the end of the archive.
+        #[arg(long)]
+        time: Option<String>,
+        /// Switch the running server to a new WAL segment and wait until
+        /// it is archived first (as a drill does by default).
+        #[arg(long)]
+        flush_archive: bool,
+    },
 }
 
 /// Errors carry the exit code DESIGN.md gives them.
@@ -280,6 +302,13 @@ fn main() -> ExitCode {
             }
             Cmd::Lab(LabCmd::Down { lab: l }) => lab::down(&l),
             Cmd::Lab(LabCmd::Status { lab: l, json }) => lab::status(&l, json).await,
+            Cmd::Lab(LabCmd::Restore {
+                lab: l,
+                node,
+                xid,
+                time,
+                flush_archive,
+            }) => lab::restore(&l, node, xid, time, flush_archive).await,
             Cmd::Drill {
                 file,
                 out,

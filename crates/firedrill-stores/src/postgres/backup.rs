@@ -49,7 +49,7 @@ pub(crate) fn archive_settings(state: &LabState, b: &BackupSpec) -> String {
     )
 }
 
-fn pgbackrest(state: &LabState, args: &[&str]) -> Result<String, LabError> {
+pub(crate) fn pgbackrest(state: &LabState, args: &[&str]) -> Result<String, LabError> {
     let bin = pgbackrest_dir();
     let conf = format!("--config={}", conf_path(&state.dir).display());
     let stanza = format!("--stanza={STANZA}");
@@ -199,6 +199,24 @@ impl firedrill_targets::Restorer for PgRestorer {
         .await
         .map_err(|e| TargetError::Other(e.to_string()))?
     }
+
+    async fn needed_segment(
+        &self,
+        node: &str,
+    ) -> Result<firedrill_targets::ArchivedSegment, TargetError> {
+        let (dir, node) = (self.dir.clone(), node.to_string());
+        tokio::task::spawn_blocking(move || super::archive::needed_segment(&dir, &node))
+            .await
+            .map_err(|e| TargetError::Other(e.to_string()))?
+    }
+
+    async fn check(&self) -> Option<firedrill_ledger::BackupCheck> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || super::archive::verify(&dir))
+            .await
+            .ok()
+            .flatten()
+    }
 }
 
 pub(crate) fn err(node: &str, e: impl std::fmt::Display) -> TargetError {
@@ -344,9 +362,13 @@ pub(crate) fn await_promotion(
             report.detail = exit_reason(&log);
             return Ok(());
         }
-        let primary = t
-            .psql(&n.host, n.port, "SELECT pg_is_in_recovery()")
-            .is_ok_and(|s| s == "f");
+        // Asked only once redo is over: it cannot have promoted before, and
+        // a connection (a psql and a backend) every 50 ms would take CPU
+        // from the replay being timed.
+        let redo_over = report.replayed.is_some() || log.contains("redo is not required");
+        let primary = redo_over
+            && t.psql(&n.host, n.port, "SELECT pg_is_in_recovery()")
+                .is_ok_and(|s| s == "f");
         if primary {
             report.promoted = Some(Instant::now());
             report.replayed.get_or_insert(Instant::now());
@@ -362,7 +384,9 @@ pub(crate) fn await_promotion(
                 format!("not promoted within {} s of the restore", RESTORE_LIMIT.as_secs()),
             ));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Once redo is over, promotion is a matter of milliseconds: look
+        // often, so the restore's end is not a poll late.
+        std::thread::sleep(Duration::from_millis(if redo_over { 10 } else { 50 }));
     }
 }
 

@@ -1,6 +1,7 @@
 //! PostgreSQL streaming replication: a lab of a primary and standbys, and
 //! a target that inserts one row per ledger entry.
 
+mod archive;
 mod backup;
 pub mod assess;
 mod basebackup;
@@ -51,6 +52,11 @@ pub(crate) const PG_FAULTS: &[FaultAction] = &[
     FaultAction::Bandwidth,
     FaultAction::Reset,
     FaultAction::DeleteRows,
+    FaultAction::UpdateRows,
+    FaultAction::Truncate,
+    FaultAction::DropTable,
+    FaultAction::Sql,
+    FaultAction::RemoveWal,
 ];
 
 pub struct PostgresStore;
@@ -107,10 +113,19 @@ impl StoreSpec for PostgresStore {
         &self,
         spec: &LoadedSpec,
         s: &firedrill_spec::FaultStep,
-        _u: &NodeUniverse,
+        u: &NodeUniverse,
         out: &mut Vec<Diagnostic>,
     ) {
         crate::refuse_kill_process(spec, s, out);
+        // The archive remove_wal reaches into is pgBackRest's repository.
+        if *s.action.get_ref() == FaultAction::RemoveWal
+            && u.backup.as_deref().is_some_and(|t| t != "pgbackrest")
+        {
+            out.push(spec.at(
+                s.action.span(),
+                "remove_wal takes a segment out of a pgBackRest repository: it needs [lab.backup] tool = \"pgbackrest\"",
+            ));
+        }
     }
 }
 

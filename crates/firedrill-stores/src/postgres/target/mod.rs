@@ -299,13 +299,20 @@ impl PgTarget {
             .map_err(|e| node_err(name, e))
     }
 
-    /// Reads back every id of this run present on `name`.
-    pub async fn audit(&self, name: &str) -> Result<Vec<u64>, TargetError> {
+    /// Reads back every id of this run present on `name`, setting apart
+    /// those whose payload is none of `payloads` (the bytes the run's
+    /// clients write): a garbled row is not the acknowledged write. With
+    /// no payloads known, every row present counts as intact.
+    pub async fn audit(
+        &self,
+        name: &str,
+        payloads: &[Vec<u8>],
+    ) -> Result<firedrill_targets::AuditRead, TargetError> {
         let c = self.connect_node(name, Duration::from_secs(5)).await?;
         let rows = match c
             .query(
-                "SELECT seq FROM firedrill_ledger WHERE run_id = $1",
-                &[&self.run_id],
+                "SELECT seq, cardinality($2::bytea[]) = 0 OR coalesce(payload = ANY($2::bytea[]), false) FROM firedrill_ledger WHERE run_id = $1",
+                &[&self.run_id, &payloads],
             )
             .await
         {
@@ -313,11 +320,20 @@ impl PgTarget {
             // A restore to a point before the run created its table: not
             // one of its rows survived.
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-                return Ok(Vec::new())
+                return Ok(firedrill_targets::AuditRead::default())
             }
             Err(e) => return Err(node_err(name, e)),
         };
-        Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+        let mut read = firedrill_targets::AuditRead::default();
+        for r in &rows {
+            let seq = r.get::<_, i64>(0) as u64;
+            if r.get::<_, bool>(1) {
+                read.ids.push(seq);
+            } else {
+                read.garbled.push(seq);
+            }
+        }
+        Ok(read)
     }
 
     /// Removes this run's rows, so repeated drills against a real database

@@ -22,6 +22,9 @@ pub struct PgStore {
     /// Where failover signals come from, when something manages the nodes
     /// (Patroni's REST API): its leader changes are the `detected` phase.
     watch: Option<Box<dyn WatchSource>>,
+    /// The payload each client writes (one per client): the audit counts a
+    /// row holding none of them as garbled.
+    payloads: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 /// Opens a failover watch for a PostgreSQL store whose manager has one.
@@ -55,6 +58,7 @@ impl PgStore {
             route: Arc::default(),
             connect_timeout: std::sync::Mutex::new(Duration::from_secs(1)),
             watch: None,
+            payloads: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -62,6 +66,13 @@ impl PgStore {
     pub fn with_watch(mut self, watch: Box<dyn WatchSource>) -> PgStore {
         self.watch = Some(watch);
         self
+    }
+
+    fn payloads(&self) -> Vec<Vec<u8>> {
+        self.payloads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// `primary` first, then the others: libpq's multi-host order.
@@ -107,6 +118,12 @@ impl Target for PgStore {
             return Err(TargetError::Other("no nodes".into()));
         }
         let cfg = multi_host(&order, op_timeout, "firedrill-workload");
+        let p = firedrill_targets::payload(id, payload_bytes);
+        let mut known = self.payloads.lock().unwrap_or_else(|e| e.into_inner());
+        if !known.contains(&p) {
+            known.push(p);
+        }
+        drop(known);
         *self
             .connect_timeout
             .lock()
@@ -160,18 +177,19 @@ impl Target for PgStore {
         self.target.restore_replication(node, saved).await
     }
     async fn audit(&self, node: &str) -> Result<Vec<u64>, TargetError> {
-        self.target.audit(node).await
+        Ok(self.audit_read(node).await?.ids)
+    }
+    async fn audit_read(&self, node: &str) -> Result<firedrill_targets::AuditRead, TargetError> {
+        let payloads = self.payloads();
+        self.target.audit(node, &payloads).await
     }
     async fn corrupt(
         &self,
         node: &str,
         c: &firedrill_targets::Corruption,
     ) -> Result<firedrill_ledger::Damage, TargetError> {
-        match c {
-            firedrill_targets::Corruption::DeleteRows { fraction } => {
-                super::corrupt::delete_rows(&self.target, node, *fraction).await
-            }
-        }
+        let payloads = self.payloads();
+        super::corrupt::corrupt(&self.target, node, c, &payloads).await
     }
     async fn adopt(&self, node: &TargetNode, move_clients: bool) -> Result<(), TargetError> {
         let pw = self.password.as_deref();
