@@ -330,7 +330,7 @@ fn failover(
         return Failover::Undeclared;
     };
     let params = params(l, keys, name, settings, out);
-    match k.failovers_of(store).into_iter().find(|m| m.name() == name) {
+    match mechanisms.into_iter().find(|m| m.name() == name) {
         Some(kind) => Failover::Automatic { kind, params },
         None => Failover::Manual {
             response: params.0.get("response").map(|_| params.dur("response")),

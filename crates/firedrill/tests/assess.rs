@@ -184,27 +184,6 @@ standbys = 1
 replication = "async"
 "#;
 
-fn port_of(state: &Value, node: &str) -> u64 {
-    state["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|n| n["name"] == node)
-        .expect("node")["port"]
-        .as_u64()
-        .expect("port")
-}
-
-fn psql(state: &Value, node: &str, sql: &str) -> String {
-    let bin = Path::new(state["bin_dir"].as_str().expect("bin_dir")).join("psql");
-    let out = Command::new(bin)
-        .args(["-h", "127.0.0.1", "-p", &port_of(state, node).to_string()])
-        .args(["-U", "postgres", "-d", "postgres", "-Atc", sql])
-        .output()
-        .expect("psql");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn objectives(state: &Value, replication: &str) -> String {
     format!(
         r#"version = 2
@@ -302,15 +281,16 @@ fn postgres_lab_async_sync_mismatch_then_proven() {
     assert_eq!(row(&off, "node", "rpo")["verdict"], "unproven");
 
     // 3. The lab switched to sync ANY 1: unproven (exit 0; 1 with --strict).
-    psql(
+    psql_as(
         &st,
         "n1",
         "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (n2)'",
+        None,
     );
-    psql(&st, "n1", "SELECT pg_reload_conf()");
+    psql_as(&st, "n1", "SELECT pg_reload_conf()", None);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        psql(&st, "n1", "SHOW synchronous_standby_names"),
+        psql_as(&st, "n1", "SHOW synchronous_standby_names", None).1,
         "ANY 1 (n2)"
     );
     // Drop the corruption objective, which stays cannot-meet by design.

@@ -24,32 +24,6 @@ standbys = 1
 replication = "async"
 "#;
 
-fn port(st: &serde_json::Value, node: &str) -> u64 {
-    st["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|n| n["name"] == node)
-        .and_then(|n| n["port"].as_u64())
-        .expect("port")
-}
-
-fn psql(st: &serde_json::Value, node: &str, sql: &str, password: Option<&str>) -> (bool, String) {
-    let bin = Path::new(st["bin_dir"].as_str().expect("bin_dir")).join("psql");
-    let mut c = Command::new(bin);
-    c.args(["-h", "127.0.0.1", "-p", &port(st, node).to_string()])
-        .args(["-U", "postgres", "-d", "postgres", "-w", "-Atc", sql])
-        .env_remove("PGPASSWORD");
-    if let Some(p) = password {
-        c.env("PGPASSWORD", p);
-    }
-    let out = c.output().expect("psql");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    )
-}
-
 /// Every file below `dir` that holds the canary.
 fn holders(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -101,7 +75,7 @@ fn run(args: &[&str], state: &Path) -> String {
 /// (replication stays as the lab set it). The statement is kept out of the
 /// server log, which the search covers too.
 fn require_password(st: &serde_json::Value) {
-    let (ok, _) = psql(
+    let (ok, _) = psql_as(
         st,
         "n1",
         &format!("SET log_statement = 'none'; SET log_min_duration_statement = -1; ALTER ROLE postgres PASSWORD '{CANARY}'"),
@@ -133,12 +107,15 @@ fn require_password(st: &serde_json::Value) {
             })
             .collect();
         std::fs::write(&hba, text).expect("write pg_hba");
-        let (ok, _) = psql(st, node, "SELECT pg_reload_conf()", Some(CANARY));
+        let (ok, _) = psql_as(st, node, "SELECT pg_reload_conf()", Some(CANARY));
         assert!(ok, "reload {node}");
     }
     // The password is now needed: without it the server refuses.
-    assert!(!psql(st, "n1", "SELECT 1", None).0, "trust still in force");
-    assert_eq!(psql(st, "n1", "SELECT 1", Some(CANARY)).1, "1");
+    assert!(
+        !psql_as(st, "n1", "SELECT 1", None).0,
+        "trust still in force"
+    );
+    assert_eq!(psql_as(st, "n1", "SELECT 1", Some(CANARY)).1, "1");
 }
 
 #[test]
@@ -152,7 +129,7 @@ fn no_command_leaks_the_password() {
     require_password(&st);
     let tmp = tempdir();
     let state = tmp.path().join("state");
-    let (p1, p2) = (port(&st, "n1"), port(&st, "n2"));
+    let (p1, p2) = (port_of(&st, "n1"), port_of(&st, "n2"));
     let mut seen = String::new();
 
     // A drill against the endpoints, its clients partitioned through the

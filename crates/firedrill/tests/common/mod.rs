@@ -346,3 +346,32 @@ pub fn kafka_available() -> bool {
     }
     programs_available(&["java"])
 }
+
+/// A lab node's port, from its state.json.
+pub fn port_of(state: &Value, node: &str) -> u64 {
+    state["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["name"] == node)
+        .and_then(|n| n["port"].as_u64())
+        .unwrap_or_else(|| panic!("no port for {node}"))
+}
+
+/// psql on a lab node as `postgres` over TCP, with `password` or none
+/// (never one from the environment); (succeeded, trimmed stdout).
+pub fn psql_as(state: &Value, node: &str, sql: &str, password: Option<&str>) -> (bool, String) {
+    let bin = Path::new(state["bin_dir"].as_str().expect("bin_dir")).join("psql");
+    let mut c = Command::new(bin);
+    c.args(["-h", "127.0.0.1", "-p", &port_of(state, node).to_string()])
+        .args(["-U", "postgres", "-d", "postgres", "-w", "-Atc", sql])
+        .env_remove("PGPASSWORD");
+    if let Some(p) = password {
+        c.env("PGPASSWORD", p);
+    }
+    let out = c.output().expect("psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
