@@ -24,9 +24,9 @@ pub enum ProcessAction {
 pub fn apply_process_fault(h: &ProcHandle, action: ProcessAction) -> Result<(), FaultError> {
     match action {
         ProcessAction::Kill => {
-            h.signal_tree(Signal::SIGKILL)?;
+            let killed = h.kill_tree()?;
             wait(
-                || holds(h, action),
+                || !killed.iter().any(ProcHandle::is_alive),
                 Duration::from_secs(10),
                 "the node is still alive 10 s after SIGKILL",
             )

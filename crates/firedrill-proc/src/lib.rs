@@ -6,13 +6,16 @@
 //! that pid, so a recycled pid is never signalled. Nothing matches
 //! processes by name.
 
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Gid, Pid, Uid, User};
 use serde::{Deserialize, Serialize};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod tree;
+pub use tree::descendants;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
@@ -48,14 +51,14 @@ pub struct ProcHandle {
 }
 
 /// Fields of /proc/PID/stat that matter here.
-struct Stat {
-    state: char,
-    ppid: i32,
-    pgrp: i32,
-    start_time: u64,
+pub(crate) struct Stat {
+    pub(crate) state: char,
+    pub(crate) ppid: i32,
+    pub(crate) pgrp: i32,
+    pub(crate) start_time: u64,
 }
 
-fn read_stat(pid: i32) -> Option<Stat> {
+pub(crate) fn read_stat(pid: i32) -> Option<Stat> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and ')': fields start after the last ')'.
     let rest = &s[s.rfind(')')? + 2..];
@@ -163,35 +166,12 @@ impl ProcHandle {
         }
     }
 
-    /// Some process of the tree still runs: the recorded process, or (for a
-    /// group leader) any live member of its process group. A crash is in
-    /// effect only when this is false: a backend that outlives its
-    /// postmaster by a few milliseconds can still answer a client.
-    pub fn tree_alive(&self) -> bool {
-        if self.is_alive() {
-            return true;
-        }
-        if !self.group_leader {
-            return false;
-        }
-        let Ok(rd) = std::fs::read_dir("/proc") else {
-            return false;
-        };
-        rd.flatten().any(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-                .and_then(read_stat)
-                .is_some_and(|st| st.pgrp == self.pid && st.state != 'Z' && st.state != 'X')
-        })
-    }
-
     /// The process is stopped (SIGSTOP).
     pub fn is_stopped(&self) -> bool {
         matches!(read_stat(self.pid), Some(st) if st.start_time == self.start_time && st.state == 'T')
     }
 
-    fn check(&self) -> Result<(), ProcError> {
+    pub(crate) fn check(&self) -> Result<(), ProcError> {
         if self.is_alive() {
             Ok(())
         } else {
@@ -206,30 +186,6 @@ impl ProcHandle {
             pid: self.pid,
             source,
         })
-    }
-
-    /// Signals the whole process tree at once: the process group when the
-    /// process leads one, else the process and its descendants (found by
-    /// parent pid, starting from the recorded process).
-    pub fn signal_tree(&self, sig: Signal) -> Result<(), ProcError> {
-        self.check()?;
-        if self.group_leader {
-            return killpg(Pid::from_raw(self.pid), sig).map_err(|source| ProcError::Signal {
-                pid: self.pid,
-                source,
-            });
-        }
-        let tree = descendants(self.pid);
-        // Parent first for SIGSTOP/SIGKILL so it cannot fork or restart
-        // children in between; the tree was collected before any signal.
-        kill(Pid::from_raw(self.pid), sig).map_err(|source| ProcError::Signal {
-            pid: self.pid,
-            source,
-        })?;
-        for p in tree {
-            let _ = kill(Pid::from_raw(p), sig);
-        }
-        Ok(())
     }
 
     /// Waits until the process has exited; false on timeout.
@@ -262,31 +218,6 @@ fn boot_time() -> Option<u64> {
     s.lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// All descendants of `root`, by walking /proc parent links.
-pub fn descendants(root: i32) -> Vec<i32> {
-    let mut all: Vec<(i32, i32)> = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
-                if let Some(st) = read_stat(pid) {
-                    all.push((pid, st.ppid));
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for &(c, pp) in &all {
-            if pp == p && !out.contains(&c) {
-                out.push(c);
-                frontier.push(c);
-            }
-        }
-    }
-    out
 }
 
 /// The user servers run as.

@@ -267,9 +267,29 @@ async fn status_after_kill_and_promote() {
     let guard = Guard(Some(state));
     let state = guard.state().clone();
 
+    // A crash reaches the backends too: each calls setsid(), so the
+    // postmaster's process group alone would leave this one committing.
     let n1 = state.node("n1").unwrap().proc.unwrap();
-    n1.signal_tree(Signal::SIGKILL).unwrap();
+    let c1 = client(&state.node("n1").unwrap().conninfo).await;
+    let backend: i32 = c1
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let backend = n1
+        .tree()
+        .into_iter()
+        .find(|h| h.pid == backend)
+        .expect("the client's backend is in the node's tree");
+    assert!(!backend.group_leader && backend.is_alive());
+    let killed = n1.kill_tree().unwrap();
+    assert!(killed.contains(&backend));
     assert!(n1.wait_exit(Duration::from_secs(5)));
+    assert!(
+        backend.wait_exit(Duration::from_secs(5)),
+        "the backend outlived the crash"
+    );
+    assert!(c1.batch_execute("SELECT 1").await.is_err());
     let c = client(&state.node("n2").unwrap().conninfo).await;
     let promoted: bool = c
         .query_one("SELECT pg_promote()", &[])
