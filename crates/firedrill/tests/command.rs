@@ -178,7 +178,7 @@ struct Run {
     stderr: String,
 }
 
-fn run_drill(lab: &Lab, toxi: &Toxiproxy, name: &str, text: &str) -> Run {
+fn run_drill(lab: &Lab, toxi: &Toxiproxy, name: &str, text: &str, env: &[(&str, &str)]) -> Run {
     let spec = lab.tmp.path().join(format!("{name}.toml"));
     std::fs::write(&spec, text).unwrap();
     let dir = lab.run_dir(name);
@@ -192,6 +192,7 @@ fn run_drill(lab: &Lab, toxi: &Toxiproxy, name: &str, text: &str) -> Run {
         .env("FIREDRILL_STATE_DIR", state_dir())
         .env("TOXIPROXY_URL", &toxi.url)
         .env("PATH", toxi.path())
+        .envs(env.iter().copied())
         .output()
         .expect("drill");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -259,6 +260,10 @@ fn commands(run: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// A password in firedrill's environment that a command prints: the
+/// record must blank it.
+const CANARY: &str = "fd-canary-7f3a9c2e";
+
 /// RTO resolution: the drills' bucket, as their spec sets it.
 const BUCKET_S: f64 = 0.1;
 
@@ -280,6 +285,7 @@ fn partition_matches_firedrills_own_within_one_bucket(s: &Setup) {
         &s.toxi,
         "toxi",
         &drill("toxi", &s.proxied, &command_fault(false), "6s", verify),
+        &[],
     );
     assert_eq!(toxi.code, 0, "{}", toxi.stderr);
     assert!(
@@ -297,6 +303,7 @@ fn partition_matches_firedrills_own_within_one_bucket(s: &Setup) {
             "6s",
             "",
         ),
+        &[],
     );
     assert_eq!(own.code, 0, "{}", own.stderr);
 
@@ -321,6 +328,23 @@ fn partition_matches_firedrills_own_within_one_bucket(s: &Setup) {
         "RTO through toxiproxy-cli {rt} vs firedrill's own proxy {ro}: more than one bucket ({bucket} s) apart"
     );
     assert!((buckets(pt) - buckets(po)).abs() <= 1, "RPO {pt} vs {po}");
+    // Negative control: the same command partition held 1 s longer is
+    // told apart from firedrill's 3 s one.
+    let longer = run_drill(
+        &s.lab,
+        &s.toxi,
+        "toxi-4s",
+        &drill("toxi-4s", &s.proxied, &command_fault(false), "6s", "")
+            .replace("for = \"3s\"", "for = \"4s\""),
+        &[],
+    );
+    assert_eq!(longer.code, 0, "{}", longer.stderr);
+    let rl = rto(&longer);
+    eprintln!("FIGURES negative control: toxiproxy-cli partition for 4 s: RTO {rl:.3} s");
+    assert!(
+        buckets(rl) - buckets(ro) >= 5,
+        "a 4 s partition (RTO {rl}) must not pass for the 3 s one ({ro})"
+    );
     for r in [&toxi, &own] {
         assert_eq!(r.run["trials"][0]["rpo"]["lost"], 0);
         assert!(r.run["trials"][0]["ops"]["ok"].as_u64().unwrap() > 100);
@@ -371,7 +395,7 @@ fn partition_matches_firedrills_own_within_one_bucket(s: &Setup) {
 /// its in_effect_command is asked before and after the heal.
 fn a_failing_verify_command_fails_the_trial(s: &Setup) {
     let fault = r#"action = "command"
-command = "touch \"$FIREDRILL_RUN_DIR/flag\""
+command = "touch \"$FIREDRILL_RUN_DIR/flag\"; echo \"pw=$PGPASSWORD\""
 in_effect_command = ["sh", "-c", "test -f \"$FIREDRILL_RUN_DIR/flag\""]
 heal_command = ["sh", "-c", "rm -f \"$FIREDRILL_RUN_DIR/flag\""]"#;
     let text = drill(
@@ -382,7 +406,13 @@ heal_command = ["sh", "-c", "rm -f \"$FIREDRILL_RUN_DIR/flag\""]"#;
         "[drill.recovery]\nverify_command = \"echo 'replica n2 is missing'; exit 7\"",
     )
     .replace("node = \"db1\"\nfor = \"3s\"\n", "for = \"1s\"\n");
-    let r = run_drill(&s.lab, &s.toxi, "verify-fails", &text);
+    let r = run_drill(
+        &s.lab,
+        &s.toxi,
+        "verify-fails",
+        &text,
+        &[("PGPASSWORD", CANARY)],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     let reasons = r.run["trials"][0]["check"]["reasons"].to_string();
     assert!(
@@ -415,6 +445,26 @@ heal_command = ["sh", "-c", "rm -f \"$FIREDRILL_RUN_DIR/flag\""]"#;
         "{cmds:#?}"
     );
     assert_eq!(cmds[1]["program"], "sh");
+    // The command printed the password it inherited: the record blanks it,
+    // and no file of the run holds it.
+    assert!(
+        cmds[0]["output_tail"]
+            .as_str()
+            .unwrap()
+            .contains("pw=[redacted]"),
+        "{cmds:#?}"
+    );
+    for e in std::fs::read_dir(&r.dir).unwrap().flatten() {
+        if e.path().is_file() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(CANARY),
+                "{} holds the password",
+                e.path().display()
+            );
+        }
+    }
     let report = firedrill(&["report", r.dir.to_str().unwrap()]);
     assert_eq!(report.status.code(), Some(1));
     let junit = std::fs::read_to_string(r.dir.join("junit.xml")).unwrap();
