@@ -170,6 +170,15 @@ fn step_attrs(s: &firedrill_spec::FaultStep) -> serde_json::Value {
     })
 }
 
+/// The recovery's `verify_command` and its limit.
+fn verify_of(r: &firedrill_spec::RecoverySpec) -> Option<(firedrill_spec::CommandSpec, Duration)> {
+    let timeout = r.verify_timeout.as_ref().map(|t| t.get_ref().0);
+    r.verify_command.as_ref().map(|c| {
+        let t = timeout.unwrap_or(firedrill_spec::DEFAULT_COMMAND_TIMEOUT);
+        (c.get_ref().clone(), t)
+    })
+}
+
 impl Plan {
     /// Builds the runtime plan from a spec that has passed validation.
     pub fn build(
@@ -282,13 +291,7 @@ impl Plan {
             run_dir,
             cleanup_rows,
             restorer: None,
-            verify: r.verify_command.as_ref().map(|c| {
-                let t = r.verify_timeout.as_ref().map(|t| t.get_ref().0);
-                (
-                    c.get_ref().clone(),
-                    t.unwrap_or(firedrill_spec::DEFAULT_COMMAND_TIMEOUT),
-                )
-            }),
+            verify: verify_of(r),
         }
     }
 
