@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 MB=${MB:-2048}
 cargo build -q --release -p firedrill-proxy --examples
-B=target/release/examples
+B=${CARGO_TARGET_DIR:-target}/release/examples
 read -r SINK ECHO API FD <<<"$(python3 -c '
 import socket
 s = [socket.socket() for _ in range(4)]

@@ -17,7 +17,7 @@ if ! command -v haproxy >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq haproxy >/dev/null
 fi
 cargo build -q --release -p firedrill-proxy --examples
-BIN=target/release/examples
+BIN=${CARGO_TARGET_DIR:-target}/release/examples
 
 TMP=$(mktemp -d)
 PIDS=()

@@ -84,3 +84,31 @@ if ! command -v cargo >/dev/null 2>&1; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends cargo rustc
 fi
+
+# Toxiproxy (Shopify's TCP fault proxy): the external injector the command
+# fault's test drives through toxiproxy-cli, and the peer
+# scripts/bench-toxiproxy.sh measures firedrill's proxy against. Built with
+# the Go toolchain (>= 1.23, which its go.mod asks for) from the Go module
+# proxy, into $FIREDRILL_TOXIPROXY_BIN (default
+# ~/.cache/firedrill/toxiproxy-<version>/bin) as toxiproxy-server and
+# toxiproxy-cli; the test and the benchmark look there, then on PATH.
+TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.12.0}"
+TOXIPROXY_BIN="${FIREDRILL_TOXIPROXY_BIN:-$HOME/.cache/firedrill/toxiproxy-$TOXIPROXY_VERSION/bin}"
+if [ ! -x "$TOXIPROXY_BIN/toxiproxy-server" ] || [ ! -x "$TOXIPROXY_BIN/toxiproxy-cli" ]; then
+  GO="$(command -v go || true)"
+  [ -n "$GO" ] || { [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go; }
+  go_minor() { "$1" env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p'; }
+  if [ -z "$GO" ] || [ "$(go_minor "$GO")" -lt 23 ] 2>/dev/null || [ -z "$(go_minor "$GO")" ]; then
+    echo "install-deps: Toxiproxy $TOXIPROXY_VERSION needs Go >= 1.23 (found: ${GO:-none}; Debian's golang-go is older): install it from https://go.dev/dl and run this again" >&2
+    exit 1
+  fi
+  echo "install-deps: building Toxiproxy $TOXIPROXY_VERSION with $("$GO" env GOVERSION) into $TOXIPROXY_BIN" >&2
+  gtmp="$(mktemp -d)"
+  GOBIN="$gtmp" "$GO" install -ldflags "-X github.com/Shopify/toxiproxy/v2.Version=${TOXIPROXY_VERSION#v}" \
+    "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" \
+    "github.com/Shopify/toxiproxy/v2/cmd/cli@$TOXIPROXY_VERSION" >&2
+  mkdir -p "$TOXIPROXY_BIN"
+  mv "$gtmp/server" "$TOXIPROXY_BIN/toxiproxy-server"
+  mv "$gtmp/cli" "$TOXIPROXY_BIN/toxiproxy-cli"
+  rm -rf "$gtmp"
+fi

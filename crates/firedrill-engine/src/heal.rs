@@ -89,9 +89,11 @@ pub(crate) async fn heal_one(sh: &Shared, id: &str) {
     };
     let store = sh.store.clone();
     let opener = move |_: &str| Some(store.clone());
+    let on_command = |ran: &firedrill_faults::exec::Ran| sh.record_command(ran);
     let with = HealWith {
         opener: &opener,
         password: sh.password.as_deref(),
+        on_command: Some(&on_command),
     };
     let mut res = heal_entry(&entry, &with).await.map_err(|e| e.to_string());
     if res.is_err() {

@@ -143,6 +143,40 @@ pub struct Plan {
     pub cleanup_rows: bool,
     /// Set by whoever owns the lab, for a `restore` recovery.
     pub restorer: Option<RestorerHandle>,
+    /// `[drill.recovery] verify_command` and its limit.
+    pub verify: Option<(firedrill_spec::CommandSpec, Duration)>,
+}
+
+/// What a fault module reads of its step besides the node: a network
+/// fault's toxic, a corruption's share, a command step's commands.
+fn step_attrs(s: &firedrill_spec::FaultStep) -> serde_json::Value {
+    let ms = |d: &Option<firedrill_spec::Spanned<firedrill_spec::Dur>>| {
+        d.as_ref().map(|l| l.get_ref().0.as_millis() as u64)
+    };
+    let cmd = |c: &Option<firedrill_spec::Spanned<firedrill_spec::CommandSpec>>| {
+        serde_json::to_value(c.as_ref().map(|c| c.get_ref())).unwrap_or_default()
+    };
+    serde_json::json!({
+        "latency": ms(&s.latency).unwrap_or(0),
+        "jitter": ms(&s.jitter).unwrap_or(0),
+        "rate": s.rate_kbps.as_ref().map(|r| *r.get_ref()).unwrap_or(0),
+        "fraction": s.fraction.as_ref().map(|f| *f.get_ref()).unwrap_or(0.5),
+        "seqs": s.seqs.as_ref().map(|q| q.get_ref().clone()),
+        "sql_file": s.sql_file.as_ref().map(|f| f.get_ref().clone()),
+        "command": cmd(&s.command),
+        "heal_command": cmd(&s.heal_command),
+        "in_effect_command": cmd(&s.in_effect_command),
+        "timeout_ms": ms(&s.timeout),
+    })
+}
+
+/// The recovery's `verify_command` and its limit.
+fn verify_of(r: &firedrill_spec::RecoverySpec) -> Option<(firedrill_spec::CommandSpec, Duration)> {
+    let timeout = r.verify_timeout.as_ref().map(|t| t.get_ref().0);
+    r.verify_command.as_ref().map(|c| {
+        let t = timeout.unwrap_or(firedrill_spec::DEFAULT_COMMAND_TIMEOUT);
+        (c.get_ref().clone(), t)
+    })
 }
 
 impl Plan {
@@ -185,14 +219,7 @@ impl Plan {
                     for_: s.for_.as_ref().map(|f| f.get_ref().0),
                     disaster: s.disaster.as_ref().is_some_and(|d| *d.get_ref()),
                     link: s.link.as_ref().map(|l| *l.get_ref()).unwrap_or_default(),
-                    attrs: serde_json::json!({
-                        "latency": s.latency.as_ref().map(|l| l.get_ref().0.as_millis() as u64).unwrap_or(0),
-                        "jitter": s.jitter.as_ref().map(|j| j.get_ref().0.as_millis() as u64).unwrap_or(0),
-                        "rate": s.rate_kbps.as_ref().map(|r| *r.get_ref()).unwrap_or(0),
-                        "fraction": s.fraction.as_ref().map(|f| *f.get_ref()).unwrap_or(0.5),
-                        "seqs": s.seqs.as_ref().map(|q| q.get_ref().clone()),
-                        "sql_file": s.sql_file.as_ref().map(|f| f.get_ref().clone()),
-                    }),
+                    attrs: step_attrs(s),
                     process: s.kill_process.as_ref().map(|p| p.get_ref().clone()),
                     partition: s.partition.as_ref().map(|p| *p.get_ref()),
                     detect_after: s.detect_after.as_ref().map(|d| d.get_ref().0),
@@ -264,6 +291,7 @@ impl Plan {
             run_dir,
             cleanup_rows,
             restorer: None,
+            verify: verify_of(r),
         }
     }
 
@@ -281,6 +309,23 @@ impl Plan {
                 .max()
                 .unwrap_or_default()
             + w.op_timeout * 2
+            + self.command_time()
             + Duration::from_secs(30)
+    }
+
+    /// The most the user's commands can add to a trial: the verify, and
+    /// each command step's inject and heal, each within its timeout.
+    fn command_time(&self) -> Duration {
+        let verify = self.verify.as_ref().map_or(Duration::ZERO, |v| v.1);
+        let steps: Duration = self
+            .steps
+            .iter()
+            .filter(|s| s.action == FaultAction::Command)
+            .map(|s| {
+                let t = s.attrs["timeout_ms"].as_u64().map(Duration::from_millis);
+                2 * t.unwrap_or(firedrill_spec::DEFAULT_COMMAND_TIMEOUT)
+            })
+            .sum();
+        verify + steps
     }
 }

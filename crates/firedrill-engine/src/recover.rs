@@ -3,7 +3,10 @@
 
 use crate::plan::{Plan, RecoveryPlan};
 use crate::trial::{lock, Shared, ROLE_TIMEOUT};
+use firedrill_faults::exec::{self, Invocation, Ran};
 use firedrill_ledger::events::DrillEvent;
+use firedrill_ledger::CommandPurpose;
+use firedrill_spec::CommandSpec;
 use firedrill_targets::LiveRole;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -39,7 +42,8 @@ pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &[String]) {
         }
         RecoveryPlan::Command(cmd) => {
             lock(&sh.timeline).detected = Some(t_start);
-            ("command", None, run_command(sh, cmd, hit).await)
+            let limit = Duration::from_micros(plan.slo.recovery_timeout_us);
+            ("command", None, run_command(sh, cmd, hit, limit).await)
         }
         RecoveryPlan::Automatic => await_automatic(plan, sh, hit).await,
         RecoveryPlan::Restore(rp) => crate::restore::restore(plan, sh, rp, hit).await,
@@ -113,34 +117,85 @@ async fn promote_most_advanced(sh: &Shared, hit: &[String]) -> Recovered {
     }
 }
 
-/// The user's recovery command, told the failed node and every node's
-/// conninfo in its environment (`FIREDRILL_FAILED_NODE` is the first node
-/// hit, `FIREDRILL_FAILED_NODES` all of them, one per line).
-async fn run_command(sh: &Shared, cmd: &str, hit: &[String]) -> Result<(), String> {
+/// What the recovery's commands are told besides firedrill's own
+/// environment: every node's control path (no password), the trial, the
+/// run directory.
+fn recovery_env(sh: &Shared, purpose: CommandPurpose) -> Vec<(String, String)> {
     let nodes: Vec<String> = sh
         .nodes
         .iter()
         .map(|n| format!("{}={}", n.name, n.conninfo))
         .collect();
-    let out = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .env(
-            "FIREDRILL_FAILED_NODE",
-            hit.first().map_or("", |s| s.as_str()),
-        )
-        .env("FIREDRILL_FAILED_NODES", hit.join("\n"))
-        .env("FIREDRILL_NODES", nodes.join("\n"))
-        .output()
-        .await;
-    match out {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "recovery command exited with {}: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!("recovery command could not start: {e}")),
+    let mut env = vec![
+        ("FIREDRILL_COMMAND".into(), purpose.as_str().into()),
+        ("FIREDRILL_TRIAL".into(), sh.trial.to_string()),
+        ("FIREDRILL_NODES".into(), nodes.join("\n")),
+    ];
+    if let Some(d) = sh.journal.dir().parent() {
+        env.push(("FIREDRILL_RUN_DIR".into(), d.display().to_string()));
+    }
+    env
+}
+
+/// Runs one of the recovery's commands and records it on the timeline.
+async fn run_recorded(
+    sh: &Shared,
+    purpose: CommandPurpose,
+    command: CommandSpec,
+    env: Vec<(String, String)>,
+    timeout: Duration,
+) -> Ran {
+    let inv = Invocation {
+        purpose,
+        step: None,
+        node: None,
+        command,
+        env,
+        timeout,
+        secrets: sh.password.iter().cloned().collect(),
+    };
+    let ran = exec::run(&inv).await;
+    sh.record_command(&ran);
+    ran
+}
+
+/// The user's recovery command (`sh -c`), told the failed node and every
+/// node's conninfo in its environment (`FIREDRILL_FAILED_NODE` is the first
+/// node hit, `FIREDRILL_FAILED_NODES` all of them, one per line). It has
+/// recovery_timeout: past that, no recovery it brings counts.
+async fn run_command(
+    sh: &Shared,
+    cmd: &str,
+    hit: &[String],
+    limit: Duration,
+) -> Result<(), String> {
+    let mut env = recovery_env(sh, CommandPurpose::Recovery);
+    env.push((
+        "FIREDRILL_FAILED_NODE".into(),
+        hit.first().cloned().unwrap_or_default(),
+    ));
+    env.push(("FIREDRILL_FAILED_NODES".into(), hit.join("\n")));
+    let command = CommandSpec::Shell(cmd.to_string());
+    let ran = run_recorded(sh, CommandPurpose::Recovery, command, env, limit).await;
+    if ran.ok() {
+        Ok(())
+    } else {
+        Err(format!("recovery command: {}", ran.outcome()))
+    }
+}
+
+/// The recovery's `verify_command`, once the trial is over and its faults
+/// healed, before the audit: a failure fails the trial (the analysis reads
+/// it from the timeline, so `firedrill report` agrees).
+pub(crate) async fn verify(sh: &Shared, command: &CommandSpec, timeout: Duration) {
+    let mut env = recovery_env(sh, CommandPurpose::Verify);
+    let promoted = lock(&sh.timeline).promoted.clone();
+    if let Some(p) = promoted {
+        env.push(("FIREDRILL_PROMOTED".into(), p));
+    }
+    let ran = run_recorded(sh, CommandPurpose::Verify, command.clone(), env, timeout).await;
+    if !ran.ok() {
+        sh.warn(format!("verify_command failed: {}", ran.outcome()));
     }
 }
 

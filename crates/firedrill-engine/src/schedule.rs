@@ -70,6 +70,9 @@ pub(crate) async fn run_schedule(
 async fn resolve(sh: &Shared, step: &StepPlan) -> Result<Vec<String>, EngineError> {
     match &step.node {
         NodeRef::Name(n) if sh.nodes.iter().any(|x| &x.name == n) => Ok(vec![n.clone()]),
+        // A user command that names no node: it hits no node firedrill
+        // knows, and its record says so with an empty name.
+        NodeRef::Name(n) if n.is_empty() => Ok(vec![String::new()]),
         NodeRef::Name(role) => {
             let nodes = sh
                 .target
@@ -327,6 +330,19 @@ impl FaultContext for StepContext<'_> {
 
     fn store_kind(&self) -> &str {
         self.sh.store.kind()
+    }
+
+    /// The heal journal lives in the run directory (`RUN_DIR/heal`).
+    fn run_dir(&self) -> Option<&std::path::Path> {
+        self.sh.journal.dir().parent()
+    }
+
+    fn record_command(&self, ran: &firedrill_faults::exec::Ran) {
+        self.sh.record_command(ran);
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.sh.password.iter().cloned().collect()
     }
 
     fn owe(&self, id: &str, ttl: Option<Duration>, action: HealAction) -> Result<(), FaultError> {

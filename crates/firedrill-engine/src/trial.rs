@@ -95,6 +95,15 @@ impl Shared {
             phase: p.into(),
         });
     }
+    /// Records a user command's run on the timeline and in the events.
+    pub(crate) fn record_command(&self, ran: &firedrill_faults::exec::Ran) {
+        let run = ran.record(self.t0.into_std());
+        lock(&self.timeline).commands.push(run.clone());
+        self.emit(DrillEvent::Command {
+            trial: self.trial,
+            run,
+        });
+    }
     pub(crate) fn warn(&self, m: String) {
         self.emit(DrillEvent::Warning {
             trial: Some(self.trial),
@@ -244,6 +253,9 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     let workload_end = sh.now();
     stop_workload(&sh, running, recovery).await;
     heal_all(&sh).await;
+    if let Some((cmd, timeout)) = &plan.verify {
+        crate::recover::verify(&sh, cmd, *timeout).await;
+    }
     audit::audit(&plan, &sh, workload_end).await
 }
 

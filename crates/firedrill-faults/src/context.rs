@@ -111,6 +111,19 @@ pub trait FaultContext: Send + Sync {
     /// segment it took away), on its fault record in the run.
     fn record_detail(&self, _detail: String) {}
 
+    /// The run's directory, told to user commands (`FIREDRILL_RUN_DIR`).
+    fn run_dir(&self) -> Option<&std::path::Path> {
+        None
+    }
+
+    /// Records a user command's run on the trial's timeline.
+    fn record_command(&self, _ran: &crate::exec::Ran) {}
+
+    /// Values to blank in a user command's output (the target's password).
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Heals now every owed heal `which` picks (a resume heals the pause
     /// it ends), recording each on its fault's timeline.
     async fn heal_owed(&self, which: &HealFilter<'_>);
@@ -122,10 +135,16 @@ pub type HealFilter<'a> = dyn Fn(&HealAction) -> bool + Send + Sync + 'a;
 /// Opens the target a journaled heal names by its kind.
 pub type OpenerFn = dyn Fn(&str) -> Option<Arc<dyn TargetOpener>> + Send + Sync;
 
+/// Receives each user command a heal ran (a `command` step's heal).
+pub type OnCommand<'a> = dyn Fn(&crate::exec::Ran) + Send + Sync + 'a;
+
 /// What a heal needs besides its journaled entry.
 pub struct HealWith<'a> {
     /// Opens the store a replication heal restores, by kind.
     pub opener: &'a OpenerFn,
     /// From the environment or a file, never from a spec or the journal.
     pub password: Option<&'a str>,
+    /// Where a heal's command runs are recorded (the engine's timeline,
+    /// the watchdog's log); None: nowhere.
+    pub on_command: Option<&'a OnCommand<'a>>,
 }

@@ -46,6 +46,16 @@ pub enum HealAction {
         path: PathBuf,
         aside: PathBuf,
     },
+    /// Run a `command` step's `heal_command`. `env` holds only the
+    /// `FIREDRILL_*` facts the step gave it; its secrets come from the
+    /// environment of whoever runs the heal (firedrill or its watchdog).
+    RunCommand {
+        node: String,
+        step: usize,
+        command: firedrill_spec::CommandSpec,
+        timeout_ms: u64,
+        env: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,9 +8,11 @@
 //! [`fault_for`] for the module and talks to it through [`FaultContext`].
 
 mod backup;
+mod command;
 mod context;
 mod corruption;
 mod cut_replication;
+pub mod exec;
 mod journal;
 mod kill;
 mod netns;
@@ -25,7 +27,7 @@ mod stop;
 mod toxics;
 mod wipe;
 
-pub use context::{FaultContext, FaultStep, HealFilter, HealWith, NodeFacts, OpenerFn};
+pub use context::{FaultContext, FaultStep, HealFilter, HealWith, NodeFacts, OnCommand, OpenerFn};
 pub use journal::{HealAction, HealEntry, HealJournal};
 pub use nodes::{NodeLink, ProcSource};
 pub use process::{apply_process_fault, ProcessAction};
@@ -114,6 +116,7 @@ pub fn fault_for(action: FaultAction) -> &'static dyn Fault {
         FaultAction::Backup => &backup::Backup,
         FaultAction::Wipe => &wipe::Wipe,
         FaultAction::RemoveWal => &remove_wal::RemoveWal,
+        FaultAction::Command => &command::Command,
     }
 }
 
@@ -126,6 +129,7 @@ fn healer_for(action: &HealAction) -> Option<&'static dyn Fault> {
         HealAction::RemoveToxics { .. } => &toxics::Toxics,
         HealAction::LinkUp { .. } => &netns::VethDown,
         HealAction::PutBack { .. } => &remove_wal::RemoveWal,
+        HealAction::RunCommand { .. } => &command::Command,
         HealAction::StopServer { .. } => return None,
     })
 }

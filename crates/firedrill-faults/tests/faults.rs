@@ -209,6 +209,7 @@ impl Ctx {
             &HealWith {
                 opener: &opener,
                 password: None,
+                on_command: None,
             },
         )
         .await

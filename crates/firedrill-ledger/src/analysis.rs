@@ -95,6 +95,7 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
         ops: ops_counts,
         buckets: scan.buckets,
         restore: None,
+        verify_failed: crate::verify_failure(&timeline.commands),
     };
     // A wipe that no restore followed is a failover: the store's own
     // replication may have kept everything.
@@ -317,6 +318,7 @@ fn analyze_without_fault(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo:
         ops: ops_counts,
         buckets: scan.buckets,
         restore: None,
+        verify_failed: crate::verify_failure(&timeline.commands),
     }
 }
 
@@ -423,6 +425,9 @@ pub fn check(a: &Analysis, o: &Objectives) -> (ObjectiveCheck, Verdict) {
             a.rpo.phantoms
         ));
         Verdict::Inconclusive
+    } else if let Some(why) = &a.verify_failed {
+        c.reasons.push(why.clone());
+        Verdict::Fail
     } else if c.rpo_met == Some(false) || c.rto_met == Some(false) || restore_failed {
         Verdict::Fail
     } else {

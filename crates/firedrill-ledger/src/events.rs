@@ -83,6 +83,12 @@ pub enum DrillEvent {
         trial: Option<u32>,
         message: String,
     },
+    /// A user command ended: a command fault's inject, probe or heal, the
+    /// recovery command, or its verify_command.
+    Command {
+        trial: u32,
+        run: crate::CommandRun,
+    },
     TrialFinished {
         trial: u32,
         analysis: Box<Analysis>,

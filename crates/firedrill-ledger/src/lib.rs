@@ -7,6 +7,7 @@
 
 mod analysis;
 pub mod codec;
+mod command;
 pub mod events;
 mod restore;
 mod rpo;
@@ -14,6 +15,7 @@ mod rto;
 mod types;
 
 pub use analysis::{aggregate, analyze, check, Percentiles};
+pub use command::{verify_failure, CommandPurpose, CommandRun};
 pub use restore::{
     point_figures, BackupCheck, BackupMark, Damage, PointFigures, Position, RestoreFigures,
     RestoreMarks, WIPE,

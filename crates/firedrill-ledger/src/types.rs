@@ -92,6 +92,10 @@ pub struct Timeline {
     /// Backups the schedule's `backup` steps took, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backups: Vec<crate::BackupMark>,
+    /// Every user command the trial ran (command faults, the recovery's
+    /// command and verify_command), in the order they ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<crate::CommandRun>,
 }
 
 /// SLO parameters for the RTO, in microseconds.
@@ -242,6 +246,10 @@ pub struct Analysis {
     /// the recovery point), when the disaster was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<crate::RestoreFigures>,
+    /// Why the recovery's verify_command failed, when it did: the trial
+    /// fails whatever its figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_failed: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

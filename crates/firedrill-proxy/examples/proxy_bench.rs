@@ -2,8 +2,11 @@
 //! client adds as little as possible to what it measures.
 //!
 //!   proxy_bench serve --sink ADDR --echo ADDR
-//!       upstreams: `sink` reads to EOF then answers the byte count;
-//!       `echo` echoes.
+//!       upstreams: `sink` reads the byte count the client announces
+//!       (8 bytes, little-endian), then that many bytes, then answers the
+//!       count; `echo` echoes. The count comes first because Toxiproxy
+//!       turns a client's half-close into a full close: a sink that waited
+//!       for EOF could never answer through it.
 //!   proxy_bench client --label NAME --sink ADDR --echo ADDR
 //!                      [--mb 256] [--runs 5] [--pings 5000]
 //!       bulk: send MB megabytes through, MB/s until the sink's answer;
@@ -68,8 +71,11 @@ fn serve(sink: &str, echo: &str) -> std::io::Result<()> {
 
 fn sink_conn(mut s: TcpStream) -> std::io::Result<()> {
     let mut buf = vec![0u8; BUF];
+    let mut want = [0u8; 8];
+    s.read_exact(&mut want)?;
+    let want = u64::from_le_bytes(want);
     let mut total: u64 = 0;
-    loop {
+    while total < want {
         let n = s.read(&mut buf)?;
         if n == 0 {
             break;
@@ -97,13 +103,13 @@ fn bulk(sink: &str, mb: usize) -> std::io::Result<f64> {
     let buf = vec![0x5au8; BUF];
     let total = (mb * 1024 * 1024) as u64;
     let start = Instant::now();
+    s.write_all(&total.to_le_bytes())?;
     let mut sent = 0u64;
     while sent < total {
         let n = (total - sent).min(BUF as u64) as usize;
         s.write_all(&buf[..n])?;
         sent += n as u64;
     }
-    s.shutdown(Shutdown::Write)?;
     let mut ack = [0u8; 8];
     s.read_exact(&mut ack)?;
     let secs = start.elapsed().as_secs_f64();

@@ -9,9 +9,11 @@
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
+use crate::commands::CommandEntry;
 use crate::outcomes::{objective_outcomes, Outcome};
 use crate::record::RunRecord;
 use crate::ReportError;
+use firedrill_ledger::CommandPurpose;
 
 /// File name inside the run directory.
 pub const JUNIT_FILE: &str = "junit.xml";
@@ -50,6 +52,15 @@ pub fn render_junit(run: &RunRecord) -> Result<String, ReportError> {
         ));
         suite.add_test_case(case);
     }
+    for t in &run.trials {
+        for c in t
+            .commands
+            .iter()
+            .filter(|c| c.purpose == CommandPurpose::Verify)
+        {
+            suite.add_test_case(verify_case(run, t.trial, c));
+        }
+    }
     // A run that ended before any trial finished still has to show up red.
     if run.trials.is_empty() {
         let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
@@ -68,6 +79,30 @@ pub fn render_junit(run: &RunRecord) -> Result<String, ReportError> {
     report
         .to_string()
         .map_err(|e| ReportError::Junit(e.to_string()))
+}
+
+/// The recovery's verify_command as its own test: CI shows why a trial
+/// whose objectives held still failed.
+fn verify_case(run: &RunRecord, trial: u32, c: &CommandEntry) -> TestCase {
+    let status = if c.exit == Some(0) {
+        TestCaseStatus::success()
+    } else {
+        let how = match (c.exit, c.timed_out, &c.error) {
+            (_, _, Some(e)) => format!("could not start: {e}"),
+            (_, true, _) => format!("timed out after {:.1} s", c.duration_s),
+            (Some(code), _, _) => format!("exited {code}"),
+            (None, _, _) => format!("killed by signal {}", c.signal.unwrap_or(0)),
+        };
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_type("verify_command failed")
+            .set_message(format!("{} {how}", c.program));
+        s.set_description(c.output_tail.as_str());
+        s
+    };
+    let mut case = TestCase::new(format!("{}/trial-{trial}/verify", run.drill), status);
+    case.set_classname(run.drill.as_str());
+    case.set_time(std::time::Duration::from_secs_f64(c.duration_s.max(0.0)));
+    case
 }
 
 fn verdict_key(run: &RunRecord) -> &'static str {

@@ -12,6 +12,7 @@ use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
 
 mod artifacts;
+mod commands;
 mod history;
 mod html;
 mod jsonl;
@@ -23,6 +24,7 @@ mod render;
 mod series;
 
 pub use artifacts::{write_atomic, write_html, write_junit, RunArtifacts};
+pub use commands::CommandEntry;
 pub use history::{
     render_runs, render_trend, History, MeetsRate, RestoreTestRow, RunFilter, RunRow, Trend,
     TrendPoint, HISTORY_FILE,

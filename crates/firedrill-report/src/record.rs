@@ -14,6 +14,7 @@ use firedrill_ledger::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::commands::CommandEntry;
 use crate::series::{load_trial_series, TrialSeries};
 use crate::{ReportError, Reporter};
 
@@ -95,6 +96,10 @@ pub struct TrialRecord {
     /// phases. Schema 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<firedrill_ledger::RestoreFigures>,
+    /// The recovery's command and verify_command runs (a command fault's
+    /// runs are on its fault entry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandEntry>,
 }
 
 /// One fault step, its injection and heal folded together.
@@ -118,6 +123,9 @@ pub struct FaultEntry {
     /// schema 2: absent when the fault says nothing more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// A command step's runs: inject, probes, heal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,6 +284,7 @@ struct PendingTrial {
     recovery: Option<RawRecovery>,
     detected: Option<(String, Micros)>,
     warnings: Vec<String>,
+    commands: Vec<firedrill_ledger::CommandRun>,
 }
 
 /// Builds the [`RunRecord`] from events and writes `run.json` when the drill
@@ -334,10 +343,22 @@ impl RunCollector {
         let origin = analysis.t_fault_us.unwrap_or(0);
         let rel = |t: Micros| (i128::from(t) - i128::from(origin)) as f64 / 1e6;
         let mut warnings = p.warnings;
+        let commands = p.commands;
+        // A step's runs go on its entry: the one for the node they were
+        // told about (a zone's step has one entry per node).
+        let runs_of = |step: usize, node: &str| -> Vec<CommandEntry> {
+            commands
+                .iter()
+                .filter(|c| c.step == Some(step))
+                .filter(|c| c.node.as_deref().unwrap_or("") == node)
+                .map(|c| CommandEntry::of(c, rel))
+                .collect()
+        };
         let faults = p
             .faults
             .into_iter()
             .map(|f| FaultEntry {
+                commands: runs_of(f.step, &f.node),
                 disaster: analysis.t_fault_us == Some(f.t_start),
                 injected_s: rel(f.t_start),
                 in_effect_s: f.t_done.map(rel),
@@ -385,7 +406,46 @@ impl RunCollector {
             buckets: analysis.buckets.clone(),
             series,
             restore: analysis.restore.clone(),
+            commands: commands
+                .iter()
+                .filter(|c| c.step.is_none())
+                .map(|c| CommandEntry::of(c, rel))
+                .collect(),
         });
+    }
+}
+
+impl RunCollector {
+    /// A heal folds into the latest unhealed injection of its step: a step
+    /// can be injected again in a later trial, never twice in one.
+    fn healed(&mut self, ev: &DrillEvent) {
+        let DrillEvent::FaultHealed {
+            trial,
+            step,
+            action,
+            node,
+            t_done,
+            error,
+            ..
+        } = ev
+        else {
+            return;
+        };
+        let p = self.pending.entry(*trial).or_default();
+        match p
+            .faults
+            .iter_mut()
+            .rev()
+            .find(|f| f.step == *step && f.heal_done.is_none())
+        {
+            Some(f) => {
+                f.heal_done = Some(*t_done);
+                f.heal_error = error.clone();
+            }
+            None => p.warnings.push(format!(
+                "step {step} ({action} {node}) was healed but never injected"
+            )),
+        }
     }
 }
 
@@ -433,33 +493,7 @@ impl Reporter for RunCollector {
                     heal_error: None,
                     detail: detail.clone(),
                 }),
-            DrillEvent::FaultHealed {
-                trial,
-                step,
-                action,
-                node,
-                t_done,
-                error,
-                ..
-            } => {
-                let p = self.pending.entry(*trial).or_default();
-                // The latest unhealed injection of that step: a step can be
-                // injected again in a later trial, never twice in one.
-                match p
-                    .faults
-                    .iter_mut()
-                    .rev()
-                    .find(|f| f.step == *step && f.heal_done.is_none())
-                {
-                    Some(f) => {
-                        f.heal_done = Some(*t_done);
-                        f.heal_error = error.clone();
-                    }
-                    None => p.warnings.push(format!(
-                        "step {step} ({action} {node}) was healed but never injected"
-                    )),
-                }
-            }
+            DrillEvent::FaultHealed { .. } => self.healed(ev),
             DrillEvent::Recovery {
                 trial,
                 action,
@@ -503,6 +537,13 @@ impl Reporter for RunCollector {
                 self.finished = true;
                 self.record.verdict = *verdict;
                 self.write()?;
+            }
+            DrillEvent::Command { trial, run } => {
+                self.pending
+                    .entry(*trial)
+                    .or_default()
+                    .commands
+                    .push(run.clone());
             }
             DrillEvent::Phase { .. }
             | DrillEvent::Progress { .. }

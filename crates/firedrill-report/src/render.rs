@@ -422,7 +422,10 @@ fn verdict_line(run: &RunRecord) -> String {
 /// Which objective a check reason is about; the ledger's check phrases each
 /// reason with the figure it concerns.
 pub(crate) fn reason_label(reason: &str) -> &'static str {
-    if reason.contains("RTO") || reason.contains("recovery_timeout") {
+    // First: the command's own output, quoted in the reason, may say "RTO".
+    if reason.starts_with("the recovery's verify_command") {
+        "verify"
+    } else if reason.contains("RTO") || reason.contains("recovery_timeout") {
         "rto"
     } else if reason.contains("RPO") || reason.contains("zombie") {
         "rpo"

@@ -210,3 +210,38 @@ fn a_record_with_restore_figures_validates() {
         .as_object()
         .expect("restore is written");
 }
+
+/// A command fault's runs on its fault entry and the verify_command on the
+/// trial validate (optional, within schema 2).
+#[test]
+fn a_record_with_commands_validates() {
+    let mut run = firedrill_report::RunRecord::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-pg-async-cut-crash"),
+    )
+    .unwrap();
+    let entry = |purpose, exit| firedrill_report::CommandEntry {
+        purpose,
+        program: "sh -c".into(),
+        node: Some("n1".into()),
+        start_s: 0.0,
+        duration_s: 0.02,
+        exit,
+        signal: None,
+        timed_out: false,
+        error: None,
+        output_tail: "ok\n".into(),
+    };
+    use firedrill_ledger::CommandPurpose as P;
+    run.trials[0].faults[0].commands = vec![entry(P::Inject, Some(0)), entry(P::Heal, Some(0))];
+    let mut verify = entry(P::Verify, None);
+    verify.timed_out = true;
+    verify.signal = Some(15);
+    run.trials[0].commands = vec![verify];
+    let v = serde_json::to_value(&run).unwrap();
+    let errs = errors(&v);
+    assert!(errs.is_empty(), "{errs:#?}");
+    assert_eq!(
+        v["trials"][0]["faults"][0]["commands"][1]["purpose"],
+        "heal"
+    );
+}

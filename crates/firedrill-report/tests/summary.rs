@@ -205,6 +205,7 @@ fn async_loss(trial: u32, rpo: f64, predicted: f64, lost: u64, rto: Option<f64>)
         detected: Some(("promote issued", 1.0)),
         warnings: vec![],
         analysis: Analysis {
+            verify_failed: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {
@@ -276,6 +277,7 @@ fn sync_stall_trial() {
         detected: Some(("promote issued", 1.0)),
         warnings: vec![],
         analysis: Analysis {
+            verify_failed: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {
@@ -326,6 +328,7 @@ fn no_failover() -> Trial {
         detected: None,
         warnings: vec!["recovery is automatic and no standby took over"],
         analysis: Analysis {
+            verify_failed: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {

@@ -112,6 +112,7 @@ pub(crate) fn check_recovery(
             out.push(spec.at(c.span(), "recovery command is empty"));
         }
     }
+    crate::command::check_recovery_commands(spec, d, out);
 }
 
 pub(crate) fn check_slo(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnostic>) {

@@ -2,12 +2,14 @@
 //! problem at once with `file:line:column`, before anything touches a store.
 
 mod checks;
+mod command;
 mod corruption;
 mod duration;
 mod store;
 mod types;
 mod validate;
 
+pub use command::{CommandSpec, DEFAULT_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT};
 pub use corruption::{RestoreInto, RestoreTarget};
 pub use duration::Dur;
 pub use store::{field_names, lab_view, target_view, StoreSpec, Stores};

@@ -247,6 +247,10 @@ pub enum FaultAction {
     /// restore past it needs is taken out of the backup repository (put
     /// back at the heal), as a broken archive or a careless cleanup would.
     RemoveWal,
+    /// The user's own injector: `command` injects, `heal_command` heals
+    /// (journaled first, so the watchdog runs it if firedrill dies), an
+    /// optional `in_effect_command` probes. Any store takes it.
+    Command,
 }
 
 /// Which of a node's network links a network fault hits.
@@ -286,6 +290,7 @@ impl FaultAction {
             FaultAction::DropTable => "drop_table",
             FaultAction::Sql => "sql",
             FaultAction::RemoveWal => "remove_wal",
+            FaultAction::Command => "command",
         }
     }
     /// Data disasters: a bad transaction, recovered by a restore, not a
@@ -392,6 +397,16 @@ pub struct FaultStep {
     /// Corruption: how long until someone notices (`t_discovered` =
     /// `t_fault` + this); the restore starts then.
     pub detect_after: Option<Spanned<Dur>>,
+    /// `command`: what injects the fault, an argv array or a `sh -c` string.
+    pub command: Option<Spanned<crate::CommandSpec>>,
+    /// `command`: what undoes it (required unless `heal = "none"`).
+    pub heal_command: Option<Spanned<crate::CommandSpec>>,
+    /// `command`: exits 0 while the fault holds (optional).
+    pub in_effect_command: Option<Spanned<crate::CommandSpec>>,
+    /// `command`: `"none"` when the command changes nothing to heal.
+    pub heal: Option<Spanned<String>>,
+    /// `command`: the limit of each of the step's commands (default 30 s).
+    pub timeout: Option<Spanned<Dur>>,
 }
 
 impl FaultStep {
@@ -428,6 +443,11 @@ pub struct RecoverySpec {
     pub delay: Dur,
     /// Restore from the lab's backups (a data disaster's recovery).
     pub restore: Option<RestoreSpec>,
+    /// Run once the trial has recovered (or given up): a non-zero exit
+    /// fails the trial with the command's reason.
+    pub verify_command: Option<Spanned<crate::CommandSpec>>,
+    /// The limit of `verify_command` (default 30 s).
+    pub verify_timeout: Option<Spanned<Dur>>,
 }
 
 /// `restore = { from = "pgbackrest", target = "before_fault", into = "in_place" }`.

@@ -309,6 +309,8 @@ fn check_step_target(
 ) {
     match (&s.node, &s.zone) {
         (Some(_), Some(z)) => out.push(spec.at(z.span(), "give node or zone, not both")),
+        // A user command may hit no node of the store at all.
+        (None, None) if *s.action.get_ref() == FaultAction::Command => {}
         (None, None) => out.push(spec.at(
             s.action.span(),
             "the step needs node = \"NAME\" (or a role) or zone = \"ZONE\"",
@@ -416,14 +418,17 @@ fn check_faults(
             ));
         }
         check_network_step(spec, s, u, out);
+        crate::command::check_command_step(spec, s, out);
         if let Some(f) = &s.for_ {
-            if !matches!(action, FaultAction::Pause | FaultAction::CutReplication)
-                && !action.is_network_fault()
+            if !matches!(
+                action,
+                FaultAction::Pause | FaultAction::CutReplication | FaultAction::Command
+            ) && !action.is_network_fault()
             {
                 out.push(spec.at(
                     f.span(),
                     format!(
-                        "`for` applies to pause and cut_replication, not {}",
+                        "`for` applies to pause, cut_replication, network faults and command, not {}",
                         action.as_str()
                     ),
                 ));
@@ -582,7 +587,8 @@ fn check_supported(
     out: &mut Vec<Diagnostic>,
 ) {
     let action = *s.action.get_ref();
-    if !store.faults().contains(&action) {
+    // A user command needs nothing of the store: every store takes it.
+    if action != FaultAction::Command && !store.faults().contains(&action) {
         // Data disasters and backups go with a store's backup tools: the
         // kinds that declare them are named, whatever the store's hints
         // about its network faults say.
