@@ -22,6 +22,8 @@ command -v patroni >/dev/null 2>&1 || need+=(patroni)
 # packages' own services on 6379/26379.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
+# redis-benchmark: the side-by-side peer of scripts/bench-redis-workload.sh.
+command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
 # Data-disaster drills: backups and point-in-time restores (Debian: 2.45).
 command -v pgbackrest >/dev/null 2>&1 || need+=(pgbackrest)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
