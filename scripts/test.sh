@@ -19,9 +19,14 @@ status=${PIPESTATUS[0]}
 # Toxiproxy clients nobody here wrote (PyPI, npm) against `firedrill proxy`.
 FIREDRILL_PROXY_CMD='target/debug/firedrill proxy --api 127.0.0.1:PORT' ./scripts/proxy-clients-test.sh
 clients=$?
+# Five minutes of watch and proxy under traffic and toxics: no leak.
+FD=target/debug/firedrill ./scripts/soak.sh 5
+soak=$?
 set -e
-[ "$clients" = 0 ] && extra_p=1 extra_f=0 || extra_p=0 extra_f=1
-[ "$clients" = 0 ] || status=1
+extra_p=0 extra_f=0
+for r in "$clients" "$soak"; do
+  if [ "$r" = 0 ]; then extra_p=$((extra_p + 1)); else extra_f=$((extra_f + 1)); status=1; fi
+done
 # One closing line for the whole suite (cargo's last line is the doc tests').
 awk -v xp="$extra_p" -v xf="$extra_f" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p + xp, f + xf }' target/test.log
