@@ -70,7 +70,7 @@ if [ ! -f "$KAFKA_LIBS/.firedrill-complete" ] || [ "$(cat "$KAFKA_LIBS/.firedril
     rm -rf "${ktmp:?}"/*
     mvn "${kargs[@]}" >&2
   fi
-  for must in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar"; do
+  for must in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar" "connect-mirror-$KAFKA_VERSION.jar"; do
     [ -f "$ktmp/$must" ] || { echo "install-deps: $must missing after copy-dependencies" >&2; exit 1; }
   done
   echo "$kafka_want" > "$ktmp/.firedrill-complete"

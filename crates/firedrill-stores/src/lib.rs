@@ -121,6 +121,7 @@ stores! {
     "etcd" => etcd::EtcdStore,
     "nats" => nats::NatsStore,
     "kafka" => kafka::KafkaStore,
+    "kafka" => kafka_mirror::KafkaMirrorStore,
 }
 
 /// The store of a kind, if this build has it.

@@ -32,10 +32,10 @@ use std::time::{Duration, SystemTime};
 
 /// The version the pom fetches and install-deps.sh caches.
 pub const KAFKA_VERSION: &str = "4.3.1";
-const HOST: &str = "127.0.0.1";
+pub(crate) const HOST: &str = "127.0.0.1";
 /// Small heap, serial GC, C1 only: half the CPU of Kafka's defaults to
 /// start, and five brokers fit in 1.5 GB.
-const JVM_FLAGS: &[&str] = &[
+pub(crate) const JVM_FLAGS: &[&str] = &[
     "-Xmx256m",
     "-Xms64m",
     "-XX:MaxMetaspaceSize=128m",
@@ -283,7 +283,7 @@ fn populate(
 /// The jars as the lab user can read them. The cache usually sits under
 /// root's home, which the lab user cannot traverse, so the jars are hard
 /// linked (same filesystem) or copied into the lab once per build.
-fn lab_classpath(state: &LabState, libs: &Path) -> Result<String, LabError> {
+pub(crate) fn lab_classpath(state: &LabState, libs: &Path) -> Result<String, LabError> {
     let Some(ru) = &state.run_as else {
         return Ok(format!("{}/*", libs.display()));
     };
@@ -407,7 +407,7 @@ fn conf_path(state: &LabState, i: usize) -> PathBuf {
 }
 
 /// Log to stdout (the node's log file); the ready line comes from here.
-const LOG4J: &str = "status = error\n\
+pub(crate) const LOG4J: &str = "status = error\n\
 appender.out.type = Console\n\
 appender.out.name = OUT\n\
 appender.out.layout.type = PatternLayout\n\
@@ -499,7 +499,7 @@ fn node_config(state: &LabState, o: &KafkaLab, k: &KafkaLabSpec, i: usize, voter
     c
 }
 
-fn write_file(state: &LabState, path: &Path, text: &str) -> Result<(), LabError> {
+pub(crate) fn write_file(state: &LabState, path: &Path, text: &str) -> Result<(), LabError> {
     std::fs::write(path, text).map_err(LabError::io(path))?;
     if let Some(ru) = &state.run_as {
         ru.chown_tree(path)?;
@@ -507,7 +507,7 @@ fn write_file(state: &LabState, path: &Path, text: &str) -> Result<(), LabError>
     Ok(())
 }
 
-fn java_command(state: &LabState, java: &Path, cp: &str, log_dir: &Path) -> Command {
+pub(crate) fn java_command(state: &LabState, java: &Path, cp: &str, log_dir: &Path) -> Command {
     let mut cmd = Command::new(java);
     cmd.args(JVM_FLAGS)
         .arg(format!("-Dkafka.logs.dir={}", log_dir.display()))

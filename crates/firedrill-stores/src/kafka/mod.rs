@@ -7,7 +7,7 @@ pub mod config;
 pub mod assess;
 pub mod lab;
 pub mod probe;
-mod start;
+pub(crate) mod start;
 mod status;
 pub mod target;
 

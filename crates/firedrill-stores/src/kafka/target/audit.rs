@@ -79,7 +79,7 @@ async fn settle(t: &KafkaTarget) -> Result<Meta, TargetError> {
 }
 
 /// Reads the partitions from the earliest offset to the high watermark.
-fn read_partitions(bootstrap: &str, topic: &str, parts: &[i32]) -> Result<Vec<u64>, TargetError> {
+pub(crate) fn read_partitions(bootstrap: &str, topic: &str, parts: &[i32]) -> Result<Vec<u64>, TargetError> {
     let c: BaseConsumer = super::meta::base_config(bootstrap)
         // assign() needs a group id; nothing is ever committed to it.
         .set("group.id", "firedrill-audit")

@@ -38,8 +38,8 @@
 //! shrank"): the window of records acknowledged without that replica.
 //! Offsets are not turned into time: librdkafka has no DescribeLogDirs.
 
-mod audit;
-mod client;
+pub(crate) mod audit;
+pub(crate) mod client;
 pub(crate) mod meta;
 
 pub use client::outcome_of;
