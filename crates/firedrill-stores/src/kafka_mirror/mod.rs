@@ -44,8 +44,14 @@ impl StoreSpec for KafkaMirrorStore {
             Ok(o) => {
                 config::check_lab(spec, &o, out);
                 // Without MM2's jar nothing can mirror: say so before
-                // anything starts, with the command that installs it.
-                if let Err(e) = lab::find_libs(&o) {
+                // anything starts, with the command that installs it. A
+                // lab that is up had them; `lab down` must work without.
+                let dir = match &lab.dir {
+                    Some(d) => firedrill_lab::absolute(d),
+                    None => firedrill_lab::default_dir(lab.name.get_ref()),
+                };
+                let up = dir.join("state.json").is_file();
+                if let (false, Err(e)) = (up, lab::find_libs(&o)) {
                     let span = lab.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
                     out.push(spec.at(span, e.to_string()));
                 }
