@@ -89,7 +89,8 @@ pub struct LabState {
     /// A Patroni lab's DCS: the etcd members it started for Patroni.
     #[serde(default)]
     pub dcs: Vec<NodeState>,
-    /// A Redis lab's sentinels (`conninfo` is their `host:port`).
+    /// A lab's auxiliary servers: a Redis lab's sentinels (`conninfo` is
+    /// their `host:port`), a Kafka mirror lab's MirrorMaker 2.
     #[serde(default)]
     pub sentinels: Vec<NodeState>,
 }

@@ -82,8 +82,9 @@ pub(crate) fn build(
     let libs = find_libs(&o)?;
     let java = klab::find_java(&o.as_kafka())?;
     let run_as = RunAs::resolve(spec.user.as_deref())?;
-    let want = preferred_ports.len() == 6;
-    let ports = pick_ports(6, spec.base_port, if want { preferred_ports } else { &[] })?;
+    // A reset's preferred ports end with MM2's (0, it listens on none).
+    let preferred = preferred_ports.get(..6).unwrap_or(&[]);
+    let ports = pick_ports(6, spec.base_port, preferred)?;
     std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
     let nodes = REGIONS
         .iter()
