@@ -78,6 +78,8 @@ pub struct StepPlan {
 pub enum RecoveryPlan {
     None,
     Promote(String),
+    /// Promote the first node of this zone the disaster did not hit.
+    Failover(String),
     MostAdvanced,
     Command(String),
     Automatic,
@@ -239,6 +241,8 @@ impl Plan {
             } else {
                 RecoveryPlan::Promote(p.get_ref().clone())
             }
+        } else if let Some(f) = &r.failover {
+            RecoveryPlan::Failover(f.get_ref().clone())
         } else if let Some(c) = &r.command {
             RecoveryPlan::Command(c.get_ref().clone())
         } else if r.automatic.as_ref().is_some_and(|a| *a.get_ref()) {

@@ -40,6 +40,10 @@ pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &[String]) {
             lock(&sh.timeline).detected = Some(t_start);
             promote_most_advanced(sh, hit).await
         }
+        RecoveryPlan::Failover(zone) => {
+            lock(&sh.timeline).detected = Some(t_start);
+            fail_over(sh, zone, hit).await
+        }
         RecoveryPlan::Command(cmd) => {
             lock(&sh.timeline).detected = Some(t_start);
             let limit = Duration::from_micros(plan.slo.recovery_timeout_us);
@@ -113,6 +117,28 @@ async fn promote_most_advanced(sh: &Shared, hit: &[String]) -> Recovered {
             "promote",
             None,
             Err("no reachable standby to promote".into()),
+        ),
+    }
+}
+
+/// Promotes the first node of `zone` the disaster did not hit: the
+/// clients move to that region.
+async fn fail_over(sh: &Shared, zone: &str, hit: &[String]) -> Recovered {
+    let node = sh
+        .nodes
+        .iter()
+        .find(|n| n.zone.as_deref() == Some(zone) && !hit.contains(&n.name))
+        .map(|n| n.name.clone());
+    match node {
+        Some(n) => (
+            "failover",
+            Some(n.clone()),
+            sh.target.promote(&n).await.map_err(|e| e.to_string()),
+        ),
+        None => (
+            "failover",
+            None,
+            Err(format!("no node of region {zone} survived the disaster")),
         ),
     }
 }

@@ -73,14 +73,33 @@ pub(crate) fn check_recovery(
     let r = &d.recovery;
     let automatic = r.automatic.as_ref().is_some_and(|a| *a.get_ref());
     let n = r.promote.is_some() as u8
+        + r.failover.is_some() as u8
         + r.command.is_some() as u8
         + automatic as u8
         + r.restore.is_some() as u8;
     if n > 1 {
         out.push(spec.at(
             0..0,
-            "[drill.recovery]: give one of promote, command, automatic or restore",
+            "[drill.recovery]: give one of promote, failover, command, automatic or restore",
         ));
+    }
+    if let (Some(f), Some(u)) = (&r.failover, u) {
+        let z = f.get_ref();
+        if u.zones.is_empty() {
+            out.push(spec.at(
+                f.span(),
+                "failover names a region (a zone of the lab), and this lab has none: use promote",
+            ));
+        } else if !u.zones.contains_key(z) {
+            let zones: Vec<&str> = u.zones.keys().map(String::as_str).collect();
+            out.push(spec.at(
+                f.span(),
+                format!(
+                    "no region (zone) named {z:?}; the regions are {}",
+                    zones.join(", ")
+                ),
+            ));
+        }
     }
     if let Some(rs) = &r.restore {
         crate::corruption::check_restore(spec, d, rs, u, stores, out);

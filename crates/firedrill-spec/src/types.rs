@@ -432,6 +432,10 @@ impl FaultStep {
 pub struct RecoverySpec {
     /// A standby's name, or `most_advanced`.
     pub promote: Option<Spanned<String>>,
+    /// Fail over to another region: a zone of the lab, whose first node
+    /// the disaster did not hit is promoted (a mirror lab's cluster
+    /// there), and the clients move to it.
+    pub failover: Option<Spanned<String>>,
     /// The user's own failover command, run with `sh -c`.
     pub command: Option<Spanned<String>>,
     /// Wait for the store's own failover.

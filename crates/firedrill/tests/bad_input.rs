@@ -94,6 +94,28 @@ fn node_that_does_not_exist() {
     assert!(!tmp.path().join("lab").exists());
 }
 
+/// `failover` names a region, a zone of the lab: a lab without zones has
+/// none to fail over to; and it is one recovery among the others. (A
+/// drill's recovery is checked by `drill`; `lab up` reads only `[lab]`.)
+#[test]
+fn failover_without_regions() {
+    let tmp = tempdir();
+    let good = GOOD.replace("@DIR@", &tmp.path().join("lab").display().to_string());
+    let text = good.clone() + "\n[drill.recovery]\nfailover = \"B\"\n";
+    check_bad_drill(
+        &text,
+        "bad.toml:22:12: failover names a region (a zone of the lab), and this lab has none: use promote",
+        &[],
+    );
+    let text = good + "\n[drill.recovery]\nfailover = \"B\"\npromote = \"n2\"\n";
+    check_bad_drill(
+        &text,
+        "give one of promote, failover, command, automatic or restore",
+        &[],
+    );
+    assert!(!tmp.path().join("lab").exists(), "nothing may be started");
+}
+
 #[test]
 fn missing_file() {
     let out = firedrill(&["drill", "/nonexistent/drill.toml"]);

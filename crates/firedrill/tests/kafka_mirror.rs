@@ -49,7 +49,7 @@ mirror = "active-passive"
 /// run's new topics: a 2 s warmup was over before the first write and the
 /// cut came late); region A lost at `at` (its broker killed and
 /// the region link cut at the same instant), producers failed over to B
-/// 1 s later. `cut_at`: the region link cut earlier, for D = at - cut_at.
+/// (`failover = "B"`) 1 s later. `cut_at`: the region link cut earlier, for D = at - cut_at.
 fn drill(name: &str, cut_at: Option<&str>, at: &str) -> String {
     let cut = match cut_at {
         Some(c) => format!(
@@ -80,7 +80,7 @@ zone = "A"
 disaster = true
 
 [drill.recovery]
-promote = "b1"
+failover = "B"
 delay = "1s"
 
 [drill.slo]
@@ -223,7 +223,12 @@ fn bad_mirror_specs() {
         &[],
     );
     check_bad_drill(
-        &base.replace("promote = \"b1\"", "promote = \"c1\""),
+        &base.replace("failover = \"B\"", "failover = \"C\""),
+        "no region (zone) named \"C\"; the regions are A, B",
+        &[],
+    );
+    check_bad_drill(
+        &base.replace("failover = \"B\"", "promote = \"c1\""),
         "no node named \"c1\"; the nodes are a1, b1",
         &[],
     );

@@ -2,7 +2,8 @@
 //! two one-broker KRaft clusters, regions A and B, and MM2 in dedicated
 //! mode mirroring A to B. A region loss is `kill` with `zone = "A"` plus a
 //! `partition` of the region link (`node = "b1"`, `link = "replication"`)
-//! at the same instant; the failover is `promote = "b1"`, which moves the
+//! at the same instant; the failover is `failover = "B"` (or `promote =
+//! "b1"`), which moves the
 //! producers to B. Its own store kind (its own lab, target and options),
 //! built on part 1's jars, JVM flags, producer and audit reader.
 

@@ -4,10 +4,10 @@
 //!
 //! - Roles: the region the producers write to is the primary (A until a
 //!   failover), the other one a standby while its broker answers.
-//! - Failover (`promote = "b1"`): the producers switch to B and write to
-//!   B's own `firedrill-<run>`, never into the mirrored `A.firedrill-<run>`
-//!   (MM2 owns that topic; a consumer reads both, as MM2's docs advise
-//!   for active-passive).
+//! - Failover (`failover = "B"` or `promote = "b1"`): the producers
+//!   switch to B and write to B's own `firedrill-<run>`, never into the
+//!   mirrored `A.firedrill-<run>` (MM2 owns that topic; a consumer reads
+//!   both, as MM2's docs advise for active-passive).
 //! - Predicted RPO: firedrill's heartbeat, a counter produced to A's
 //!   `firedrill-hb-<run>` every 50 ms; the reader on B follows
 //!   `A.firedrill-hb-<run>`. The engine turns the newest counter seen on
