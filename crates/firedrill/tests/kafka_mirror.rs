@@ -139,25 +139,42 @@ fn region_loss_ground_truth() {
     let mut child = start_drill(&lab);
     let run = lab.run_dir("run");
     wait_injected(&run, 1);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let st = firedrill(&["lab", "status", lab.spec_str()]);
-    let status = String::from_utf8_lossy(&st.stdout).into_owned();
-    eprintln!("--- lab status during the cut\n{status}");
-    let behind: Vec<u64> = status
-        .lines()
-        .filter(|l| l.contains("mirroring lag"))
-        .filter_map(|l| {
-            l.split("mirroring lag ")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
+    // `lab status` is polled from 0.5 s into the cut (200 writes/s: > 50
+    // records behind by then) until it shows the lag; each call can take
+    // seconds on a loaded machine, and region A is lost 4 s into the cut.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut seen = Vec::new();
+    let status = loop {
+        let st = firedrill(&["lab", "status", lab.spec_str()]);
+        let status = String::from_utf8_lossy(&st.stdout).into_owned();
+        let behind: Vec<u64> = status
+            .lines()
+            .filter(|l| l.contains("mirroring lag"))
+            .filter_map(|l| {
+                l.split("mirroring lag ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let a_down = status
+            .lines()
+            .any(|l| l.starts_with("a1") && l.contains("(dead)"));
+        if behind.iter().any(|&n| n > 50) || a_down {
+            seen.push(behind);
+            break status;
+        }
+        seen.push(behind);
+    };
+    eprintln!(
+        "--- lab status during the cut ({} calls)\n{status}",
+        seen.len()
+    );
     assert!(
-        behind.iter().any(|&n| n > 50),
-        "lab status shows no mirroring lag during the cut: {status}"
+        seen.last().is_some_and(|b| b.iter().any(|&n| n > 50)),
+        "lab status showed no mirroring lag during the cut (lags seen: {seen:?}): {status}"
     );
     let exit = child.0.wait().expect("drill");
     let d = load_run(&run);
