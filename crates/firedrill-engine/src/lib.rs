@@ -6,7 +6,9 @@
 
 mod audit;
 mod heal;
+mod journal;
 mod plan;
+mod reaudit;
 mod recover;
 mod restore;
 mod schedule;
@@ -17,7 +19,9 @@ pub use audit::TrialFiles;
 /// One journaled heal, carried out by its fault's module: the watchdog
 /// (`firedrill __heal`) calls it with the entry it read back.
 pub use firedrill_faults::{heal_entry, HealWith};
+pub use journal::JOURNAL_FILE;
 pub use plan::*;
+pub use reaudit::{reaudit, Reaudited};
 
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
@@ -61,6 +65,10 @@ pub trait Environment: Send {
         trial: u32,
         log: &mut dyn FnMut(String),
     ) -> Result<Vec<NodeSpec>, EngineError>;
+
+    /// The nodes as they are now, touching nothing (no reset): what a
+    /// re-audit reads.
+    fn nodes_now(&mut self) -> Vec<NodeSpec>;
 }
 
 /// Runs every trial of the plan and returns the overall verdict. Events go

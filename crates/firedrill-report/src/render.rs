@@ -22,6 +22,14 @@ const INDENT: &str = "       ";
 pub fn render_summary(run: &RunRecord) -> String {
     let mut out = String::new();
     header(&mut out, run);
+    if let Some(r) = &run.reaudit {
+        line(
+            &mut out,
+            "  ",
+            "  ",
+            &format!("RE-AUDITED at {}: {}", r.at, r.reason),
+        );
+    }
     for t in &run.trials {
         out.push('\n');
         trial(&mut out, run, t);
