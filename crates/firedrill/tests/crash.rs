@@ -83,13 +83,15 @@ fn pid_of(state: &Value, node: &str) -> i64 {
         .expect("pid")
 }
 
+/// Starts a drill; its stderr goes to `<run>.stderr`, beside the run dir.
 fn spawn_drill(lab: &Lab, run: &Path) -> Drilling {
+    let err = std::fs::File::create(run.with_extension("stderr")).expect("stderr file");
     Drilling(
         Command::new(BIN)
             .args(["drill", lab.spec_str(), "--out", run.to_str().unwrap()])
             .env("FIREDRILL_STATE_DIR", state_dir())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(err)
             .spawn()
             .expect("spawn drill"),
     )
@@ -138,11 +140,23 @@ fn store_rows(lab: &Lab, run_id: &str) -> u64 {
 fn kill_during(lab: &Lab, name: &str, after: Duration) -> std::path::PathBuf {
     let run = lab.run_dir(name);
     let mut d = spawn_drill(lab, &run);
-    wait_for("the steady phase", Duration::from_secs(60), || {
-        std::fs::read_to_string(run.join("events.jsonl"))
-            .unwrap_or_default()
-            .contains("\"phase\":\"steady\"")
-    });
+    let err = || std::fs::read_to_string(run.with_extension("stderr")).unwrap_or_default();
+    let end = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(Some(st)) = d.0.try_wait() {
+            panic!("the drill ended before its steady phase ({st}): {}", err());
+        }
+        let events = std::fs::read_to_string(run.join("events.jsonl")).unwrap_or_default();
+        if events.contains("\"phase\":\"steady\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no steady phase within 90 s; stderr: {}\nevents: {events}",
+            err()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(after);
     assert!(d.0.try_wait().unwrap().is_none(), "the drill ended early");
     d.0.kill().unwrap(); // SIGKILL
