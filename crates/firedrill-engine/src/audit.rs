@@ -27,7 +27,7 @@ pub(crate) async fn audit(
         .target
         .audit_read(&audit_node)
         .await
-        .map_err(|e| EngineError::Preflight(format!("audit failed: {e}")))?;
+        .map_err(|e| EngineError::Audit(format!("reading {audit_node} failed: {e}")))?;
     sh.emit(DrillEvent::Audit {
         trial: sh.trial,
         node: audit_node.clone(),
@@ -227,7 +227,7 @@ async fn pick_once(
         )),
         None => {
             let desc: Vec<String> = roles.iter().map(|(n, r)| format!("{n}: {r:?}")).collect();
-            Err(EngineError::Preflight(format!(
+            Err(EngineError::Audit(format!(
                 "no node is reachable for the audit within {} s ({})",
                 wait.as_secs(),
                 desc.join(", ")

@@ -37,6 +37,10 @@ pub enum EngineError {
     /// A fault could not be injected (exit 3).
     #[error("fault could not be injected: {0}")]
     Fault(String),
+    /// The store died or could not be read during the audit: the trial
+    /// proved nothing (exit 3), never a pass.
+    #[error("the audit failed, the run is inconclusive: {0}")]
+    Audit(String),
     /// Ctrl-C, SIGTERM or the safety timeout (exit 3).
     #[error("drill aborted: {0}")]
     Aborted(String),

@@ -42,12 +42,10 @@ pub async fn reaudit(
     let target = plan
         .store
         .open(&target_nodes, plan.password.as_deref(), run_id)
-        .map_err(|e| EngineError::Aborted(format!("cannot open the store: {e}")))?;
-    let (node, note) = pick_audit_node(target.as_ref(), tl, wait)
-        .await
-        .map_err(|e| EngineError::Aborted(format!("the store cannot be audited: {e}")))?;
+        .map_err(|e| EngineError::Audit(format!("cannot open the store: {e}")))?;
+    let (node, note) = pick_audit_node(target.as_ref(), tl, wait).await?;
     let read = target.audit_read(&node).await.map_err(|e| {
-        EngineError::Aborted(format!(
+        EngineError::Audit(format!(
             "the store died or became unreachable during the audit of {node}: {e}"
         ))
     })?;
@@ -55,7 +53,7 @@ pub async fn reaudit(
     // from a dying server: the figures would prove nothing.
     let role = target.role(&node, Duration::from_secs(3)).await;
     if !matches!(role, LiveRole::Primary | LiveRole::Standby) {
-        return Err(EngineError::Aborted(format!(
+        return Err(EngineError::Audit(format!(
             "{node} stopped answering during the audit ({role:?} after the read)"
         )));
     }
