@@ -71,16 +71,16 @@ fn append(sh: &Shared, w: &mut JournalWriter) -> Option<std::fs::File> {
         l.get(w.ops_done..).map(<[_]>::to_vec).unwrap_or_default()
     };
     let (lag, tl) = {
-        let tl = lock(&sh.timeline);
+        let mut tl = lock(&sh.timeline);
         let lag = tl
             .lag_samples
             .get(w.lag_done..)
             .map(<[_]>::to_vec)
             .unwrap_or_default();
-        let bare = Timeline {
-            lag_samples: Vec::new(),
-            ..tl.clone()
-        };
+        // Cloned without its lag samples: they are journaled as a tail.
+        let all = std::mem::take(&mut tl.lag_samples);
+        let bare: Timeline = tl.clone();
+        tl.lag_samples = all;
         (lag, bare)
     };
     let mut buf = Vec::new();
