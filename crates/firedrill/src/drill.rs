@@ -527,6 +527,12 @@ pub async fn report(
 ) -> Result<u8, Failure> {
     let finished = run_dir.join(firedrill_report::RUN_FILE).exists();
     if !finished && run_dir.join(crate::partial::START_FILE).exists() {
+        if html.is_some() || junit.is_some() {
+            return Err(Failure::input(format!(
+                "{}: no run.json (the drill's process died): --html and --junit need a finished run; `--reaudit` completes it",
+                run_dir.display()
+            )));
+        }
         if reaudit {
             return crate::partial::reaudit(run_dir).await;
         }

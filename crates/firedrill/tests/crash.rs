@@ -246,6 +246,8 @@ fn kill_9_mid_drill_leaves_a_partial_ledger_that_a_reaudit_completes() {
             ok <= rows + 2,
             "more acknowledged than the store holds: {ok} > {rows}"
         );
+        let html = firedrill(&["report", run.to_str().unwrap(), "--html"]);
+        assert_eq!(html.status.code(), Some(2), "{}", text(&html));
         let human = firedrill(&["report", run.to_str().unwrap()]);
         assert_eq!(human.status.code(), Some(3));
         assert!(text(&human).contains("INCONCLUSIVE"), "{}", text(&human));
