@@ -234,6 +234,65 @@ impl Partial {
     }
 }
 
+/// A died trial's ledger, completed: every seq up to the highest issued,
+/// journaled or `found` in the store whose outcome was never recorded (in
+/// flight at the kill, or completed after the last flush) is an unknown op
+/// at `t_dead`, the last moment the process was known alive. Returns the
+/// ops and how many were added.
+pub fn complete(journaled: &[Op], issued: u64, found: &[u64], t_dead: Micros) -> (Vec<Op>, u64) {
+    let mut ops = journaled.to_vec();
+    let t_dead = ops.iter().map(|o| o.t_done).max().unwrap_or(0).max(t_dead);
+    let seen: std::collections::HashSet<u64> = ops.iter().map(|o| o.seq).collect();
+    let top = found
+        .iter()
+        .chain(seen.iter())
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(issued);
+    let mut added = 0;
+    for seq in 1..=top {
+        if !seen.contains(&seq) {
+            added += 1;
+            ops.push(Op {
+                seq,
+                t_invoke: t_dead,
+                t_done: t_dead,
+                outcome: crate::Outcome::Unknown,
+            });
+        }
+    }
+    (ops, added)
+}
+
+/// Checks a died trial. An RTO the kill cut short is not judged: a
+/// service not yet recovered when the process died, before the objective's
+/// window ended (or before any disaster), may still have recovered in time.
+pub fn judge(
+    a: &crate::Analysis,
+    o: &crate::Objectives,
+    t_dead: Micros,
+) -> (crate::ObjectiveCheck, crate::Verdict) {
+    let mut o = *o;
+    let cut = a.rto.achieved_s.is_none()
+        && o.rto_us
+            .is_some_and(|r| a.t_fault_us.is_none_or(|f| t_dead < f + r));
+    if cut {
+        o.rto_us = None;
+    }
+    let (mut chk, verdict) = crate::check(a, &o);
+    if cut {
+        chk.reasons.push(match a.t_fault_us {
+            Some(f) => format!(
+                "RTO not judged: the process died {:.2} s after the fault, before the service recovered and before the objective's window ended",
+                t_dead.saturating_sub(f) as f64 / 1e6
+            ),
+            None => "RTO not judged: the process died before the disaster".into(),
+        });
+    }
+    (chk, verdict)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +409,46 @@ mod tests {
         let p = Partial::recover(&f).unwrap();
         assert_eq!(p.frames, 1);
         assert!(matches!(p.stop, Some(Stop::Corrupt { frame: 1, .. })));
+    }
+
+    #[test]
+    fn unrecorded_seqs_become_unknown_at_the_death() {
+        let ok = |seq| Op {
+            seq,
+            t_invoke: seq * 10,
+            t_done: seq * 10 + 1,
+            outcome: Outcome::Ok,
+        };
+        // 2 and 4 were issued but never journaled; 5 is only in the store.
+        let (ops, added) = complete(&[ok(1), ok(3)], 4, &[1, 3, 5], 100);
+        assert_eq!(added, 3);
+        let unknown: Vec<(u64, u64)> = ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Unknown)
+            .map(|o| (o.seq, o.t_invoke))
+            .collect();
+        assert_eq!(unknown, vec![(2, 100), (4, 100), (5, 100)]);
+        // Nothing missing: nothing added.
+        assert_eq!(complete(&[ok(1), ok(2)], 2, &[1, 2], 5).1, 0);
+    }
+
+    #[test]
+    fn an_rto_cut_short_by_the_kill_is_not_judged_but_a_long_outage_is() {
+        let a = crate::Analysis {
+            t_fault_us: Some(1_000_000),
+            ..crate::Analysis::default()
+        };
+        let o = crate::Objectives {
+            rpo_us: Some(1_000_000),
+            rto_us: Some(5_000_000),
+        };
+        let (chk, v) = judge(&a, &o, 3_000_000);
+        assert_eq!(chk.rto_met, None);
+        assert_eq!(v, crate::Verdict::Pass, "{chk:?}");
+        assert!(chk.reasons[0].contains("RTO not judged"), "{chk:?}");
+        // Down for longer than the objective before the kill: violated.
+        let (chk, v) = judge(&a, &o, 7_000_000);
+        assert_eq!(chk.rto_met, Some(false));
+        assert_eq!(v, crate::Verdict::Fail);
     }
 }

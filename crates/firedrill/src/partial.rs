@@ -8,7 +8,7 @@ use crate::lab::load_spec;
 use crate::Failure;
 use firedrill_engine::{TrialFiles, JOURNAL_FILE};
 use firedrill_ledger::events::DrillEvent;
-use firedrill_ledger::journal::Partial;
+use firedrill_ledger::journal::{self, Partial};
 use firedrill_ledger::{analyze, check, codec, AuditSet, Op, Outcome, Timeline, Verdict};
 use firedrill_report::{
     exit_code, render_summary, ObjectivesRecord, ReauditRecord, Reporter, RunCollector, RunMeta,
@@ -16,7 +16,6 @@ use firedrill_report::{
 };
 use firedrill_spec::{DrillSpec, LoadedSpec};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -295,37 +294,12 @@ pub fn report(run_dir: &Path, json: bool) -> Result<u8, Failure> {
     Ok(3)
 }
 
-/// The died trial's ledger, completed: every seq issued (or found in the
-/// store) whose outcome was never recorded is an unknown op at the last
-/// moment the process was known alive.
+/// The died trial's ledger, completed with the store's ids.
 fn complete_ledger(t: &TrialState, read: &firedrill_targets::AuditRead) -> (Vec<Op>, u64) {
-    let mut ops = t.partial.ops.clone();
     let (t_dead, _) = last_alive(t);
-    let t_dead = ops.iter().map(|o| o.t_done).max().unwrap_or(0).max(t_dead);
     let issued = t.partial.last_mark.as_ref().map(|m| m.issued).unwrap_or(0);
-    let seen: HashSet<u64> = ops.iter().map(|o| o.seq).collect();
-    let top = read
-        .ids
-        .iter()
-        .chain(&read.garbled)
-        .copied()
-        .chain(seen.iter().copied())
-        .max()
-        .unwrap_or(0)
-        .max(issued);
-    let mut unrecorded = 0;
-    for seq in 1..=top {
-        if !seen.contains(&seq) {
-            unrecorded += 1;
-            ops.push(Op {
-                seq,
-                t_invoke: t_dead,
-                t_done: t_dead,
-                outcome: Outcome::Unknown,
-            });
-        }
-    }
-    (ops, unrecorded)
+    let found: Vec<u64> = read.ids.iter().chain(&read.garbled).copied().collect();
+    journal::complete(&t.partial.ops, issued, &found, t_dead)
 }
 
 fn save_trial(
@@ -342,34 +316,6 @@ fn save_trial(
         d.join("timeline.json"),
         serde_json::to_vec_pretty(tl).map_err(std::io::Error::other)?,
     )
-}
-
-/// Checks a died trial. An RTO the kill cut short is not judged: a
-/// service not yet recovered when the process died, before the objective's
-/// window ended (or before any disaster), may still have recovered in time.
-fn judge(
-    a: &firedrill_ledger::Analysis,
-    o: &firedrill_ledger::Objectives,
-    t_dead: u64,
-) -> (firedrill_ledger::ObjectiveCheck, Verdict) {
-    let mut o = *o;
-    let cut = a.rto.achieved_s.is_none()
-        && o.rto_us
-            .is_some_and(|r| a.t_fault_us.is_none_or(|f| t_dead < f + r));
-    if cut {
-        o.rto_us = None;
-    }
-    let (mut chk, verdict) = check(a, &o);
-    if cut {
-        chk.reasons.push(match a.t_fault_us {
-            Some(f) => format!(
-                "RTO not judged: the process died {:.2} s after the fault, before the service recovered and before the objective's window ended",
-                t_dead.saturating_sub(f) as f64 / 1e6
-            ),
-            None => "RTO not judged: the process died before the disaster".into(),
-        });
-    }
-    (chk, verdict)
 }
 
 /// A trial that finished its audit before the process died, re-analysed
@@ -502,7 +448,7 @@ async fn reaudit_trial(
         )?;
     }
     let analysis = analyze(&ops, &tl, &audit, &plan.slo);
-    let (mut chk, mut verdict) = judge(&analysis, &plan.objectives, t_dead);
+    let (mut chk, mut verdict) = journal::judge(&analysis, &plan.objectives, t_dead);
     if verdict == Verdict::Pass {
         verdict = Verdict::Inconclusive;
         chk.reasons.push(
