@@ -265,31 +265,39 @@ pub fn complete(journaled: &[Op], issued: u64, found: &[u64], t_dead: Micros) ->
     (ops, added)
 }
 
-/// Checks a died trial. An RTO the kill cut short is not judged: a
-/// service not yet recovered when the process died, before the objective's
-/// window ended (or before any disaster), may still have recovered in time.
+/// Checks a died trial. An RTO the kill cut short is not judged, and its
+/// figure is cleared: no disaster yet; a recovery not yet stable for
+/// `stable_for_us` past the last fault step (`settle_from`, as the drill's
+/// own end-of-trial check requires); or a service not yet recovered before
+/// the objective's window ended, which may still have recovered in time.
+/// An outage already longer than the objective is judged (violated).
 pub fn judge(
-    a: &crate::Analysis,
+    a: &mut crate::Analysis,
     o: &crate::Objectives,
     t_dead: Micros,
+    settle_from: Option<Micros>,
+    stable_for_us: Micros,
 ) -> (crate::ObjectiveCheck, crate::Verdict) {
+    let settled = settle_from.is_some_and(|f| t_dead >= f + stable_for_us);
+    let why = match (a.t_fault_us, a.rto.achieved_s) {
+        (None, _) => Some("RTO not judged: the process died before the disaster".to_string()),
+        (Some(f), Some(_)) if !settled => Some(format!(
+            "RTO not judged: the process died {:.2} s after the fault, before the service was stable again",
+            t_dead.saturating_sub(f) as f64 / 1e6
+        )),
+        (Some(f), None) if o.rto_us.is_some_and(|r| t_dead < f + r) => Some(format!(
+            "RTO not judged: the process died {:.2} s after the fault, before the service recovered and before the objective's window ended",
+            t_dead.saturating_sub(f) as f64 / 1e6
+        )),
+        _ => None,
+    };
     let mut o = *o;
-    let cut = a.rto.achieved_s.is_none()
-        && o.rto_us
-            .is_some_and(|r| a.t_fault_us.is_none_or(|f| t_dead < f + r));
-    if cut {
+    if why.is_some() {
         o.rto_us = None;
+        a.rto.achieved_s = None;
     }
     let (mut chk, verdict) = crate::check(a, &o);
-    if cut {
-        chk.reasons.push(match a.t_fault_us {
-            Some(f) => format!(
-                "RTO not judged: the process died {:.2} s after the fault, before the service recovered and before the objective's window ended",
-                t_dead.saturating_sub(f) as f64 / 1e6
-            ),
-            None => "RTO not judged: the process died before the disaster".into(),
-        });
-    }
+    chk.reasons.extend(why);
     (chk, verdict)
 }
 
@@ -434,7 +442,7 @@ mod tests {
 
     #[test]
     fn an_rto_cut_short_by_the_kill_is_not_judged_but_a_long_outage_is() {
-        let a = crate::Analysis {
+        let down = crate::Analysis {
             t_fault_us: Some(1_000_000),
             ..crate::Analysis::default()
         };
@@ -442,13 +450,35 @@ mod tests {
             rpo_us: Some(1_000_000),
             rto_us: Some(5_000_000),
         };
-        let (chk, v) = judge(&a, &o, 3_000_000);
+        let fault = Some(1_000_000);
+        let (chk, v) = judge(&mut down.clone(), &o, 3_000_000, fault, 2_000_000);
         assert_eq!(chk.rto_met, None);
         assert_eq!(v, crate::Verdict::Pass, "{chk:?}");
-        assert!(chk.reasons[0].contains("RTO not judged"), "{chk:?}");
+        assert!(
+            chk.reasons[0].contains("before the service recovered"),
+            "{chk:?}"
+        );
         // Down for longer than the objective before the kill: violated.
-        let (chk, v) = judge(&a, &o, 7_000_000);
+        let (chk, v) = judge(&mut down.clone(), &o, 7_000_000, fault, 2_000_000);
         assert_eq!(chk.rto_met, Some(false));
         assert_eq!(v, crate::Verdict::Fail);
+        // Back, but not yet for stable_for: the figure is not kept.
+        let mut back = down.clone();
+        back.rto.achieved_s = Some(0.0);
+        let (chk, _) = judge(&mut back, &o, 2_500_000, fault, 2_000_000);
+        assert_eq!((chk.rto_met, back.rto.achieved_s), (None, None), "{chk:?}");
+        // Back and stable: judged as usual.
+        let mut stable = down.clone();
+        stable.rto.achieved_s = Some(0.4);
+        let (chk, _) = judge(&mut stable, &o, 3_500_000, fault, 2_000_000);
+        assert_eq!(
+            (chk.rto_met, stable.rto.achieved_s),
+            (Some(true), Some(0.4))
+        );
+        // No disaster at all.
+        let mut none = crate::Analysis::default();
+        none.rto.achieved_s = Some(0.0);
+        let (chk, _) = judge(&mut none, &o, 3_000_000, None, 2_000_000);
+        assert_eq!((chk.rto_met, none.rto.achieved_s), (None, None));
     }
 }

@@ -447,8 +447,19 @@ async fn reaudit_trial(
             },
         )?;
     }
-    let analysis = analyze(&ops, &tl, &audit, &plan.slo);
-    let (mut chk, mut verdict) = journal::judge(&analysis, &plan.objectives, t_dead);
+    let mut analysis = analyze(&ops, &tl, &audit, &plan.slo);
+    let settle_from = tl
+        .faults
+        .iter()
+        .map(|f| f.t_done.unwrap_or(f.t_start))
+        .max();
+    let (mut chk, mut verdict) = journal::judge(
+        &mut analysis,
+        &plan.objectives,
+        t_dead,
+        settle_from,
+        plan.slo.stable_for_us,
+    );
     if verdict == Verdict::Pass {
         verdict = Verdict::Inconclusive;
         chk.reasons.push(
