@@ -6,7 +6,7 @@ use crate::trial::{disaster, lock, with_role, Shared};
 use crate::EngineError;
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::{analyze, check, point_figures, AuditSet, Micros, Op, Timeline, Verdict};
-use firedrill_targets::LiveRole;
+use firedrill_targets::{LiveRole, Target};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub(crate) async fn audit(
 ) -> Result<Verdict, EngineError> {
     let mut tl = lock(&sh.timeline).clone();
     tl.workload_end = workload_end;
-    let (audit_node, note) = pick_audit_node(sh, &tl).await?;
+    let (audit_node, note) = pick_audit_node(sh.target.as_ref(), &tl, AUDIT_WAIT).await?;
     if let Some(n) = note {
         sh.warn(n);
     }
@@ -27,7 +27,7 @@ pub(crate) async fn audit(
         .target
         .audit_read(&audit_node)
         .await
-        .map_err(|e| EngineError::Preflight(format!("audit failed: {e}")))?;
+        .map_err(|e| EngineError::Audit(format!("reading {audit_node} failed: {e}")))?;
     sh.emit(DrillEvent::Audit {
         trial: sh.trial,
         node: audit_node.clone(),
@@ -45,6 +45,8 @@ pub(crate) async fn audit(
         }
     }
     let audit = AuditSet::with_garbled(read.ids, read.garbled.len());
+    // Everything the workload recorded is journaled before the ledger moves.
+    crate::journal::flush(sh).await;
     let ops = std::mem::take(&mut *lock(&sh.ledger));
     let positions = std::mem::take(&mut *lock(&sh.positions));
     let mut analysis = analyze(&ops, &tl, &audit, &plan.slo);
@@ -134,13 +136,14 @@ impl TrialFiles {
 /// Right after the heal a store may still be electing (a JetStream stream
 /// leader has been seen to take 25 s): when no node can be audited yet,
 /// this retries for up to `AUDIT_WAIT` before it gives up.
-async fn pick_audit_node(
-    sh: &Shared,
+pub(crate) async fn pick_audit_node(
+    target: &dyn Target,
     tl: &Timeline,
+    wait: Duration,
 ) -> Result<(String, Option<String>), EngineError> {
     let start = tokio::time::Instant::now();
     loop {
-        match pick_once(sh, tl).await {
+        match pick_once(target, tl, wait).await {
             Ok((n, note)) => {
                 let waited = start.elapsed();
                 let note = if waited >= Duration::from_secs(1) {
@@ -154,7 +157,7 @@ async fn pick_audit_node(
                 };
                 return Ok((n, note));
             }
-            Err(_) if start.elapsed() < AUDIT_WAIT => {
+            Err(_) if start.elapsed() < wait => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => return Err(e),
@@ -165,9 +168,13 @@ async fn pick_audit_node(
 /// How long the audit waits for a node it can read.
 const AUDIT_WAIT: Duration = Duration::from_secs(30);
 
-async fn pick_once(sh: &Shared, tl: &Timeline) -> Result<(String, Option<String>), EngineError> {
+async fn pick_once(
+    target: &dyn Target,
+    tl: &Timeline,
+    wait: Duration,
+) -> Result<(String, Option<String>), EngineError> {
     let hit = disaster(tl).map(|f| f.node.clone());
-    let roles = sh.target.roles(Duration::from_secs(3)).await;
+    let roles = target.roles(Duration::from_secs(3)).await;
     let primaries = with_role(&roles, LiveRole::Primary);
     if let Some(p) = &tl.promoted {
         // The store may have failed over again after the recovery (Sentinel
@@ -206,7 +213,7 @@ async fn pick_once(sh: &Shared, tl: &Timeline) -> Result<(String, Option<String>
     let mut best: Option<(u64, String)> = None;
     for (n, r) in &roles {
         if *r == LiveRole::Standby {
-            if let Some(l) = sh.target.position(n).await {
+            if let Some(l) = target.position(n).await {
                 if best.as_ref().is_none_or(|(b, _)| l > *b) {
                     best = Some((l, n.clone()));
                 }
@@ -220,9 +227,9 @@ async fn pick_once(sh: &Shared, tl: &Timeline) -> Result<(String, Option<String>
         )),
         None => {
             let desc: Vec<String> = roles.iter().map(|(n, r)| format!("{n}: {r:?}")).collect();
-            Err(EngineError::Preflight(format!(
-                "no node is reachable for the audit within {} s of the heal ({})",
-                AUDIT_WAIT.as_secs(),
+            Err(EngineError::Audit(format!(
+                "no node is reachable for the audit within {} s ({})",
+                wait.as_secs(),
                 desc.join(", ")
             )))
         }

@@ -6,7 +6,9 @@
 
 mod audit;
 mod heal;
+mod journal;
 mod plan;
+mod reaudit;
 mod recover;
 mod restore;
 mod schedule;
@@ -17,7 +19,9 @@ pub use audit::TrialFiles;
 /// One journaled heal, carried out by its fault's module: the watchdog
 /// (`firedrill __heal`) calls it with the entry it read back.
 pub use firedrill_faults::{heal_entry, HealWith};
+pub use journal::JOURNAL_FILE;
 pub use plan::*;
+pub use reaudit::{reaudit, Reaudited};
 
 use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
@@ -33,6 +37,10 @@ pub enum EngineError {
     /// A fault could not be injected (exit 3).
     #[error("fault could not be injected: {0}")]
     Fault(String),
+    /// The store died or could not be read during the audit: the trial
+    /// proved nothing (exit 3), never a pass.
+    #[error("the audit failed, the run is inconclusive: {0}")]
+    Audit(String),
     /// Ctrl-C, SIGTERM or the safety timeout (exit 3).
     #[error("drill aborted: {0}")]
     Aborted(String),
@@ -61,6 +69,10 @@ pub trait Environment: Send {
         trial: u32,
         log: &mut dyn FnMut(String),
     ) -> Result<Vec<NodeSpec>, EngineError>;
+
+    /// The nodes as they are now, touching nothing (no reset): what a
+    /// re-audit reads.
+    fn nodes_now(&mut self) -> Vec<NodeSpec>;
 }
 
 /// Runs every trial of the plan and returns the overall verdict. Events go

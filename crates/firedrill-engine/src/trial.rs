@@ -60,6 +60,10 @@ pub(crate) struct Shared {
     /// Set when the trial tears its scratch nodes down: a restore still
     /// waiting for the lab starts none after that.
     pub(crate) scratch_closed: AtomicBool,
+    /// The crash-safe journal (`trial-<n>/journal.bin`).
+    pub(crate) journal_writer: Mutex<Option<crate::journal::JournalWriter>>,
+    /// The last phase announced, for the journal's liveness marks.
+    pub(crate) phase_now: Mutex<String>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,6 +93,7 @@ impl Shared {
         let _ = self.tx.send(ev);
     }
     pub(crate) fn phase(&self, p: &str) {
+        *lock(&self.phase_now) = p.to_string();
         self.emit(DrillEvent::Phase {
             trial: self.trial,
             t_us: self.now(),
@@ -139,6 +144,7 @@ pub async fn run_guarded(
 ) -> Result<Verdict, EngineError> {
     let sh = open_trial(plan, trial, nodes, tx)?;
     sh.emit(DrillEvent::TrialStarted { trial });
+    crate::journal::spawn_flusher(&sh);
 
     let mut task = tokio::spawn(run_trial(plan.clone(), sh.clone()));
     let limit = plan.max_trial_time() + Duration::from_secs(60);
@@ -163,6 +169,8 @@ pub async fn run_guarded(
     // scratch node does not outlive its trial.
     crate::restore::discard_scratch(plan, &sh).await;
     sh.abort_tasks();
+    // The last word: the heals and how the trial ended.
+    crate::journal::flush(&sh).await;
     result
 }
 
@@ -198,8 +206,22 @@ fn open_trial(
         .map_err(|e| EngineError::Preflight(e.to_string()))?;
     let journal = HealJournal::open(&plan.run_dir.join("heal"))
         .map_err(|e| EngineError::Preflight(e.to_string()))?;
+    let t0 = Instant::now();
+    let t0_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let writer = crate::journal::JournalWriter::create(
+        &plan.run_dir,
+        firedrill_ledger::journal::StartInfo {
+            trial,
+            run_id: target.run_id().to_string(),
+            t0_unix_ms,
+        },
+    )
+    .map_err(|e| EngineError::Preflight(format!("trial journal: {e}")))?;
     Ok(Arc::new(Shared {
-        t0: Instant::now(),
+        t0,
         trial,
         tx,
         target,
@@ -224,6 +246,8 @@ fn open_trial(
         first_primary: Mutex::new(None),
         scratch: Mutex::new(Vec::new()),
         scratch_closed: AtomicBool::new(false),
+        journal_writer: Mutex::new(Some(writer)),
+        phase_now: Mutex::new("preflight".into()),
     }))
 }
 

@@ -9,6 +9,7 @@ mod analysis;
 pub mod codec;
 mod command;
 pub mod events;
+pub mod journal;
 mod restore;
 mod rpo;
 mod rto;

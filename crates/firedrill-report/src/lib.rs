@@ -35,8 +35,8 @@ pub use junit::{render_junit, JUNIT_FILE};
 pub use outcomes::{objective_outcomes, Objective, ObjectiveOutcome, Outcome};
 pub use progress::Progress;
 pub use record::{
-    DetectedEntry, FaultEntry, ObjectivesRecord, PhasePercentiles, RecoveryEntry, RunCollector,
-    RunMeta, RunRecord, Summary, TrialRecord, RUN_FILE, SCHEMA_VERSION,
+    DetectedEntry, FaultEntry, ObjectivesRecord, PhasePercentiles, ReauditRecord, RecoveryEntry,
+    RunCollector, RunMeta, RunRecord, Summary, TrialRecord, RUN_FILE, SCHEMA_VERSION,
 };
 pub use render::{render_summary, MAX_WIDTH};
 pub use series::{load_trial_series, TrialSeries, MAX_POINTS};

@@ -69,6 +69,30 @@ pub struct RunRecord {
     pub warnings: Vec<String>,
     pub trials: Vec<TrialRecord>,
     pub summary: Summary,
+    /// Set when this record was completed by `firedrill report --reaudit`
+    /// after the firedrill process died mid-drill (added within schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaudit: Option<ReauditRecord>,
+}
+
+/// How a dead run's record was completed: from the journal's partial
+/// ledger and a fresh read of the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReauditRecord {
+    /// RFC 3339 UTC: when the re-audit ran.
+    pub at: String,
+    /// RFC 3339 UTC: the journal's last liveness mark, the latest moment
+    /// the process is known to have been alive.
+    pub died_at: String,
+    /// Ops in the journal (their outcome was recorded).
+    pub journaled_ops: u64,
+    /// Ops issued but never recorded (in flight at the kill, or completed
+    /// after the last flush): counted as unknown.
+    pub unrecorded_ops: u64,
+    /// The node read back.
+    pub audited: String,
+    /// Why the record is a re-audit, in words.
+    pub reason: String,
 }
 
 /// One trial. Times are seconds relative to the disaster (`t_fault`) when
@@ -214,6 +238,7 @@ impl RunRecord {
             warnings: Vec::new(),
             trials: Vec::new(),
             summary: Summary::default(),
+            reaudit: None,
         }
     }
 

@@ -22,6 +22,14 @@ const INDENT: &str = "       ";
 pub fn render_summary(run: &RunRecord) -> String {
     let mut out = String::new();
     header(&mut out, run);
+    if let Some(r) = &run.reaudit {
+        line(
+            &mut out,
+            "  ",
+            "  ",
+            &format!("RE-AUDITED at {}: {}", r.at, r.reason),
+        );
+    }
     for t in &run.trials {
         out.push('\n');
         trial(&mut out, run, t);
@@ -336,7 +344,15 @@ fn objectives(out: &mut String, run: &RunRecord) {
     let n = run.trials.len();
     let status = |met: &dyn Fn(&TrialRecord) -> Option<bool>| {
         let violated = run.trials.iter().filter(|t| met(t) == Some(false)).count();
-        if violated == 0 {
+        // A trial that could not judge the objective (e.g. a re-audited run
+        // the kill cut short) is not a trial that met it.
+        let unjudged = run.trials.iter().filter(|t| met(t).is_none()).count();
+        if violated == 0 && unjudged > 0 {
+            format!(
+                "met in {} of {n} trials, not judged in {unjudged}",
+                n - unjudged
+            )
+        } else if violated == 0 {
             format!("met in {n} of {n} trials")
         } else {
             format!("VIOLATED in {violated} of {n} trials")

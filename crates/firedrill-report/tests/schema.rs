@@ -245,3 +245,27 @@ fn a_record_with_commands_validates() {
         "heal"
     );
 }
+
+/// A record completed by `report --reaudit` validates, and the summary says
+/// it was re-audited; a misspelt field in it does not validate.
+#[test]
+fn a_reaudited_record_validates() {
+    let mut run = firedrill_report::RunRecord::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-pg-async-cut-crash"),
+    )
+    .unwrap();
+    run.reaudit = Some(firedrill_report::ReauditRecord {
+        at: "2026-12-01T17:00:00Z".into(),
+        died_at: "2026-12-01T16:59:00.120Z".into(),
+        journaled_ops: 1000,
+        unrecorded_ops: 2,
+        audited: "n1".into(),
+        reason: "the firedrill process died at …".into(),
+    });
+    let mut v = serde_json::to_value(&run).unwrap();
+    let errs = errors(&v);
+    assert!(errs.is_empty(), "{errs:#?}");
+    assert!(firedrill_report::render_summary(&run).contains("RE-AUDITED at 2026-12-01T17:00:00Z"));
+    v["reaudit"]["journaled"] = Value::from(1);
+    assert_eq!(errors(&v).len(), 1);
+}

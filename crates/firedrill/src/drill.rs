@@ -126,6 +126,13 @@ impl Environment for LabEnv {
             .map_err(|e| EngineError::Preflight(format!("lab dir: {e}")))?;
         Ok(self.nodes())
     }
+
+    fn nodes_now(&mut self) -> Vec<NodeSpec> {
+        if let Ok(s) = firedrill_lab::LabState::load(&self.state.dir) {
+            self.state = s;
+        }
+        self.nodes()
+    }
 }
 
 /// Explicit endpoints: the user's own store.
@@ -157,16 +164,20 @@ impl Environment for EndpointEnv {
         }
         Ok(self.nodes.clone())
     }
+
+    fn nodes_now(&mut self) -> Vec<NodeSpec> {
+        self.nodes.clone()
+    }
 }
 
-enum Target {
+pub(crate) enum Target {
     Lab(Box<LabState>),
     Endpoints(Box<TargetSpec>),
 }
 
 /// Finds the target and checks the whole spec against it, before anything
 /// touches a store.
-fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
+pub(crate) fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
     let d = spec
         .file
         .drill
@@ -220,7 +231,7 @@ fn resolve(spec: &LoadedSpec) -> Result<Target, Failure> {
     }
 }
 
-fn password(t: Option<&TargetSpec>) -> Result<Option<String>, Failure> {
+pub(crate) fn password(t: Option<&TargetSpec>) -> Result<Option<String>, Failure> {
     let Some(t) = t else { return Ok(None) };
     if let Some(var) = &t.password_env {
         return std::env::var(var).map(Some).map_err(|_| {
@@ -253,7 +264,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
         .ok_or_else(|| Failure::input("no [drill] table"))?;
     let pw = password(d.target.as_ref())?;
     let run_dir = out.unwrap_or_else(|| default_run_dir(d.name.get_ref()));
-    if run_dir.join("run.json").exists() {
+    if run_dir.join("run.json").exists() || run_dir.join(crate::partial::START_FILE).exists() {
         return Err(Failure::input(format!(
             "{} already holds a run; choose another --out",
             run_dir.display()
@@ -271,6 +282,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     } = prepare(target, d).await?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
+    crate::partial::write_start(&run_dir, &spec, d, &desc)?;
     let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup, opener);
     plan.restorer = restorer.map(firedrill_engine::RestorerHandle);
 
@@ -363,19 +375,22 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
 /// What a drill runs against, made ready: the environment that prepares
 /// each trial, its description, the target opener, and the embedded proxy
 /// that must live until the drill ends.
-struct Prepared {
-    env: Box<dyn Environment>,
-    desc: String,
-    cleanup: bool,
-    opener: std::sync::Arc<dyn firedrill_targets::TargetOpener>,
-    embedded: Option<crate::embedded::EmbeddedProxy>,
+pub(crate) struct Prepared {
+    pub(crate) env: Box<dyn Environment>,
+    pub(crate) desc: String,
+    pub(crate) cleanup: bool,
+    pub(crate) opener: std::sync::Arc<dyn firedrill_targets::TargetOpener>,
+    pub(crate) embedded: Option<crate::embedded::EmbeddedProxy>,
     version_nodes: Vec<(String, String)>,
     /// A lab that takes backups: what a `restore` recovery runs.
     restorer: Option<std::sync::Arc<dyn firedrill_targets::Restorer>>,
 }
 
 /// Turns the resolved target into a [`Prepared`] one, through its store.
-async fn prepare(target: Target, d: &firedrill_spec::DrillSpec) -> Result<Prepared, Failure> {
+pub(crate) async fn prepare(
+    target: Target,
+    d: &firedrill_spec::DrillSpec,
+) -> Result<Prepared, Failure> {
     let version_nodes: Vec<(String, String)> = match &target {
         Target::Lab(s) => s
             .nodes
@@ -503,12 +518,32 @@ fn emit(run_dir: &Path, arg: Option<&Path>, default: &str, text: &str) -> Result
     Ok(())
 }
 
-pub fn report(
+pub async fn report(
     run_dir: &Path,
+    reaudit: bool,
     json: bool,
     html: Option<Option<PathBuf>>,
     junit: Option<Option<PathBuf>>,
 ) -> Result<u8, Failure> {
+    let finished = run_dir.join(firedrill_report::RUN_FILE).exists();
+    if !finished && run_dir.join(crate::partial::START_FILE).exists() {
+        if html.is_some() || junit.is_some() {
+            return Err(Failure::input(format!(
+                "{}: no run.json (the drill's process died): --html and --junit need a finished run; `--reaudit` completes it",
+                run_dir.display()
+            )));
+        }
+        if reaudit {
+            return crate::partial::reaudit(run_dir).await;
+        }
+        return crate::partial::report(run_dir, json);
+    }
+    if reaudit {
+        return Err(Failure::input(format!(
+            "{}: the run finished (run.json is there): nothing to re-audit",
+            run_dir.display()
+        )));
+    }
     let rec = RunRecord::load(run_dir).map_err(|e| Failure::input(e.to_string()))?;
     if let Some(p) = &html {
         emit(run_dir, p.as_deref(), HTML_FILE, &render_html(&rec))?;

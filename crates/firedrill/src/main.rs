@@ -5,6 +5,7 @@ mod drill;
 mod embedded;
 mod heal;
 mod lab;
+mod partial;
 mod runs;
 mod watch;
 
@@ -48,9 +49,19 @@ enum Cmd {
     },
     /// Re-render the summary of a finished drill from its run directory,
     /// without touching the store. Exits with the drill's verdict code.
+    ///
+    /// A run whose firedrill process died (no run.json) is inconclusive
+    /// (exit 3), with what its crash-safe journal holds: ops acknowledged,
+    /// faults injected and healed, how far it got.
     Report {
         /// A run directory written by `firedrill drill`.
         run_dir: PathBuf,
+        /// For a run whose process died: read what survived from the store
+        /// again (it must be reachable), complete the analysis with the
+        /// journaled ledger (ops never recorded count as unknown), and write
+        /// run.json marked as re-audited.
+        #[arg(long)]
+        reaudit: bool,
         /// Print run.json instead of the summary.
         #[arg(long)]
         json: bool,
@@ -321,10 +332,11 @@ fn main() -> ExitCode {
             } => lab::drill_with_lab(&file, out).await,
             Cmd::Report {
                 run_dir,
+                reaudit,
                 json,
                 html,
                 junit,
-            } => drill::report(&run_dir, json, html, junit),
+            } => drill::report(&run_dir, reaudit, json, html, junit).await,
             Cmd::Runs(a) => match a.cmd {
                 Some(RunsCmd::Trend { drill: d, json }) => runs::trend(&d, json),
                 Some(RunsCmd::Add { run_dirs }) => runs::add(&run_dirs),
