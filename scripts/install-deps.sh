@@ -2,8 +2,8 @@
 # Installs what firedrill needs on a fresh Debian or Ubuntu machine: the
 # server packages the labs and tests run for real (PostgreSQL, etcd, Patroni,
 # Redis and Sentinel, NATS, pgBackRest), Prometheus (promtool and a real server for `watch`),
-# Chromium (the HTML report is tested in a headless browser), and a Rust
-# toolchain if none is present. Safe to run again: it only installs what is
+# Chromium (the HTML report is tested in a headless browser), a Rust
+# toolchain if none is present, and cargo-fuzz. Safe to run again: it only installs what is
 # missing.
 set -euo pipefail
 
@@ -85,6 +85,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: no cargo found; installing Debian's rust toolchain" >&2
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends cargo rustc
+fi
+
+# Fuzzing (scripts/fuzz.sh): cargo-fuzz from crates.io. Its targets build
+# with a nightly toolchain (`rustup toolchain install nightly`); the replay
+# tests of what it found run on stable with the rest of the suite.
+if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
+  echo "install-deps: installing cargo-fuzz from crates.io" >&2
+  cargo install cargo-fuzz --locked
 fi
 
 # Toxiproxy (Shopify's TCP fault proxy): the external injector the command

@@ -9,6 +9,7 @@ mod analysis;
 pub mod codec;
 mod command;
 pub mod events;
+mod fuzz;
 pub mod journal;
 mod restore;
 mod rpo;
@@ -17,6 +18,8 @@ mod types;
 
 pub use analysis::{aggregate, analyze, check, Percentiles};
 pub use command::{verify_failure, CommandPurpose, CommandRun};
+#[doc(hidden)]
+pub use fuzz::fuzz_decode;
 pub use restore::{
     point_figures, BackupCheck, BackupMark, Damage, PointFigures, Position, RestoreFigures,
     RestoreMarks, WIPE,

@@ -27,6 +27,7 @@
 
 mod api;
 mod error;
+mod fuzz;
 mod metrics;
 mod pump;
 #[cfg(target_os = "linux")]
@@ -45,6 +46,8 @@ use tokio::sync::{watch, Mutex};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use error::ProxyError;
+#[doc(hidden)]
+pub use fuzz::fuzz_api;
 pub use toxic::{Stream, ToxicKind, ToxicSpec};
 
 use metrics::Metrics;

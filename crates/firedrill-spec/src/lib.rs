@@ -5,6 +5,7 @@ mod checks;
 mod command;
 mod corruption;
 mod duration;
+mod fuzz;
 mod store;
 mod types;
 mod validate;
@@ -12,6 +13,8 @@ mod validate;
 pub use command::{CommandSpec, DEFAULT_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT};
 pub use corruption::{RestoreInto, RestoreTarget};
 pub use duration::Dur;
+#[doc(hidden)]
+pub use fuzz::{fuzz_check, fuzz_located};
 pub use store::{field_names, lab_view, target_view, StoreSpec, Stores};
 pub use types::*;
 pub use validate::{

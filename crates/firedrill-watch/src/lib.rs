@@ -12,6 +12,7 @@
 
 pub mod board;
 pub mod config;
+mod fuzz;
 pub mod kind;
 pub mod metrics;
 pub mod plan;
@@ -24,6 +25,8 @@ mod store_spec;
 pub mod v2;
 
 pub use config::{load, parse_checked, Loaded};
+#[doc(hidden)]
+pub use fuzz::fuzz_objectives;
 pub use kind::{store_view, Probe, WatchKind, WatchStore};
 pub use plan::Plan;
 pub use probe::{labels, Round, SourceResult};

@@ -28,6 +28,7 @@ use std::sync::Arc;
 pub use lab::{find_bin_dir, multi_host_conninfo};
 
 /// Every fault firedrill has applies to PostgreSQL.
+#[cfg_attr(not(feature = "patroni"), allow(dead_code))]
 pub(crate) const ALL_FAULTS: &[FaultAction] = &[
     FaultAction::Kill,
     FaultAction::Stop,
