@@ -22,15 +22,17 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/fuzz/target}"
 work="$CARGO_TARGET_DIR/fuzz-work"
 root="$PWD"
-cargo +nightly fuzz build -O
+# FIREDRILL_FUZZ_NO_BUILD=1 runs the binaries as last built (for example
+# while the sources are being edited); otherwise they are built first.
+[ "${FIREDRILL_FUZZ_NO_BUILD:-}" = 1 ] || cargo +nightly fuzz build -O
+bin="$CARGO_TARGET_DIR/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "$work/corpus/$t" "$work/artifacts/$t" "$work/logs/$t"
   before=$(find "$work/artifacts/$t" -type f | wc -l)
   # -jobs writes the fuzzer's output to fuzz-0.log in the working directory.
   (cd "$work/logs/$t" && rm -f fuzz-0.log &&
-    cargo +nightly fuzz run --fuzz-dir "$root/fuzz" -O "$t" \
-      "$work/corpus/$t" "$root/fuzz/corpus/$t" -- \
+    nice -n "${FIREDRILL_FUZZ_NICE:-15}" "$bin/$t" "$work/corpus/$t" "$root/fuzz/corpus/$t" \
       -max_total_time="$secs" -jobs=1 -workers=1 -print_final_stats=1 \
       -rss_limit_mb=2048 -timeout=10 \
       -artifact_prefix="$work/artifacts/$t/" >/dev/null 2>&1) || true

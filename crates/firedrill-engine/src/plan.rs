@@ -272,10 +272,10 @@ impl Plan {
             store,
             workload: WorkloadPlan {
                 mode,
-                op_timeout: w.op_timeout.0,
+                op_timeout: w.op_timeout.get_ref().0,
                 warmup: w.warmup.0,
                 duration: w.duration.get_ref().0,
-                payload_bytes: w.payload_bytes as usize,
+                payload_bytes: *w.payload_bytes.get_ref() as usize,
             },
             steps,
             recovery,
@@ -285,7 +285,7 @@ impl Plan {
                 success_ratio: *s.success_ratio.get_ref(),
                 p99_us: s.p99.map(|p| us(p.0)),
                 stable_for_us: us(s.stable_for.0),
-                recovery_timeout_us: us(s.recovery_timeout.0),
+                recovery_timeout_us: us(s.recovery_timeout.get_ref().0),
             },
             objectives: Objectives {
                 rpo_us: d.objectives.as_ref().and_then(|o| o.rpo).map(|v| us(v.0)),

@@ -55,11 +55,17 @@ pub(crate) fn check_workload(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Dia
     if w.duration.get_ref().is_zero() {
         out.push(spec.at(w.duration.span(), "duration must be more than 0"));
     }
-    if w.op_timeout.is_zero() {
-        out.push(spec.at(0..0, "workload.op_timeout must be more than 0"));
+    if w.op_timeout.get_ref().is_zero() {
+        out.push(spec.at(
+            w.op_timeout.span(),
+            "workload.op_timeout must be more than 0",
+        ));
     }
-    if w.payload_bytes > 1 << 20 {
-        out.push(spec.at(0..0, "workload.payload_bytes must be at most 1048576"));
+    if *w.payload_bytes.get_ref() > 1 << 20 {
+        out.push(spec.at(
+            w.payload_bytes.span(),
+            "workload.payload_bytes must be at most 1048576",
+        ));
     }
 }
 
@@ -146,8 +152,11 @@ pub(crate) fn check_slo(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Diagnost
     } else if b > s.stable_for && !s.stable_for.is_zero() {
         out.push(spec.at(s.bucket.span(), "bucket must not be longer than stable_for"));
     }
-    if s.recovery_timeout.is_zero() {
-        out.push(spec.at(0..0, "slo.recovery_timeout must be more than 0"));
+    if s.recovery_timeout.get_ref().is_zero() {
+        out.push(spec.at(
+            s.recovery_timeout.span(),
+            "slo.recovery_timeout must be more than 0",
+        ));
     }
 }
 

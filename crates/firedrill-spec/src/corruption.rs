@@ -42,12 +42,12 @@ pub(crate) fn check_corruption_steps(
         let action = *s.action.get_ref();
         check_rows(spec, s, action, out);
         check_sql(spec, s, action, out);
-        if action == FaultAction::UpdateRows && d.workload.payload_bytes < 8 {
+        if action == FaultAction::UpdateRows && *d.workload.payload_bytes.get_ref() < 8 {
             out.push(spec.at(
                 s.action.span(),
                 format!(
                     "update_rows garbles payloads: it needs workload.payload_bytes >= 8 (it is {}), so a garbled row cannot pass for another client's",
-                    d.workload.payload_bytes
+                    d.workload.payload_bytes.get_ref()
                 ),
             ));
         }

@@ -182,23 +182,23 @@ pub struct WorkloadSpec {
     /// Open loop: cap on operations in flight (= connections).
     pub max_in_flight: Option<Spanned<u32>>,
     #[serde(default = "default_op_timeout")]
-    pub op_timeout: Dur,
+    pub op_timeout: Spanned<Dur>,
     #[serde(default = "default_warmup")]
     pub warmup: Dur,
     pub duration: Spanned<Dur>,
     /// Bytes of payload per write.
     #[serde(default = "default_payload")]
-    pub payload_bytes: u32,
+    pub payload_bytes: Spanned<u32>,
 }
 
-fn default_op_timeout() -> Dur {
-    Dur(std::time::Duration::from_secs(1))
+fn default_op_timeout() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur(std::time::Duration::from_secs(1)))
 }
 fn default_warmup() -> Dur {
     Dur(std::time::Duration::from_secs(2))
 }
-fn default_payload() -> u32 {
-    64
+fn default_payload() -> Spanned<u32> {
+    Spanned::new(0..0, 64)
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
@@ -485,7 +485,7 @@ pub struct SloSpec {
     #[serde(default = "default_bucket")]
     pub bucket: Spanned<Dur>,
     #[serde(default = "default_recovery_timeout")]
-    pub recovery_timeout: Dur,
+    pub recovery_timeout: Spanned<Dur>,
 }
 
 impl Default for SloSpec {
@@ -509,8 +509,8 @@ fn default_stable() -> Dur {
 fn default_bucket() -> Spanned<Dur> {
     Spanned::new(0..0, Dur(std::time::Duration::from_millis(100)))
 }
-fn default_recovery_timeout() -> Dur {
-    Dur(std::time::Duration::from_secs(60))
+fn default_recovery_timeout() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur(std::time::Duration::from_secs(60)))
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

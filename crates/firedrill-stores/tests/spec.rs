@@ -414,3 +414,32 @@ mod data_disasters {
         );
     }
 }
+
+/// Found while writing the spec_check fuzz target: these three were
+/// reported without line:column although the value is in the file.
+#[test]
+fn zero_timeouts_and_big_payloads_point_at_their_value() {
+    let src = GOOD.replace(
+        "duration = \"10s\"",
+        "duration = \"10s\"\nop_timeout = \"0s\"\npayload_bytes = 2000000",
+    ) + "\n[drill.slo]\nrecovery_timeout = \"0s\"\n";
+    let e = drill_errors(&src);
+    for want in [
+        "t.toml:13:14: workload.op_timeout must be more than 0",
+        "t.toml:14:17: workload.payload_bytes must be at most 1048576",
+        "t.toml:29:20: slo.recovery_timeout must be more than 0",
+    ] {
+        assert!(e.iter().any(|l| l == want), "{want} not in {e:?}");
+    }
+}
+
+/// Found by the spec_check fuzz target: TOML's error for a NUL in a
+/// comment has an empty message, which printed as "t.toml:1:4: ".
+#[test]
+fn a_control_character_in_a_comment_is_named() {
+    let e = load("# a\0b\n").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "t.toml:1:4: invalid TOML: unexpected control character U+0000"
+    );
+}

@@ -177,7 +177,7 @@ pub fn parse_checked(
                 vec![Diagnostic {
                     line,
                     col,
-                    message: e.message().trim().to_string(),
+                    message: firedrill_spec::toml_message(&source, &e),
                 }],
             ));
         }

@@ -141,3 +141,14 @@ fn bad_durations_and_kinds() {
         "{e}"
     );
 }
+
+/// The objectives file shares the spec's TOML messages: a NUL in a comment
+/// (TOML's message for it is empty; the spec_check fuzz target found it).
+#[test]
+fn a_control_character_in_a_comment_is_named() {
+    let e = parse("[watch]\n# a\0b\n").unwrap_err();
+    assert_eq!(
+        e,
+        "objectives.toml:2:4: invalid TOML: unexpected control character U+0000"
+    );
+}

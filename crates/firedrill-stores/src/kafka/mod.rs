@@ -202,7 +202,7 @@ impl Store for KafkaStore {
                 min_insync: k.min_insync(),
                 unclean: k.unclean_leader_election,
             },
-            producer: KafkaTargetOptions::of(t).producer(w.op_timeout.0),
+            producer: KafkaTargetOptions::of(t).producer(w.op_timeout.get_ref().0),
             lab: Some(target::LabInfo {
                 nodes: s
                     .nodes
@@ -224,7 +224,7 @@ impl Store for KafkaStore {
                 min_insync: 2,
                 unclean: false,
             },
-            producer: KafkaTargetOptions::of(Some(t)).producer(w.op_timeout.0),
+            producer: KafkaTargetOptions::of(Some(t)).producer(w.op_timeout.get_ref().0),
             lab: None,
         })
     }

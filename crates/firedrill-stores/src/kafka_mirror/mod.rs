@@ -159,7 +159,7 @@ impl Store for KafkaMirrorStore {
         let o = MirrorLab::of(&s.spec);
         Arc::new(target::MirrorOpener {
             partitions: o.partitions(),
-            producer: crate::kafka::config::KafkaTarget::of(t).producer(w.op_timeout.0),
+            producer: crate::kafka::config::KafkaTarget::of(t).producer(w.op_timeout.get_ref().0),
             logs: s
                 .nodes
                 .iter()
@@ -171,7 +171,7 @@ impl Store for KafkaMirrorStore {
     fn endpoint_target(&self, t: &TargetSpec, w: &WorkloadSpec) -> Arc<dyn TargetOpener> {
         Arc::new(target::MirrorOpener {
             partitions: 3,
-            producer: crate::kafka::config::KafkaTarget::of(Some(t)).producer(w.op_timeout.0),
+            producer: crate::kafka::config::KafkaTarget::of(Some(t)).producer(w.op_timeout.get_ref().0),
             logs: Vec::new(),
         })
     }

@@ -242,12 +242,12 @@ pub fn check_target(
         if o.redis_wait.is_none() {
             out.push(spec.at(wt.span(), "redis_wait_timeout needs redis_wait"));
         }
-        if wt.get_ref().is_zero() || *wt.get_ref() >= d.workload.op_timeout {
+        if wt.get_ref().is_zero() || *wt.get_ref() >= *d.workload.op_timeout.get_ref() {
             out.push(spec.at(
                 wt.span(),
                 format!(
                     "redis_wait_timeout must be more than 0 and less than workload.op_timeout ({})",
-                    d.workload.op_timeout
+                    d.workload.op_timeout.get_ref()
                 ),
             ));
         }

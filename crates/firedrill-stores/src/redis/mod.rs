@@ -172,7 +172,7 @@ impl Store for RedisSentinelStore {
             sentinels: s.sentinels.iter().map(|n| n.conninfo.clone()).collect(),
             master_name: RedisLab::of(&s.spec).settings().master_name(),
             write: o.write(),
-            wait: o.wait(w.op_timeout.0),
+            wait: o.wait(w.op_timeout.get_ref().0),
             announced: s
                 .nodes
                 .iter()
@@ -197,7 +197,7 @@ impl Store for RedisSentinelStore {
                 .map(|n| n.get_ref().clone())
                 .unwrap_or_else(|| "mymaster".into()),
             write: o.write(),
-            wait: o.wait(w.op_timeout.0),
+            wait: o.wait(w.op_timeout.get_ref().0),
             announced: Vec::new(),
         })
     }
