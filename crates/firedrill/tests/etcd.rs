@@ -58,13 +58,23 @@ fn etcd_leader_kill_loses_nothing_and_tuned_timeouts_recover_sooner() {
     }
     let _g = serial();
     let default = leader_kill("etcd-leader-kill.toml");
+    // The typical outage is one election timeout (1 s, randomised up to
+    // 2 s) plus detection: the median must be within [0.5, 3] s. A single
+    // trial may need another election round or two (a split vote between
+    // the two survivors; seen twice at stop 21: 3.70 s and 4.19 s, detected
+    // at 2.44 s and 4.31 s), so each trial is bounded by 6 s.
     for (i, (lost, rto)) in default.lost.iter().zip(&default.rtos).enumerate() {
         assert_eq!(*lost, 0, "trial {i}: Raft lost acknowledged writes");
         assert!(
-            (0.5..=3.0).contains(rto),
-            "trial {i}: RTO {rto} s with default timeouts not within [0.5, 3] s"
+            (0.5..=6.0).contains(rto),
+            "trial {i}: RTO {rto} s with default timeouts not within [0.5, 6] s"
         );
     }
+    let m = median(&default.rtos);
+    assert!(
+        (0.5..=3.0).contains(&m),
+        "median RTO {m} s with default timeouts not within [0.5, 3] s"
+    );
     let tuned = leader_kill("etcd-leader-kill-tuned.toml");
     for (i, lost) in tuned.lost.iter().enumerate() {
         assert_eq!(*lost, 0, "trial {i} (tuned): Raft lost acknowledged writes");
