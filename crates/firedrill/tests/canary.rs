@@ -71,6 +71,41 @@ fn run(args: &[&str], state: &Path) -> String {
     text
 }
 
+/// `firedrill watch` on `objectives` with the canary in its environment
+/// (logs in `dir`/watch.log and watch.err) until it probes `what` up, a
+/// second scrape a second later, then `status` and `assess` on the same
+/// file: everything they printed.
+fn watch_status_assess(objectives: &Path, state: &Path, dir: &Path, what: &str) -> String {
+    let listen = free_port();
+    let mut watch = Command::new(BIN)
+        .args(["watch", objectives.to_str().expect("utf-8")])
+        .args(["--listen", &format!("127.0.0.1:{listen}")])
+        .env(ENV, CANARY)
+        .env("FIREDRILL_STATE_DIR", state)
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("watch.log")).expect("log"),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("watch.err")).expect("log"),
+        ))
+        .spawn()
+        .expect("watch");
+    let metrics = wait_until(Duration::from_secs(20), || {
+        http_get(listen, "/metrics")
+            .filter(|m| m.contains("firedrill_probe_up{") && m.contains("} 1"))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let again = http_get(listen, "/metrics").unwrap_or_default();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let mut seen = metrics
+        .unwrap_or_else(|| panic!("watch never probed {what} up: the password was not used"));
+    seen += &again;
+    seen += &run(&["status", objectives.to_str().expect("utf-8")], state);
+    seen += &run(&["assess", objectives.to_str().expect("utf-8")], state);
+    seen
+}
+
 /// Makes the lab's superuser need the canary over TCP on both nodes
 /// (replication stays as the lab set it). The statement is kept out of the
 /// server log, which the search covers too.
@@ -211,32 +246,7 @@ sources = ["heartbeat"]
         ),
     )
     .expect("objectives");
-    let listen = free_port();
-    let log = tmp.path().join("watch.log");
-    let mut watch = Command::new(BIN)
-        .args(["watch", objectives.to_str().expect("utf-8")])
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .env(ENV, CANARY)
-        .env("FIREDRILL_STATE_DIR", &state)
-        .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .stderr(Stdio::from(
-            std::fs::File::create(tmp.path().join("watch.err")).expect("log"),
-        ))
-        .spawn()
-        .expect("watch");
-    let metrics = wait_until(Duration::from_secs(20), || {
-        http_get(listen, "/metrics")
-            .filter(|m| m.contains("firedrill_probe_up{") && m.contains("} 1"))
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    let again = http_get(listen, "/metrics").unwrap_or_default();
-    let _ = watch.kill();
-    let _ = watch.wait();
-    let metrics = metrics.expect("watch never probed the store up: the password was not used");
-    seen += &metrics;
-    seen += &again;
-    seen += &run(&["status", objectives.to_str().expect("utf-8")], &state);
-    seen += &run(&["assess", objectives.to_str().expect("utf-8")], &state);
+    seen += &watch_status_assess(&objectives, &state, tmp.path(), "the store");
 
     // A password in a spec is refused, and the refusal does not repeat it.
     let bad = tmp.path().join("bad.toml");
@@ -256,8 +266,8 @@ sources = ["heartbeat"]
     let mut leaks = holders(&run_dir);
     leaks.extend(holders(&state));
     leaks.extend(holders(&lab.lab_dir()));
-    leaks.extend(holders(&log));
-    leaks.extend(holders(tmp.path().join("watch.err").as_path()));
+    leaks.extend(holders(&tmp.path().join("watch.log")));
+    leaks.extend(holders(&tmp.path().join("watch.err")));
     leaks.retain(|p| p != &bad);
     assert!(leaks.is_empty(), "the password is in {leaks:?}");
     // Negative control: the search finds the canary where it was put.
@@ -486,27 +496,7 @@ sources = ["replication_lag"]
         ),
     )
     .expect("objectives");
-    let listen = free_port();
-    let log = tmp.path().join("watch.log");
-    let err = tmp.path().join("watch.err");
-    let mut watch = Command::new(BIN)
-        .args(["watch", objectives.to_str().expect("utf-8")])
-        .args(["--listen", &format!("127.0.0.1:{listen}")])
-        .env(ENV, CANARY)
-        .env("FIREDRILL_STATE_DIR", &state)
-        .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .stderr(Stdio::from(std::fs::File::create(&err).expect("log")))
-        .spawn()
-        .expect("watch");
-    let metrics = wait_until(Duration::from_secs(20), || {
-        http_get(listen, "/metrics")
-            .filter(|m| m.contains("firedrill_probe_up{") && m.contains("} 1"))
-    });
-    let _ = watch.kill();
-    let _ = watch.wait();
-    seen += &metrics.expect("watch never probed Redis up: the password was not used");
-    seen += &run(&["status", objectives.to_str().expect("utf-8")], &state);
-    seen += &run(&["assess", objectives.to_str().expect("utf-8")], &state);
+    seen += &watch_status_assess(&objectives, &state, tmp.path(), "Redis");
 
     // A password in an address is refused, and the refusal does not repeat it.
     let bad = tmp.path().join("bad.toml");
@@ -528,8 +518,8 @@ sources = ["replication_lag"]
     let mut leaks = holders(&run_dir);
     leaks.extend(holders(&state));
     leaks.extend(holders(&lab.lab_dir()));
-    leaks.extend(holders(&log));
-    leaks.extend(holders(&err));
+    leaks.extend(holders(&tmp.path().join("watch.log")));
+    leaks.extend(holders(&tmp.path().join("watch.err")));
     // Redis's own config files are the servers' doing: Sentinel rewrites
     // sentinel.conf with auth-pass, and sends CONFIG REWRITE to the replica
     // it promotes, which writes requirepass into its redis.conf.
