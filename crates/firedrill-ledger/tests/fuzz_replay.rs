@@ -2,36 +2,12 @@
 //! and fuzz/regressions/ledger_decode) through the entry function the target calls,
 //! so what the fuzzer found stays fixed on stable.
 
-use std::path::{Path, PathBuf};
-
-fn inputs(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(kind)
-        .join("ledger_decode");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    v.sort();
-    v
-}
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
 
 #[test]
 fn corpus_and_regressions_replay() {
-    let corpus = inputs("corpus");
-    assert!(
-        !corpus.is_empty(),
-        "fuzz/corpus/ledger_decode is empty or missing"
-    );
-    let mut failed = Vec::new();
-    for f in corpus.iter().chain(inputs("regressions").iter()) {
-        let data = std::fs::read(f).expect("read a saved fuzz input");
-        if let Err(e) = firedrill_ledger::fuzz_decode(&data) {
-            failed.push(format!("{}: {e}", f.display()));
-        }
-    }
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    replay::replay("ledger_decode", firedrill_ledger::fuzz_decode);
 }
 
 /// The seeds are the real formats, not noise the decoders refuse at once.
@@ -39,7 +15,7 @@ fn corpus_and_regressions_replay() {
 fn the_seeds_decode() {
     let seed = |name: &str| {
         std::fs::read(
-            inputs("corpus")
+            replay::inputs("corpus", "ledger_decode")
                 .iter()
                 .find(|p| p.ends_with(name))
                 .expect(name),
