@@ -302,7 +302,8 @@ impl Plan {
     /// Longest a trial can run, for watchdog TTLs and the safety timeout.
     pub fn max_trial_time(&self) -> Duration {
         let w = &self.workload;
-        w.warmup
+        self.first_ack_timeout()
+            + w.warmup
             + w.duration
             + Duration::from_micros(self.slo.recovery_timeout_us + self.slo.stable_for_us)
             + self.recovery_delay
@@ -315,6 +316,13 @@ impl Plan {
             + w.op_timeout * 2
             + self.command_time()
             + Duration::from_secs(30)
+    }
+
+    /// How long the workload may take to get its first write acknowledged
+    /// before the trial is refused: a store that takes no writes has no
+    /// steady state to break.
+    pub fn first_ack_timeout(&self) -> Duration {
+        Duration::from_secs(15).max(self.workload.op_timeout * 3)
     }
 
     /// The most the user's commands can add to a trial: the verify, and

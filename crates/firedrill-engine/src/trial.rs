@@ -258,9 +258,14 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     let w = &plan.workload;
     let running = start_workload(&plan, &sh, &primary, &standbys).await?;
 
-    let warmup_end = sh.t0 + w.warmup;
+    // Warmup counts from the first acknowledged write, not from the
+    // trial's start: preflight (a topic created, replicas caught up) and a
+    // client's first connect take what they take, and a fault fired
+    // before the store took any write would measure nothing.
+    let first_ack = wait_first_ack(&sh, plan.first_ack_timeout()).await?;
+    let warmup_end = first_ack + w.warmup;
     tokio::time::sleep_until(warmup_end).await;
-    lock(&sh.timeline).measure_start = w.warmup.as_micros() as Micros;
+    lock(&sh.timeline).measure_start = (warmup_end - sh.t0).as_micros() as Micros;
     sh.phase("steady");
 
     // The schedule runs in its own task, so steps after the disaster and
@@ -281,6 +286,24 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
         crate::recover::verify(&sh, cmd, *timeout).await;
     }
     audit::audit(&plan, &sh, workload_end).await
+}
+
+/// Waits until the workload has one write acknowledged; returns when.
+async fn wait_first_ack(sh: &Shared, timeout: Duration) -> Result<Instant, EngineError> {
+    let started = Instant::now();
+    while sh.ok.load(Ordering::Relaxed) == 0 {
+        if started.elapsed() >= timeout {
+            return Err(EngineError::Preflight(format!(
+                "the workload got no write acknowledged in {:.0} s ({} failed, {} unknown): \
+                 the store is not taking writes, so there is no steady state to drill",
+                timeout.as_secs_f64(),
+                sh.fail.load(Ordering::Relaxed),
+                sh.unknown.load(Ordering::Relaxed)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(Instant::now())
 }
 
 /// Checks the store is fit to drill: one primary, the run's schema set

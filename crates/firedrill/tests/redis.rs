@@ -174,3 +174,57 @@ fn min_replicas_bounds_the_zombie_window() {
     assert!(d.f64(0, "rto.achieved_s").is_some(), "never recovered");
     eprintln!("FIGURES min-replicas: lost {lost}, loss window {first:.2} .. {last:.2} s");
 }
+
+/// `redis-cli` on one lab port; its trimmed stdout.
+fn redis_cli(port: u64, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .env_remove("REDISCLI_AUTH")
+        .output()
+        .expect("redis-cli (redis-tools)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// No steady state, no fault: a master that refuses every workload write
+/// (an ACL that lets the default user touch only heartbeat keys, so the
+/// target's setup and heartbeat still work) fails the drill before its
+/// kill fires. Exit 3 (preflight), the reason named, and the
+/// master still running and still master. The control is the same lab once
+/// writes are allowed again: the drill kills it.
+#[test]
+fn no_acknowledged_write_means_no_fault() {
+    if !redis_available() {
+        return;
+    }
+    let _g = serial();
+    let lab = Lab::up(&example("redis-master-kill.toml"));
+    let port = port_of(&lab.state(), "n1");
+    let acl = |keys: &str| redis_cli(port, &["ACL", "SETUSER", "default", "resetkeys", keys]);
+    assert_eq!(acl("~fd:*:hb"), "OK");
+    let started = std::time::Instant::now();
+    let d = lab.drill("refused");
+    assert_eq!(d.code, 3, "exit {}: {}", d.code, d.stderr);
+    assert!(
+        d.stderr.contains("no write acknowledged") && d.stderr.contains("not taking writes"),
+        "reason not named: {}",
+        d.stderr
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(redis_cli(port, &["PING"]), "PONG", "n1 was hit");
+    assert!(
+        redis_cli(port, &["ROLE"]).starts_with("master"),
+        "n1 is no longer master"
+    );
+
+    // Control: writes allowed, the same drill fires its kill.
+    assert_eq!(acl("allkeys"), "OK");
+    let d = lab.drill("control");
+    assert!(d.code == 0 || d.code == 1, "exit {}: {}", d.code, d.stderr);
+    assert!(d.u64(0, "ops.ok") > 1000);
+    assert_ne!(redis_cli(port, &["PING"]), "PONG", "n1 was not killed");
+}
