@@ -12,9 +12,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 # Drill tests measure timings: they serialise themselves inside their binary.
+# --no-fail-fast: one failing binary does not hide the others' results.
 mkdir -p target
 set +e
-cargo test --workspace --locked -- --test-threads=2 2>&1 | tee target/test.log
+cargo test --workspace --locked --no-fail-fast -- --test-threads=2 2>&1 | tee target/test.log
 status=${PIPESTATUS[0]}
 # Toxiproxy clients nobody here wrote (PyPI, npm) against `firedrill proxy`.
 FIREDRILL_PROXY_CMD='target/debug/firedrill proxy --api 127.0.0.1:PORT' ./scripts/proxy-clients-test.sh
