@@ -34,6 +34,8 @@ const BUF_SIZE: usize = 64 * 1024;
 /// Bytes a pump may hold while toxics delay them; beyond it we stop reading,
 /// so TCP backpressure reaches the sender instead of our memory growing.
 const MAX_QUEUED: usize = 4 * 1024 * 1024;
+/// Written chunks' buffers kept for reuse, per pump.
+const MAX_SPARE: usize = 8;
 
 /// `FIREDRILL_PROXY_SPLICE=0` turns the zero-copy path off, to compare.
 #[cfg(target_os = "linux")]
@@ -142,6 +144,8 @@ struct Pump {
     counter: Counter,
     queue: VecDeque<Chunk>,
     queued: usize,
+    /// Buffers of written chunks, for the next reads.
+    spare: Vec<Vec<u8>>,
     delivered: u64,
     /// Earliest time the next piece may be written (bandwidth, slicer).
     next_send: Instant,
@@ -161,6 +165,7 @@ impl Pump {
             counter,
             queue: VecDeque::new(),
             queued: 0,
+            spare: Vec::new(),
             delivered: 0,
             next_send: Instant::now(),
             eof: false,
@@ -254,6 +259,10 @@ impl Pump {
         W: AsyncWrite + Unpin + AsRef<TcpStream>,
     {
         let mut buf = vec![0u8; BUF_SIZE];
+        // The queued path reads straight into the chunk's own buffer, and a
+        // written chunk's buffer is reused: no copy and no allocation per
+        // chunk in the steady state.
+        let mut inbuf: Vec<u8> = Vec::with_capacity(BUF_SIZE);
         #[cfg(target_os = "linux")]
         let mut pipe = if splice_enabled() {
             crate::splice::Pipe::new().ok()
@@ -298,7 +307,7 @@ impl Pump {
                     } } => Event::Kill(why),
                     c = self.rx.changed(), if self.rx_open => Event::Changed(c.is_ok()),
                     res = write, if !discard && !self.queue.is_empty() => Event::Wrote(res),
-                    res = r.read(&mut buf), if !self.eof && self.queued < MAX_QUEUED => Event::Read(res),
+                    res = r.read_buf(&mut inbuf), if !self.eof && self.queued < MAX_QUEUED => Event::Read(res),
                     _ = std::future::pending::<()>() => Event::Changed(true),
                 }
             };
@@ -318,13 +327,19 @@ impl Pump {
                         } else {
                             rand::random::<f64>() * 2.0 - 1.0
                         };
+                        let next = self
+                            .spare
+                            .pop()
+                            .unwrap_or_else(|| Vec::with_capacity(BUF_SIZE));
                         self.queue.push_back(Chunk {
                             at: Instant::now(),
                             jitter,
-                            data: buf[..n].to_vec(),
+                            data: std::mem::replace(&mut inbuf, next),
                             off: 0,
                         });
                         self.queued += n;
+                    } else {
+                        inbuf.clear();
                     }
                 }
                 Event::Wrote(Err(_)) | Event::Wrote(Ok(0)) => {
@@ -510,7 +525,12 @@ impl Pump {
             c.off += n;
             if c.off >= c.data.len() {
                 self.queued -= c.data.len();
-                self.queue.pop_front();
+                if let Some(mut done) = self.queue.pop_front().map(|c| c.data) {
+                    if self.spare.len() < MAX_SPARE && done.capacity() >= BUF_SIZE {
+                        done.clear();
+                        self.spare.push(done);
+                    }
+                }
             }
         }
         if let Some(rate) = self.plan.rate {

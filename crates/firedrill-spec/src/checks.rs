@@ -34,9 +34,10 @@ pub(crate) fn check_workload(spec: &LoadedSpec, d: &DrillSpec, out: &mut Vec<Dia
                 ));
             }
             match &w.rate {
-                None => {
-                    out.push(spec.at(0..0, "mode = \"rate\" needs rate (operations per second)"))
-                }
+                None => out.push(spec.at(
+                    spec.key_span("drill.workload", "mode"),
+                    "mode = \"rate\" needs rate (operations per second)",
+                )),
                 Some(r) if !(*r.get_ref() > 0.0 && *r.get_ref() <= 1_000_000.0) => {
                     out.push(spec.at(
                         r.span(),
@@ -85,7 +86,7 @@ pub(crate) fn check_recovery(
         + r.restore.is_some() as u8;
     if n > 1 {
         out.push(spec.at(
-            0..0,
+            spec.key_span("drill.recovery", ""),
             "[drill.recovery]: give one of promote, failover, command, automatic or restore",
         ));
     }

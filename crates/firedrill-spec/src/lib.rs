@@ -118,6 +118,37 @@ impl LoadedSpec {
         }
     }
 
+    /// Where `key` is set in `[table]`, else that table's header: for the
+    /// problems no single value's span covers (two keys that exclude each
+    /// other, a key its table lacks); an empty `key` gives the header.
+    /// 0..0 when the file has neither.
+    pub fn key_span(&self, table: &str, key: &str) -> Range<usize> {
+        let mut offset = 0;
+        let mut header: Option<Range<usize>> = None;
+        for line in self.source.split_inclusive('\n') {
+            let start = offset + (line.len() - line.trim_start().len());
+            offset += line.len();
+            let t = line.trim();
+            if t.starts_with('[') {
+                if header.is_some() {
+                    break;
+                }
+                let name = t.trim_start_matches('[').split(']').next().unwrap_or("");
+                if name.trim() == table {
+                    header = Some(start..start + t.len().max(1));
+                }
+                continue;
+            }
+            let set_here = !key.is_empty()
+                && t.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='));
+            if header.is_some() && set_here {
+                return start..start + key.len();
+            }
+        }
+        header.unwrap_or(0..0)
+    }
+
     /// A diagnostic pointing at `span` in this file.
     pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
         let (line, col) = if span.start == 0 && span.end == 0 {

@@ -162,9 +162,10 @@ pub fn validate_drill(
             0..0,
             "[drill.objectives] is missing: give rpo and/or rto, e.g. rpo = \"5s\", rto = \"1m\"",
         )),
-        Some(o) if o.rpo.is_none() && o.rto.is_none() => {
-            out.push(spec.at(0..0, "[drill.objectives] needs rpo, rto, or both"))
-        }
+        Some(o) if o.rpo.is_none() && o.rto.is_none() => out.push(spec.at(
+            spec.key_span("drill.objectives", ""),
+            "[drill.objectives] needs rpo, rto, or both",
+        )),
         _ => {}
     }
 
@@ -225,14 +226,17 @@ fn own_universe(
             .and_then(|l| NodeUniverse::from_lab(l, stores)),
         (None, true) => {
             out.push(spec.at(
-                0..0,
+                spec.key_span("drill.target", "lab"),
                 "[drill.target] needs lab = \"NAME\" or [[drill.target.nodes]]",
             ));
             None
         }
         (None, false) => {
             if t.password_env.is_some() && t.password_file.is_some() {
-                out.push(spec.at(0..0, "target: give password_env or password_file, not both"));
+                out.push(spec.at(
+                    spec.key_span("drill.target", "password_file"),
+                    "target: give password_env or password_file, not both",
+                ));
             }
             let Some(store) = stores.of(t.kind()) else {
                 let span = t.kind.as_ref().map(|k| k.span()).unwrap_or(0..0);
@@ -470,7 +474,10 @@ fn check_faults(
         }
     }
     if !d.faults.is_empty() && d.faults.iter().all(|s| s.action.get_ref().never_disaster()) {
-        out.push(spec.at(0..0, "the schedule has no fault, only resumes and backups"));
+        out.push(spec.at(
+            spec.key_span("drill.faults", "action"),
+            "the schedule has no fault, only resumes and backups",
+        ));
     }
 }
 

@@ -396,7 +396,8 @@ mod data_disasters {
         assert!(
             has(
                 &e,
-                "0:0: the schedule has no fault, only resumes and backups"
+                // The first step's action: what would have to change.
+                "14:1: the schedule has no fault, only resumes and backups"
             ),
             "{e:?}"
         );
@@ -442,4 +443,65 @@ fn a_control_character_in_a_comment_is_named() {
         e,
         "t.toml:1:4: invalid TOML: unexpected control character U+0000"
     );
+}
+
+/// Problems that no single value's span covers point at the key that
+/// conflicts, or at their table's header, never at 0:0.
+#[test]
+fn table_level_problems_point_at_their_key_or_table() {
+    let two_recoveries = GOOD.replace("promote = \"n2\"", "promote = \"n2\"\nautomatic = true");
+    let rate_without_rate = GOOD
+        .replace("mode = \"closed\"", "mode = \"rate\"")
+        .replace("clients = 4\n", "");
+    let empty_objectives = GOOD.replace("rpo = \"5s\"\nrto = \"1m\"\n", "");
+    let both_passwords = r#"
+[drill]
+name = "ext"
+[drill.target]
+nodes = [ { name = "a", conninfo = "host=127.0.0.1" } ]
+password_env = "PGPASSWORD"
+password_file = "/nonexistent/pw"
+[drill.workload]
+duration = "5s"
+[drill.objectives]
+rpo = "1s"
+"#;
+    let settings_array = GOOD.replace(
+        "standbys = 1",
+        "standbys = 1\n[lab.settings]\nwork_mem = \"4MB\"\nshared_preload_libraries = [\"a\"]",
+    );
+    for (src, want) in [
+        (
+            two_recoveries.as_str(),
+            "t.toml:19:1: [drill.recovery]: give one of",
+        ),
+        (
+            rate_without_rate.as_str(),
+            "t.toml:10:1: mode = \"rate\" needs rate",
+        ),
+        (
+            empty_objectives.as_str(),
+            "t.toml:22:1: [drill.objectives] needs rpo, rto",
+        ),
+        (
+            both_passwords,
+            "t.toml:7:1: target: give password_env or password_file, not both",
+        ),
+    ] {
+        let e = drill_errors(src);
+        assert!(e.iter().any(|l| l.starts_with(want)), "{want} not in {e:?}");
+    }
+    let s = load(&settings_array).unwrap();
+    let e = s.fail(validate_lab(&s, &specs())).to_string();
+    assert!(
+        e.starts_with("t.toml:7:1: lab setting \"shared_preload_libraries\" must be"),
+        "{e}"
+    );
+    // The same key in two tables is found in the one asked for; a table
+    // the file lacks gives 0..0.
+    let s = load("[lab]\nname = \"x\"\n[lab.settings]\nname = \"y\"\n").unwrap();
+    assert_eq!(s.key_span("lab", "name"), 6..10);
+    assert_eq!(s.key_span("lab.settings", "name"), 32..36);
+    assert_eq!(s.key_span("lab.settings", ""), 17..31, "the header");
+    assert_eq!(s.key_span("drill", "name"), 0..0);
 }

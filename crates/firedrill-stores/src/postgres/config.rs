@@ -162,8 +162,13 @@ pub fn check_pg_options(
     }
     for (k, v) in &o.settings {
         if matches!(v, toml::Value::Array(_) | toml::Value::Table(_)) {
+            // [lab.settings] with this key, or an inline settings = {...}.
+            let span = match spec.key_span("lab.settings", k) {
+                s if s != (0..0) => s,
+                _ => spec.key_span("lab", "settings"),
+            };
             out.push(spec.at(
-                0..0,
+                span,
                 format!("lab setting {k:?} must be a string, number or boolean"),
             ));
         }

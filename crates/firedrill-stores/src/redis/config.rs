@@ -255,7 +255,7 @@ pub fn check_target(
     if endpoints {
         if o.redis_sentinels.is_empty() {
             out.push(spec.at(
-                0..0,
+                spec.key_span("drill.target", ""),
                 "Redis endpoints need redis_sentinels = [\"host:port\", ...]: clients ask Sentinel for the master",
             ));
         }
