@@ -8,14 +8,18 @@
 # (target >= 0.9).
 #
 # Usage: scripts/bench-redis-workload.sh [CLIENTS] [SECONDS] [ROUNDS]
+#   FIREDRILL=path: a firedrill binary instead of the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${1:-4}
 SECS=${2:-10}
 ROUNDS=${3:-5}
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark is missing: scripts/install-deps.sh" >&2; exit 2; }
-cargo build --release --locked -p firedrill >/dev/null
-FD=${CARGO_TARGET_DIR:-$PWD/target}/release/firedrill
+if [ -z "${FIREDRILL:-}" ]; then
+  cargo build --release --locked -p firedrill >/dev/null
+  FIREDRILL=${CARGO_TARGET_DIR:-$PWD/target}/release/firedrill
+fi
+FD=$FIREDRILL
 WORK=$(mktemp -d /tmp/firedrill-bench-XXXXXX)
 chmod 755 "$WORK"
 trap '$FD lab down "$WORK/lab" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT

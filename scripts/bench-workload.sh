@@ -6,13 +6,17 @@
 # the ratio firedrill/pgbench (target >= 0.95).
 #
 # Usage: scripts/bench-workload.sh [CLIENTS] [SECONDS] [ROUNDS]
+#   FIREDRILL=path: a firedrill binary instead of the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${1:-4}
 SECS=${2:-10}
 ROUNDS=${3:-5}
-cargo build --release --locked -p firedrill >/dev/null
-FD=$PWD/target/release/firedrill
+if [ -z "${FIREDRILL:-}" ]; then
+  cargo build --release --locked -p firedrill >/dev/null
+  FIREDRILL=${CARGO_TARGET_DIR:-$PWD/target}/release/firedrill
+fi
+FD=$FIREDRILL
 WORK=$(mktemp -d /tmp/firedrill-bench-XXXXXX)
 chmod 755 "$WORK"
 trap '$FD lab down "$WORK/lab" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT

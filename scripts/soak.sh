@@ -161,7 +161,10 @@ while (( SECONDS - start < SECS )); do
 done
 TX=$(awk '{s += $1} END {print s + 0}' "$WORK/pgbench.txt" 2>/dev/null || echo 0)
 echo "== pgbench: $TX transactions through the proxy"
-curl -fsS "http://127.0.0.1:$WATCH/metrics" | grep -q 'firedrill_probe_up{.*} 1' || { echo "FAILED: watch probes nothing up" >&2; exit 1; }
+# The body first, then grep: `curl | grep -q` under pipefail fails when
+# grep exits at its match before curl has written the rest (curl: (23)).
+METRICS=$(curl -fsS "http://127.0.0.1:$WATCH/metrics" || true)
+grep -q 'firedrill_probe_up{.*} 1' <<<"$METRICS" || { echo "FAILED: watch probes nothing up" >&2; exit 1; }
 (( TX > 0 )) || { echo "FAILED: no traffic went through the proxy" >&2; exit 1; }
 mkdir -p target
 cp "$CSV" target/soak-samples.csv
