@@ -36,6 +36,7 @@ fn extra_help(name: &str) -> &'static str {
         "firedrill_kafka_offline_partitions" => "partitions of the watched topics without a leader",
         "firedrill_kafka_under_replicated_partitions" => "partitions of the watched topics whose ISR is smaller than their replica set",
         "firedrill_kafka_under_min_isr_partitions" => "partitions of the watched topics whose ISR is below their min.insync.replicas",
+        "firedrill_kafka_mirror_unmirrored_seconds" => "age of the oldest heartbeat on the source cluster that the target's copy lacks (0: all mirrored)",
         _ => "firedrill watch gauge",
     }
 }

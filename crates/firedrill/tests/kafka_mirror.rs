@@ -4,8 +4,11 @@
 //! Run with --nocapture to see the measured figures.
 
 mod common;
+use common::watch::*;
 use common::*;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The Kafka jars with MM2's among them; under CI=true their absence fails.
 fn mirror_available() -> bool {
@@ -44,10 +47,10 @@ dir = "@DIR@"
 mirror = "active-passive"
 "#;
 
-/// Steady writes at 200/s after a 6 s warmup (the engine counts warmup
-/// from before its preflight, in which MM2 takes about 3 s to find the
-/// run's new topics: a 2 s warmup was over before the first write and the
-/// cut came late); region A lost at `at` (its broker killed and
+/// Steady writes at 200/s after a 6 s warmup (from the first acknowledged
+/// write: MM2 takes about 3 s to find the run's new topics and start
+/// mirroring them, and the predicted RPO needs mirrored heartbeats before
+/// the cut); region A lost at `at` (its broker killed and
 /// the region link cut at the same instant), producers failed over to B
 /// (`failover = "B"`) 1 s later. `cut_at`: the region link cut earlier, for D = at - cut_at.
 fn drill(name: &str, cut_at: Option<&str>, at: &str) -> String {
@@ -136,6 +139,7 @@ fn region_loss_ground_truth() {
     }
     let _g = serial();
     let lab = Lab::up(&drill("mirror-cut-4s", Some("1s"), "5s"));
+    watch_the_region_link(&lab);
     let mut child = start_drill(&lab);
     let run = lab.run_dir("run");
     wait_injected(&run, 1);
@@ -280,4 +284,196 @@ fn bad_mirror_specs() {
         "a bad spec started a lab in {}",
         dir.display()
     );
+}
+
+/// One request to the lab's proxy API (Toxiproxy's); the status code.
+fn proxy_call(api: &str, method: &str, path: &str, body: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(api).expect("proxy API");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `firedrill watch` on the lab: the heartbeat exposure for region_loss
+/// stays under 1 s while MM2 mirrors; with the region link down, it grows
+/// with the cut and
+/// crosses the 2 s objective within objective + interval + for, and
+/// `status` (a fresh probe, two rounds) sees the whole cut and exits 1;
+/// healed, it falls back under 1 s.
+fn watch_the_region_link(lab: &Lab) {
+    let st = lab.state();
+    let api = st["proxy"]["api"].as_str().expect("proxy api").to_string();
+    let link = st["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["node"] == "b1" && l["kind"] == "replication")
+        .and_then(|l| l["name"].as_str())
+        .expect("b1's replication link")
+        .to_string();
+    let file = lab.tmp.path().join("objectives.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[watch]\ninterval = \"500ms\"\nfor = \"1s\"\n\n[[domain]]\nname = \"orders\"\n\
+             [domain.store]\nkind = \"kafka-mirror\"\nsource = \"a1\"\ntarget = \"b1\"\n\
+             [[domain.store.nodes]]\nname = \"a1\"\naddr = \"127.0.0.1:{}\"\n\
+             [[domain.store.nodes]]\nname = \"b1\"\naddr = \"127.0.0.1:{}\"\n\
+             [domain.objectives.region_loss]\nrpo = \"2s\"\nsources = [\"heartbeat\"]\n",
+            port_of(&st, "a1"),
+            port_of(&st, "b1")
+        ),
+    )
+    .expect("objectives");
+    let port = free_port();
+    let _w = start_watch(&file, port);
+    let exposure = || {
+        let m = http_get(port, "/metrics")?;
+        sample(&m, "firedrill_exposure_seconds", &["source=\"heartbeat\""])
+    };
+    // MM2 finds the new heartbeat topic on its refresh interval: wait
+    // until three scrapes in a row read under 1 s.
+    let mut calm = 0;
+    let settled = wait_until(Duration::from_secs(90), || {
+        let e = exposure()?;
+        calm = if e < 1.0 { calm + 1 } else { 0 };
+        (calm >= 3).then_some(e)
+    });
+    let settled = settled.expect("the heartbeat exposure never settled under 1 s");
+    eprintln!("FIGURES watch, mirroring: heartbeat exposure {settled:.3} s");
+
+    // The link disabled (its connections closed, new ones refused), not
+    // blackholed: a timeout toxic drops the bytes in flight, which leaves
+    // MM2's connection out of step after the heal until a request times
+    // out; a link that goes down and comes back heals cleanly.
+    let path = format!("/proxies/{link}");
+    let set = |on: bool| proxy_call(&api, "POST", &path, &format!(r#"{{"enabled":{on}}}"#));
+    assert_eq!(set(false), 200, "disable {link}");
+    let t_cut = Instant::now();
+    let crossed = wait_until(Duration::from_secs(10), || {
+        exposure()
+            .filter(|e| *e > 2.0)
+            .map(|e| (e, t_cut.elapsed().as_secs_f64()))
+    });
+    let out = firedrill(&["status", file.to_str().expect("utf-8")]);
+    let table = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let during = t_cut.elapsed().as_secs_f64();
+    let at_heal = exposure();
+    assert_eq!(set(true), 200, "enable {link}");
+    let (e, after) = crossed.expect("the exposure never crossed the 2 s objective during the cut");
+    eprintln!(
+        "FIGURES watch, region link cut: exposure {e:.2} s at {after:.2} s into the cut, {at_heal:?} s at {during:.2} s; status:\n{table}"
+    );
+    // Objective 2 s, plus one interval (0.5 s) for a beat to be written
+    // after the cut and one for the scrape, plus `for`'s 1 s as slack.
+    assert!(after <= 4.0, "crossed 2 s only {after:.2} s into the cut");
+    // The beats MM2 had not copied yet when the cut came (the settled
+    // exposure's worth) are exposed too: the figure may exceed the cut by
+    // that, plus an interval, never by more.
+    assert!(
+        e <= after + settled + 0.6,
+        "exposure {e} s: more than the cut's {after} s plus the lag before it ({settled} s)"
+    );
+    assert!(
+        e >= after - 0.6,
+        "exposure {e} s: less than the cut's {after} s"
+    );
+    assert_eq!(out.status.code(), Some(1), "status during a cut: {table}");
+    assert!(table.contains("BREACH"), "{table}");
+    let healed = Instant::now();
+    let back = wait_until(Duration::from_secs(60), || exposure().filter(|e| *e < 1.0));
+    eprintln!(
+        "FIGURES watch, healed: exposure {back:?} s after {:.1} s",
+        healed.elapsed().as_secs_f64()
+    );
+    assert!(
+        back.is_some(),
+        "the exposure stayed over 1 s after the heal"
+    );
+}
+
+/// A kafka-mirror objectives file with every mistake at once: exit 2, each
+/// at its file:line:column, and nothing probed (no broker is running).
+#[test]
+fn bad_mirror_objectives() {
+    let tmp = tempdir();
+    let f = tmp.path().join("bad.toml");
+    std::fs::write(
+        &f,
+        r#"[[domain]]
+name = "orders"
+[domain.store]
+kind = "kafka-mirror"
+source = "a9"
+target = "b1"
+source_alias = "A.B"
+[[domain.store.nodes]]
+name = "b1"
+addr = "127.0.0.1:1"
+[domain.objectives.region_loss]
+rpo = "5s"
+sources = ["isr"]
+
+[[domain]]
+name = "same"
+[domain.store]
+kind = "kafka-mirror"
+source = "b1"
+target = "b1"
+password_env = "X"
+[[domain.store.nodes]]
+name = "b1"
+addr = "127.0.0.1:1"
+[domain.objectives.region_loss]
+rpo = "5s"
+sources = ["heartbeat"]
+
+[[domain]]
+name = "missing"
+[domain.store]
+kind = "kafka-mirror"
+[[domain.store.nodes]]
+name = "b1"
+addr = "127.0.0.1:1"
+[domain.objectives.region_loss]
+rpo = "5s"
+sources = ["heartbeat"]
+"#,
+    )
+    .expect("write");
+    let started = Instant::now();
+    let out = firedrill(&["status", f.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "bad mirror objectives: exit {:?}:\n{err}",
+        out.status.code()
+    );
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for want in [
+        "bad.toml:5:10: source: no node named \"a9\" (nodes: b1)",
+        "bad.toml:7:16: source_alias must be 1-200 letters, digits, '_' or '-'",
+        "bad.toml:13:12: a kafka-mirror store has no isr source",
+        "bad.toml:20:10: source and target must be two different nodes",
+        "bad.toml:21:16: password_env is not used by a kafka-mirror store",
+        "bad.toml:32:8: a kafka-mirror store needs source = \"NODE\"",
+        "bad.toml:32:8: a kafka-mirror store needs target = \"NODE\"",
+    ] {
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "it probed");
 }

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod lab;
+pub mod probe;
 mod status;
 pub mod target;
 
@@ -150,6 +151,9 @@ impl LabDriver for KafkaMirrorStore {
 }
 
 impl Store for KafkaMirrorStore {
+    fn watch(&self) -> Option<&'static dyn firedrill_watch::WatchKind> {
+        Some(&probe::MirrorWatch)
+    }
     fn lab_target(
         &self,
         s: &LabState,
