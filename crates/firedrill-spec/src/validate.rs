@@ -384,37 +384,7 @@ fn check_faults(
             ));
         }
         check_step_target(spec, s, u, out);
-        if action.is_process_fault() {
-            if let Some(u) = u {
-                if u.names.iter().any(|n| n == node) && !u.with_pid.contains(node) {
-                    out.push(spec.at(
-                        s.target_span(),
-                        format!(
-                            "{} needs the pid of {node:?}: give {} for that endpoint",
-                            action.as_str(),
-                            stores
-                                .get(&u.kind)
-                                .map(|st| st.pid_source())
-                                .unwrap_or("pid_file")
-                        ),
-                    ));
-                }
-            }
-        }
-        if let Some(kp) = &s.kill_process {
-            if !matches!(
-                action,
-                FaultAction::Kill | FaultAction::Stop | FaultAction::Pause
-            ) {
-                out.push(spec.at(
-                    kp.span(),
-                    format!(
-                        "kill_process applies to kill, stop and pause, not {}",
-                        action.as_str()
-                    ),
-                ));
-            }
-        }
+        check_process_step(spec, s, u, stores, out);
         if action == FaultAction::CutReplication && node == "primary" {
             out.push(spec.at(
                 s.target_span(),
@@ -478,6 +448,50 @@ fn check_faults(
             spec.key_span("drill.faults", "action"),
             "the schedule has no fault, only resumes and backups",
         ));
+    }
+}
+
+/// A process fault needs the pid of its endpoint; `kill_process` goes
+/// with the process faults only.
+fn check_process_step(
+    spec: &LoadedSpec,
+    s: &crate::FaultStep,
+    u: Option<&NodeUniverse>,
+    stores: &Stores,
+    out: &mut Vec<Diagnostic>,
+) {
+    let action = *s.action.get_ref();
+    let node = s.node_name();
+    if action.is_process_fault() {
+        if let Some(u) = u {
+            if u.names.iter().any(|n| n == node) && !u.with_pid.contains(node) {
+                out.push(spec.at(
+                    s.target_span(),
+                    format!(
+                        "{} needs the pid of {node:?}: give {} for that endpoint",
+                        action.as_str(),
+                        stores
+                            .get(&u.kind)
+                            .map(|st| st.pid_source())
+                            .unwrap_or("pid_file")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(kp) = &s.kill_process {
+        if !matches!(
+            action,
+            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause
+        ) {
+            out.push(spec.at(
+                kp.span(),
+                format!(
+                    "kill_process applies to kill, stop and pause, not {}",
+                    action.as_str()
+                ),
+            ));
+        }
     }
 }
 
