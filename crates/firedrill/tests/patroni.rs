@@ -113,10 +113,18 @@ fn patroni_paused_sync_standby_stalls_writes_then_falls_back_to_async() {
         stall > 0.5,
         "a frozen sync standby must stall commits: RTO {stall} s"
     );
+    // The fall-back is the first write after the stall, while n2 is still
+    // paused; the RTO may run past the pause's end when a bucket after the
+    // resume dips (one did: first write +4.05 s, RTO 6.71 s), so it is
+    // bounded by the objective only.
+    let first = d
+        .f64(0, "rto.phases.first_write_s")
+        .expect("a first write after the stall");
     assert!(
-        stall < 5.0,
-        "non-strict synchronous_mode should fall back to async before the 5 s pause ends: {stall} s"
+        first < 5.0,
+        "non-strict synchronous_mode should fall back to async before the 5 s pause ends: first write at {first} s"
     );
+    assert!(stall < 10.0, "RTO {stall} s over the 10 s objective");
     assert!(
         det.contains("none (async)"),
         "the timeline must show Patroni dropping the synchronous standby: {det}"
