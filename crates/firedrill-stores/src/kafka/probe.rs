@@ -84,20 +84,33 @@ impl WatchKind for KafkaWatch {
                 return None;
             }
         };
-        for (key, span) in [
-            ("user", v.user.as_ref().map(|u| u.span())),
-            ("password_env", v.password_env.as_ref().map(|u| u.span())),
-            ("password_file", v.password_file.as_ref().map(|u| u.span())),
-        ] {
-            if let Some(span) = span {
-                out.push(file.at(
-                    span,
-                    format!("{key} is not used by a kafka store: the probe connects in PLAINTEXT, without SASL"),
-                ));
-            }
-        }
+        refuse_credentials(
+            file,
+            "kafka",
+            [&v.user, &v.password_env, &v.password_file],
+            out,
+        );
         let topics = v.topics.map(|t| check_topics(file, &t, out));
         Some(Arc::new(KafkaWatchStore { nodes, topics }))
+    }
+}
+
+/// The generic credential keys (`user`, `password_env`, `password_file`,
+/// in that order), each refused at its place: the Kafka probes connect in
+/// PLAINTEXT, without SASL.
+pub(crate) fn refuse_credentials(
+    file: &Loaded,
+    kind: &str,
+    keys: [&Option<Spanned<IgnoredAny>>; 3],
+    out: &mut Vec<Diagnostic>,
+) {
+    for (key, v) in ["user", "password_env", "password_file"].into_iter().zip(keys) {
+        if let Some(v) = v {
+            out.push(file.at(
+                v.span(),
+                format!("{key} is not used by a {kind} store: the probe connects in PLAINTEXT, without SASL"),
+            ));
+        }
     }
 }
 

@@ -92,18 +92,12 @@ impl WatchKind for MirrorWatch {
                 return None;
             }
         };
-        for (key, span) in [
-            ("user", v.user.as_ref().map(|u| u.span())),
-            ("password_env", v.password_env.as_ref().map(|u| u.span())),
-            ("password_file", v.password_file.as_ref().map(|u| u.span())),
-        ] {
-            if let Some(span) = span {
-                out.push(file.at(
-                    span,
-                    format!("{key} is not used by a kafka-mirror store: the probe connects in PLAINTEXT, without SASL"),
-                ));
-            }
-        }
+        crate::kafka::probe::refuse_credentials(
+            file,
+            "kafka-mirror",
+            [&v.user, &v.password_env, &v.password_file],
+            out,
+        );
         let at = v.kind.as_ref().map_or(0..0, |k| k.span());
         let source = pick(file, &nodes, v.source.as_ref(), ("source", &at), out);
         let target = pick(file, &nodes, v.target.as_ref(), ("target", &at), out);
