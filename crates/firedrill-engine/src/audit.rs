@@ -19,6 +19,7 @@ pub(crate) async fn audit(
 ) -> Result<Verdict, EngineError> {
     let mut tl = lock(&sh.timeline).clone();
     tl.workload_end = workload_end;
+    tl.homes = std::mem::take(&mut *lock(&sh.homes));
     let (audit_node, note) = pick_audit_node(sh.target.as_ref(), &tl, AUDIT_WAIT).await?;
     if let Some(n) = note {
         sh.warn(n);
@@ -39,6 +40,8 @@ pub(crate) async fn audit(
             read.garbled.len()
         ));
     }
+    // Before the cleanup removes what the group reads.
+    tl.consumer = crate::consumer::drain(sh, &read.ids).await;
     if plan.cleanup_rows {
         if let Err(e) = sh.target.cleanup(&audit_node).await {
             sh.warn(format!("could not remove this run's rows: {e}"));

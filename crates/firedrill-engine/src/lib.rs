@@ -5,6 +5,7 @@
 //! firedrill itself dies.
 
 mod audit;
+mod consumer;
 mod heal;
 mod journal;
 mod plan;

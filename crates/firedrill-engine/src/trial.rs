@@ -64,6 +64,11 @@ pub(crate) struct Shared {
     pub(crate) journal_writer: Mutex<Option<crate::journal::JournalWriter>>,
     /// The last phase announced, for the journal's liveness marks.
     pub(crate) phase_now: Mutex<String>,
+    /// A stream's consumer group: what it delivered, and when.
+    pub(crate) consumer: Mutex<Option<firedrill_ledger::ConsumerLog>>,
+    pub(crate) consumer_stop: AtomicBool,
+    /// The seqs each client home wrote (`WorkloadClient::home`).
+    pub(crate) homes: Mutex<std::collections::BTreeMap<String, Vec<u64>>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -123,6 +128,18 @@ impl Shared {
         }
         .fetch_add(1, Ordering::Relaxed);
         lock(&self.ledger).push(op);
+    }
+    /// Records an op written from `home`, and where the store put it.
+    pub(crate) fn record_from(
+        &self,
+        op: Op,
+        at: Option<firedrill_ledger::Position>,
+        home: Option<&String>,
+    ) {
+        if let Some(h) = home {
+            lock(&self.homes).entry(h.clone()).or_default().push(op.seq);
+        }
+        self.record_at(op, at);
     }
     /// Records an op and, when acknowledged, where the store put it.
     pub(crate) fn record_at(&self, op: Op, at: Option<firedrill_ledger::Position>) {
@@ -240,6 +257,9 @@ fn open_trial(
         owed: Mutex::new(Vec::new()),
         journal,
         heartbeats: Mutex::new(Vec::new()),
+        consumer: Mutex::new(None),
+        consumer_stop: AtomicBool::new(false),
+        homes: Mutex::new(Default::default()),
         watchdog_ttl: plan.max_trial_time() + Duration::from_secs(60),
         tasks: Mutex::new(Vec::new()),
         fault_index: std::sync::atomic::AtomicUsize::new(usize::MAX),
@@ -360,6 +380,7 @@ async fn start_workload(
         .failover_watch()
         .await
         .map(|fw| workload::spawn_failover_watch(sh, fw));
+    crate::consumer::start(sh)?;
     sh.phase("warmup");
     let workers = workload::spawn_clients(sh, primary, w)?;
     let mut aux = vec![workload::spawn_progress(sh, plan.trials)];
@@ -378,6 +399,13 @@ async fn start_workload(
             .map_err(|e| EngineError::Preflight(e.to_string()))?
         {
             aux.push(workload::spawn_sampler(sh, s.clone(), r));
+        }
+        if let Some(r) = sh
+            .target
+            .reported_lag(s)
+            .map_err(|e| EngineError::Preflight(e.to_string()))?
+        {
+            aux.push(workload::spawn_reported_sampler(sh, s.clone(), r));
         }
     }
     Ok(Running { workers, aux })

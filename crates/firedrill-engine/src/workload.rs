@@ -53,6 +53,7 @@ fn spawn_closed(
             .map_err(|e| EngineError::Preflight(e.to_string()))?;
         let sh2 = sh.clone();
         let op_timeout = w.op_timeout;
+        let home = c.home();
         workers.push(sh.spawn(async move {
             while !sh2.stop.load(Ordering::Relaxed) {
                 c.ready().await;
@@ -68,7 +69,7 @@ fn spawn_closed(
                     t_done: sh2.now(),
                     outcome,
                 };
-                sh2.record_at(op, c.acked_position());
+                sh2.record_from(op, c.acked_position(), home.as_ref());
             }
         }));
     }
@@ -96,6 +97,7 @@ fn spawn_rate(
             .target
             .client(primary, i as u64 + 1, payload, op_timeout)
             .map_err(|e| EngineError::Preflight(e.to_string()))?;
+        let home = c.home();
         out.push(sh.spawn(async move {
             loop {
                 c.ready().await;
@@ -108,7 +110,7 @@ fn spawn_rate(
                     t_done: sh2.now(),
                     outcome,
                 };
-                sh2.record_at(op, c.acked_position());
+                sh2.record_from(op, c.acked_position(), home.as_ref());
             }
         }));
     }
@@ -220,6 +222,43 @@ pub(crate) fn spawn_sampler(
                     lag_us: lag,
                 });
             }
+        }
+    })
+}
+
+/// Samples the lag the store reports about itself, every 250 ms until
+/// the disaster, into `Timeline::reported_lag`.
+pub(crate) fn spawn_reported_sampler(
+    sh: &Arc<Shared>,
+    name: String,
+    mut r: Box<dyn firedrill_targets::ReportedLag>,
+) -> JoinHandle<()> {
+    let task_sh = sh.clone();
+    lock(&sh.timeline).reported_by = Some(r.source());
+    sh.spawn(async move {
+        let sh = task_sh;
+        let idx = sh
+            .target
+            .node_names()
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(0) as u16;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while sh.sampling.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let Some(lag) = r.read(Duration::from_millis(500)).await else {
+                continue;
+            };
+            let t = sh.now();
+            if !sh.sampling.load(Ordering::Relaxed) {
+                break;
+            }
+            lock(&sh.timeline).reported_lag.push(LagSample {
+                t,
+                node: idx,
+                lag_us: lag.as_micros() as Micros,
+            });
         }
     })
 }

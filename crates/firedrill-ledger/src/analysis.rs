@@ -16,6 +16,37 @@ pub struct Percentiles {
 /// Analyses one trial. Pure and single-threaded; linear in the ledger
 /// (about three passes), so a 10M-op ledger takes well under a second.
 pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> Analysis {
+    let mut a = analyze_store(ops, timeline, audit, slo);
+    for (home, seqs) in &timeline.homes {
+        let mine: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+        let own: Vec<Op> = ops
+            .iter()
+            .filter(|o| mine.contains(&o.seq))
+            .cloned()
+            .collect();
+        let h = analyze_store(&own, timeline, audit, slo);
+        a.by_home.push(HomeFigures {
+            home: home.clone(),
+            ok: h.ops.ok,
+            lost: h.rpo.lost,
+            rpo_s: h.rpo.achieved_s,
+            rto_s: h.rto.achieved_s,
+        });
+    }
+    if let Some(log) = &timeline.consumer {
+        a.consumer = Some(crate::consumer_figures(
+            ops,
+            audit,
+            log,
+            a.t_fault_us,
+            slo.stable_for_us,
+        ));
+    }
+    a
+}
+
+/// The producer side: RPO, RTO and the buckets.
+fn analyze_store(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> Analysis {
     let Some(disaster) = disaster_step(&timeline.faults) else {
         if let Some(m) = &timeline.restore {
             return restore_test(ops, timeline, audit, slo, m);
@@ -46,6 +77,10 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
 
     let (mut rpo, ops_counts) = rpo::achieved(ops, audit, t_fault, t_fault_done);
     rpo.predicted_s = rpo::predicted(timeline, t_fault);
+    rpo.reported_s = rpo::reported(timeline, t_fault);
+    if rpo.reported_s.is_some() {
+        rpo.reported_by = timeline.reported_by.clone();
+    }
 
     let scan = rto::scan(ops, slo, first_step, timeline.workload_end, t_fault);
     let (impact, first_write) = rto::impact_and_first_write(ops, first_step, t_fault_done);
@@ -96,6 +131,8 @@ pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> 
         buckets: scan.buckets,
         restore: None,
         verify_failed: crate::verify_failure(&timeline.commands),
+        consumer: None,
+        by_home: Vec::new(),
     };
     // A wipe that no restore followed is a failover: the store's own
     // replication may have kept everything.
@@ -319,6 +356,8 @@ fn analyze_without_fault(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo:
         buckets: scan.buckets,
         restore: None,
         verify_failed: crate::verify_failure(&timeline.commands),
+        consumer: None,
+        by_home: Vec::new(),
     }
 }
 

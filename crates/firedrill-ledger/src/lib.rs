@@ -8,6 +8,7 @@
 mod analysis;
 pub mod codec;
 mod command;
+mod consumer;
 pub mod events;
 mod fuzz;
 pub mod journal;
@@ -18,6 +19,7 @@ mod types;
 
 pub use analysis::{aggregate, analyze, check, Percentiles};
 pub use command::{verify_failure, CommandPurpose, CommandRun};
+pub use consumer::{consumer_figures, ConsumerFigures, ConsumerLog};
 #[doc(hidden)]
 pub use fuzz::fuzz_decode;
 pub use restore::{

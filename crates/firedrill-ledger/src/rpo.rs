@@ -65,6 +65,8 @@ pub(crate) fn achieved(
     let figures = RpoFigures {
         achieved_s,
         predicted_s: None,
+        reported_s: None,
+        reported_by: None,
         lost: tally.lost,
         zombie_lost: tally.zombie_lost,
         unknown_survived: tally.unknown_survived,
@@ -84,7 +86,16 @@ pub(crate) fn achieved(
 /// (the smallest of each node's latest lag), which is what an ideal
 /// failover would have lost.
 pub(crate) fn predicted(timeline: &Timeline, t_fault: Micros) -> Option<f64> {
-    let before = timeline.lag_samples.iter().filter(|s| s.t <= t_fault);
+    latest_lag(timeline, &timeline.lag_samples, t_fault)
+}
+
+/// The same choice over the lag the store reported about itself.
+pub(crate) fn reported(timeline: &Timeline, t_fault: Micros) -> Option<f64> {
+    latest_lag(timeline, &timeline.reported_lag, t_fault)
+}
+
+fn latest_lag(timeline: &Timeline, samples: &[LagSample], t_fault: Micros) -> Option<f64> {
+    let before = samples.iter().filter(|s| s.t <= t_fault);
     let promoted = timeline
         .promoted
         .as_ref()

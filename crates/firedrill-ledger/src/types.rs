@@ -96,6 +96,18 @@ pub struct Timeline {
     /// command and verify_command), in the order they ended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<crate::CommandRun>,
+    /// The lag the store reports about itself, sampled like `lag_samples`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reported_lag: Vec<LagSample>,
+    /// Where `reported_lag` comes from ("MM2's heartbeats ...").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<String>,
+    /// What a stream's consumer group delivered, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<crate::ConsumerLog>,
+    /// The seqs each home (region) wrote, when clients have homes.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub homes: std::collections::BTreeMap<String, Vec<u64>>,
 }
 
 /// SLO parameters for the RTO, in microseconds.
@@ -175,6 +187,13 @@ pub struct RpoFigures {
     pub achieved_s: f64,
     /// Replication lag of the node to be promoted just before the fault.
     pub predicted_s: Option<f64>,
+    /// The lag the store reported about itself just before the fault
+    /// (MM2's heartbeats), beside firedrill's own prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_s: Option<f64>,
+    /// Where `reported_s` comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<String>,
     /// Acknowledged writes missing from the recovered store.
     pub lost: u64,
     /// Lost writes that the store received and acknowledged after the
@@ -250,6 +269,23 @@ pub struct Analysis {
     /// fails whatever its figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_failed: Option<String>,
+    /// A stream consumer group's figures, when the target ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<crate::ConsumerFigures>,
+    /// The figures of each home's own writes, when clients have homes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_home: Vec<HomeFigures>,
+}
+
+/// What one home's (region's) writes lost, and how long its producers
+/// were down: in active-active, B's producers apart from A's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HomeFigures {
+    pub home: String,
+    pub ok: u64,
+    pub lost: u64,
+    pub rpo_s: f64,
+    pub rto_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

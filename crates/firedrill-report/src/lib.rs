@@ -22,6 +22,7 @@ mod progress;
 mod record;
 mod render;
 mod series;
+mod streams;
 
 pub use artifacts::{write_atomic, write_html, write_junit, RunArtifacts};
 pub use commands::CommandEntry;

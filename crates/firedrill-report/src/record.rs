@@ -124,6 +124,13 @@ pub struct TrialRecord {
     /// runs are on its fault entry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<CommandEntry>,
+    /// A stream's consumer group: consumer_rto, redelivered, skipped.
+    /// Added within schema 2: absent in older runs and for other stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<firedrill_ledger::ConsumerFigures>,
+    /// Each home's (region's) own writes: lost, RPO, RTO. Within schema 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_home: Vec<firedrill_ledger::HomeFigures>,
 }
 
 /// One fault step, its injection and heal folded together.
@@ -431,6 +438,8 @@ impl RunCollector {
             buckets: analysis.buckets.clone(),
             series,
             restore: analysis.restore.clone(),
+            consumer: analysis.consumer.clone(),
+            by_home: analysis.by_home.clone(),
             commands: commands
                 .iter()
                 .filter(|c| c.step.is_none())

@@ -89,7 +89,12 @@ fn trial(out: &mut String, run: &RunRecord, t: &TrialRecord) {
     let predicted = r.predicted_s.map_or("no prediction".to_string(), |p| {
         format!("{} predicted", secs(p))
     });
-    let _ = writeln!(out, "  RPO  {} achieved, {predicted}", secs(r.achieved_s));
+    let _ = writeln!(
+        out,
+        "  RPO  {} achieved, {predicted}{}",
+        secs(r.achieved_s),
+        crate::streams::reported(r)
+    );
     let _ = writeln!(
         out,
         "{INDENT}lost {} ({} zombie), unknown {} survived / {} lost",
@@ -126,6 +131,8 @@ fn trial(out: &mut String, run: &RunRecord, t: &TrialRecord) {
         line(out, INDENT, INDENT, &line_);
     }
     restore_block(out, t);
+    crate::streams::homes_block(out, t);
+    crate::streams::consumer_block(out, t, INDENT);
     if let Some(d) = &t.detected {
         line(
             out,

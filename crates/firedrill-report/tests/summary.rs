@@ -206,6 +206,8 @@ fn async_loss(trial: u32, rpo: f64, predicted: f64, lost: u64, rto: Option<f64>)
         warnings: vec![],
         analysis: Analysis {
             verify_failed: None,
+            consumer: None,
+            by_home: Vec::new(),
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {
@@ -219,6 +221,7 @@ fn async_loss(trial: u32, rpo: f64, predicted: f64, lost: u64, rto: Option<f64>)
                 duplicates: 0,
                 phantoms: 0,
                 loss_span_s: Some([-(rpo - 0.01), -0.01]),
+                ..Default::default()
             },
             rto: RtoFigures {
                 achieved_s: rto,
@@ -278,6 +281,8 @@ fn sync_stall_trial() {
         warnings: vec![],
         analysis: Analysis {
             verify_failed: None,
+            consumer: None,
+            by_home: Vec::new(),
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {
@@ -329,6 +334,8 @@ fn no_failover() -> Trial {
         warnings: vec!["recovery is automatic and no standby took over"],
         analysis: Analysis {
             verify_failed: None,
+            consumer: None,
+            by_home: Vec::new(),
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {

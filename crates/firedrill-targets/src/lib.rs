@@ -121,6 +121,18 @@ pub trait Target: Send + Sync {
     /// Reads the heartbeat as replicated to `node`.
     fn heartbeat_reader(&self, node: &str)
         -> Result<Option<Box<dyn HeartbeatReader>>, TargetError>;
+    /// A consumer group reading the run's records for the whole trial, for
+    /// a stream: when it delivers each record gives consumer_rto,
+    /// redelivered and skipped (DESIGN.md, "Streams"). It follows the
+    /// target's failover itself.
+    fn consumer(&self) -> Result<Option<Box<dyn StreamConsumer>>, TargetError> {
+        Ok(None)
+    }
+    /// The lag the store reports about itself for `node` (MM2's
+    /// heartbeats), sampled beside firedrill's own heartbeat.
+    fn reported_lag(&self, _node: &str) -> Result<Option<Box<dyn ReportedLag>>, TargetError> {
+        Ok(None)
+    }
 
     /// The nodes a role the store resolves itself stands for right now
     /// (Kafka's `leader` of `partition`, its active `controller`).
@@ -243,6 +255,12 @@ pub trait WorkloadClient: Send {
     /// order (etcd: the cluster and revision of the put), for stores that
     /// say: a restore's loss is then checked against the store's own
     /// point, not only against the clock.
+    /// Where this client writes from, when the store has several homes
+    /// (an active-active mirror's regions): the figures are also given per
+    /// home, so B's own producers are seen apart from A's.
+    fn home(&self) -> Option<String> {
+        None
+    }
     fn acked_position(&self) -> Option<Position> {
         None
     }
@@ -259,6 +277,29 @@ pub trait Heartbeat: Send {
 #[async_trait]
 pub trait HeartbeatReader: Send {
     async fn read(&mut self, limit: Duration) -> Option<i64>;
+}
+
+/// A lag figure the store itself publishes.
+#[async_trait]
+pub trait ReportedLag: Send {
+    /// Where the figure comes from, for the report.
+    fn source(&self) -> String;
+    /// The lag now, when it can be read within `limit`.
+    async fn read(&mut self, limit: Duration) -> Option<Duration>;
+}
+
+/// The drill's consumer group on a stream.
+#[async_trait]
+pub trait StreamConsumer: Send {
+    /// The group id, and the settings that move its figures.
+    fn describe(&self) -> (String, String);
+    /// The seqs delivered within `limit` (none is an answer too).
+    async fn poll(&mut self, limit: Duration) -> Vec<u64>;
+    /// What it did since the last call that explains its figures (where
+    /// it resumed after a failover, from which offsets).
+    fn notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A stream of failover signals.

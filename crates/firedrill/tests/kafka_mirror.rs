@@ -100,6 +100,10 @@ rto = "30s"
 fn figures(what: &str, d: &Drill) {
     let t = d.trial(0);
     eprintln!(
+        "FIGURES {what}: MM2 reports {} s ({}); consumer: {}; by home: {}",
+        t["rpo"]["reported_s"], t["rpo"]["reported_by"], t["consumer"], t["by_home"],
+    );
+    eprintln!(
         "FIGURES {what}: lost {} of {} ok (unknown {} survived / {} lost), achieved RPO {} s, predicted {} s, loss span {}; RTO {} s",
         t["rpo"]["lost"],
         t["ops"]["ok"],
@@ -213,6 +217,14 @@ fn region_loss_ground_truth() {
         settings.contains("emit.checkpoints.interval 1s"),
         "the run does not record the checkpoint interval"
     );
+    // MM2's own lag, from its heartbeats (1 s apart, and they cross the
+    // link twice): beside firedrill's, within the interval and a half.
+    let reported = d.f64(0, "rpo.reported_s").expect("MM2's reported lag");
+    assert!(
+        (reported - achieved).abs() <= 1.5,
+        "MM2 reported {reported} s, achieved {achieved} s"
+    );
+    consumer_after_failover(&d, "1 s");
 
     // The control: the same region loss, no earlier cut.
     std::fs::write(
@@ -230,6 +242,147 @@ fn region_loss_ground_truth() {
         "achieved RPO {achieved} s not within 0.5 s of the mirroring lag {lag} s"
     );
     assert!(achieved < 1.0, "no cut, yet {achieved} s lost");
+}
+
+/// The consumer group after the failover: nothing skipped, and the
+/// redeliveries reported beside the checkpoint interval that explains them
+/// and the translated offsets it resumed at. Returns `redelivered`.
+fn consumer_after_failover(d: &Drill, interval: &str) -> u64 {
+    let c = &d.trial(0)["consumer"];
+    assert!(c.is_object(), "no consumer figures: {}", d.trial(0));
+    assert_eq!(c["skipped"], 0, "the consumer skipped records: {c}");
+    assert!(c["delivered"].as_u64().unwrap_or(0) > 0, "{c}");
+    assert!(
+        c["consumer_rto_s"].as_f64().is_some(),
+        "the consumer never caught up: {c}"
+    );
+    let settings = c["settings"].as_str().unwrap_or("");
+    assert!(
+        settings.contains(&format!("emit.checkpoints.interval {interval}")),
+        "{settings}"
+    );
+    assert!(
+        c["notes"].to_string().contains("moved to"),
+        "no note of where it resumed: {c}"
+    );
+    let text = format!(
+        "{}{}",
+        d.stdout,
+        std::fs::read_to_string(d.dir.join("run.json")).unwrap_or_default()
+    );
+    assert!(text.contains("redelivered"), "redelivered is not reported");
+    c["redelivered"].as_u64().expect("redelivered")
+}
+
+/// `lab status` until it shows B's topic mirrored to A (`B.firedrill-…`
+/// on A) or region A is down; the last output.
+fn status_both_ways(lab: &Lab) -> String {
+    let end = Instant::now() + Duration::from_secs(40);
+    loop {
+        let st = firedrill(&["lab", "status", lab.spec_str()]);
+        let text = String::from_utf8_lossy(&st.stdout).into_owned();
+        let a_down = text
+            .lines()
+            .any(|l| l.starts_with("a1") && l.contains("(dead)"));
+        if text.contains("in A's B.firedrill-") || a_down || Instant::now() > end {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Active-active: every other client is one of B's own producers, and MM2
+/// mirrors both ways. While both regions are up, `lab status` shows B's
+/// topic mirrored to A and no cycle (no topic with two region prefixes:
+/// `B.A.*` would be A's records on their way back). The region link cut
+/// for D = 4 s, then region A lost: B's producers lose nothing and see
+/// RTO 0; A's lose their unmirrored records, RPO = D ± 0.5 s; the
+/// consumer skips nothing. Then the same disaster at MM2's default
+/// checkpoint interval, 60 s: a group younger than the interval has no
+/// checkpoint, resumes B's copy from its start, and redelivers more.
+#[test]
+fn active_active_and_the_checkpoint_interval() {
+    if !mirror_available() {
+        return;
+    }
+    let _g = serial();
+    let spec = |ckpt: &str| {
+        drill("active-active", Some("1s"), "5s").replace(
+            "mirror = \"active-passive\"",
+            &format!("mirror = \"active-active\"\ncheckpoint_interval = \"{ckpt}\""),
+        )
+    };
+    let lab = Lab::up(&spec("1s"));
+    let child = start_drill(&lab);
+    let status = status_both_ways(&lab);
+    eprintln!("--- lab status, active-active\n{status}");
+    assert!(
+        status.contains("in A's B.firedrill-"),
+        "B's topic was not mirrored to A before the disaster: {status}"
+    );
+    assert!(status.contains("no cycle"), "{status}");
+    let mut child = child;
+    let exit = child.0.wait().expect("drill");
+    let d = load_run(&lab.run_dir("run"));
+    figures("active-active region loss after a 4 s cut", &d);
+    assert_eq!(exit.code(), Some(0), "drill exit");
+    let homes = d.trial(0)["by_home"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let home = |h: &str| {
+        homes
+            .iter()
+            .find(|x| x["home"] == h)
+            .cloned()
+            .unwrap_or_else(|| panic!("no figures for home {h}: {homes:?}"))
+    };
+    let (a, b) = (home("A"), home("B"));
+    assert!(
+        a["ok"].as_u64() > Some(100) && b["ok"].as_u64() > Some(100),
+        "both regions take writes: {homes:?}"
+    );
+    assert_eq!(b["lost"], 0, "B's own writes were lost: {b}");
+    assert_eq!(
+        b["rto_s"].as_f64(),
+        Some(0.0),
+        "B's producers saw an outage: {b}"
+    );
+    assert!(
+        a["lost"].as_u64() > Some(0),
+        "A lost nothing after a 4 s cut: {a}"
+    );
+    let dd = -d.trial(0)["faults"][0]["injected_s"].as_f64().expect("cut");
+    let a_rpo = a["rpo_s"].as_f64().expect("A's RPO");
+    assert!((a_rpo - dd).abs() <= 0.5, "A's RPO {a_rpo} s, D = {dd} s");
+    assert_eq!(
+        d.u64(0, "rpo.lost"),
+        a["lost"].as_u64().unwrap_or(0),
+        "the loss is A's alone"
+    );
+    let short = consumer_after_failover(&d, "1 s");
+    let after = firedrill(&["lab", "status", lab.spec_str()]);
+    let after = String::from_utf8_lossy(&after.stdout).into_owned();
+    assert!(after.contains("no cycle"), "{after}");
+    drop(lab);
+
+    let lab = Lab::up(&spec("60s"));
+    let d = lab.drill("long-interval");
+    figures("active-active, checkpoints every 60 s", &d);
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    let long = consumer_after_failover(&d, "60 s");
+    eprintln!("FIGURES redelivered after the failover: {short} at a 1 s checkpoint interval, {long} at 60 s");
+    assert!(
+        d.trial(0)["consumer"]["notes"]
+            .to_string()
+            .contains("no checkpoint"),
+        "a group younger than 60 s had a checkpoint: {}",
+        d.trial(0)["consumer"]
+    );
+    assert!(
+        long > short,
+        "60 s interval: {long} redelivered, 1 s: {short}"
+    );
 }
 
 /// Bad input: exit 2 with file:line:column, and nothing started.

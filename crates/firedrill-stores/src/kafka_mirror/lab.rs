@@ -1,8 +1,10 @@
 //! A mirror lab: region A (broker `a1`) and region B (broker `b1`), each a
 //! one-node KRaft cluster of its own (combined broker and controller,
 //! part 1's JVM flags, jars and logging), and MirrorMaker 2 in dedicated
-//! mode (`org.apache.kafka.connect.mirror.MirrorMaker --clusters B`), the
-//! way MM2 is deployed: beside the target cluster, pulling from the source.
+//! mode (`org.apache.kafka.connect.mirror.MirrorMaker --clusters A B`),
+//! deployed in region B. It pulls A → B; it also runs the herder that
+//! writes to A, for the flow B → A (active-active) or only that flow's
+//! heartbeats (active-passive: MM2's own lag, mirrored back to B).
 //!
 //! Each broker has three listeners:
 //! - `FIREDRILL`, firedrill's own path and the workload's, always direct;
@@ -177,7 +179,7 @@ fn populate(
         state.save()?;
     }
     crate::kafka::start::wait_started(state, progress)?;
-    progress("starting MirrorMaker 2 (dedicated mode, --clusters B)");
+    progress("starting MirrorMaker 2 (dedicated mode, --clusters A B)");
     let conf = conf_path(state, MM2);
     let mm = state.sentinels[0].clone();
     std::fs::create_dir_all(&mm.data_dir).map_err(LabError::io(&mm.data_dir))?;
@@ -190,7 +192,7 @@ fn populate(
         &cp,
         &mm.data_dir,
         &mm.log_file,
-        &[MM2_CLASS, &conf, "--clusters", REGIONS[1]],
+        &[MM2_CLASS, &conf, "--clusters", REGIONS[0], REGIONS[1]],
     )?;
     state.sentinels[0].proc = Some(h);
     state.save()?;
@@ -345,7 +347,7 @@ fn mm2_config(o: &MirrorLab, a: &str, b: &str) -> String {
          A->B.enabled=true\n\
          A->B.topics=firedrill-.*\n\
          A->B.groups=firedrill-.*\n\
-         B->A.enabled=false\n\
+         {back}\
          replication.policy.class=org.apache.kafka.connect.mirror.DefaultReplicationPolicy\n\
          replication.factor=1\n\
          checkpoints.topic.replication.factor=1\n\
@@ -368,10 +370,26 @@ fn mm2_config(o: &MirrorLab, a: &str, b: &str) -> String {
          A.consumer.fetch.max.wait.ms=50\n\
          A.consumer.reconnect.backoff.max.ms=200\n\
          B.producer.linger.ms=0\n",
+        back = back_flow(o.mirror()),
         refresh = s(o.refresh_interval()),
         ckpt = s(o.checkpoint_interval()),
         sync = s(o.sync_interval()),
     )
+}
+
+/// The flow B → A. Active-passive: disabled, but its heartbeat connector
+/// runs, so A's `heartbeats` (mirrored to B as `A.heartbeats`) carries
+/// MM2's own lag. Active-active: B's topics and groups mirrored to A as
+/// `B.<topic>`; the default replication policy's prefixes stop cycles.
+fn back_flow(m: super::config::Mirror) -> &'static str {
+    match m {
+        super::config::Mirror::ActivePassive => {
+            "B->A.enabled=false\nB->A.emit.heartbeats.enabled=true\n"
+        }
+        super::config::Mirror::ActiveActive => {
+            "B->A.enabled=true\nB->A.topics=firedrill-.*\nB->A.groups=firedrill-.*\n"
+        }
+    }
 }
 
 /// Two cluster ids, one per region, from one `StorageTool random-uuid`

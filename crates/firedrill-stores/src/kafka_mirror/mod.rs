@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod lab;
+pub mod mm2;
 pub mod probe;
 mod status;
 pub mod target;
@@ -169,6 +170,8 @@ impl Store for KafkaMirrorStore {
                 .iter()
                 .map(|n| (n.name.clone(), n.log_file.clone()))
                 .collect(),
+            checkpoint_interval: o.checkpoint_interval(),
+            mirror: o.mirror(),
         })
     }
     /// Endpoints are not supported: the lab is what knows the regions.
@@ -177,6 +180,8 @@ impl Store for KafkaMirrorStore {
             partitions: 3,
             producer: crate::kafka::config::KafkaTarget::of(Some(t)).producer(w.op_timeout.get_ref().0),
             logs: Vec::new(),
+            checkpoint_interval: std::time::Duration::from_secs(60),
+            mirror: config::Mirror::ActivePassive,
         })
     }
 }

@@ -22,7 +22,7 @@ use crate::kafka::target::client as kclient;
 use async_trait::async_trait;
 use firedrill_ledger::Outcome;
 use firedrill_targets::{
-    Heartbeat, HeartbeatReader, LiveRole, Target, TargetError, TargetNode, TargetOpener,
+    Heartbeat, HeartbeatReader, LiveRole, ReportedLag, StreamConsumer, Target, TargetError, TargetNode, TargetOpener,
     WorkloadClient,
 };
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
@@ -47,6 +47,10 @@ pub struct MirrorOpener {
     pub producer: Producer,
     /// (node, log file): the brokers' logs, for the server version.
     pub logs: Vec<(String, PathBuf)>,
+    /// MM2's emit.checkpoints.interval, for the consumer's settings line.
+    pub checkpoint_interval: Duration,
+    /// Active-active: half the clients write from region B all along.
+    pub mirror: super::config::Mirror,
 }
 
 impl TargetOpener for MirrorOpener {
@@ -273,7 +277,11 @@ impl Target for MirrorTarget {
         let mut prods: Vec<Option<ThreadedProducer<kclient::Reports>>> =
             self.nodes.iter().map(|_| None).collect();
         prods[first] = Some(prod);
+        // Active-active: every other client is one of B's own producers.
+        let home = (self.o.mirror == super::config::Mirror::ActiveActive)
+            .then(|| (id.saturating_sub(1) % 2) as usize);
         Ok(Box::new(MirrorClient {
+            home,
             prods,
             boots: self.nodes.iter().map(|n| n.client.clone()).collect(),
             settings: self.o.producer.clone(),
@@ -290,6 +298,47 @@ impl Target for MirrorTarget {
             prod,
             topic: self.hb_topic.clone(),
         })))
+    }
+
+    /// The group `firedrill-c-<run>` reads A's drill topic, committing
+    /// every second; at the failover it moves to B with the producers.
+    fn consumer(&self) -> Result<Option<Box<dyn StreamConsumer>>, TargetError> {
+        use crate::kafka::target::consumer::{GroupConsumer, RegionRead, COMMIT_INTERVAL};
+        let a = super::lab::REGIONS[0];
+        let regions = vec![
+            RegionRead {
+                bootstrap: self.nodes[0].client.clone(),
+                topic: self.topic.clone(),
+                mirrored: None,
+            },
+            RegionRead {
+                bootstrap: self.nodes[1].client.clone(),
+                topic: self.topic.clone(),
+                mirrored: Some((remote(&self.topic), format!("{a}.checkpoints.internal"))),
+            },
+        ];
+        let settings = format!(
+            "commits every {} s; MM2 emit.checkpoints.interval {} s; after a failover, {} on B from MM2's translated offsets",
+            COMMIT_INTERVAL.as_secs(),
+            self.o.checkpoint_interval.as_secs(),
+            remote(&self.topic)
+        );
+        Ok(Some(Box::new(GroupConsumer::new(
+            format!("firedrill-c-{}", &self.topic["firedrill-".len()..]),
+            settings,
+            regions,
+            self.active.clone(),
+        ))))
+    }
+
+    /// MM2's own lag on B: the age of its newest mirrored heartbeat.
+    fn reported_lag(&self, node: &str) -> Result<Option<Box<dyn ReportedLag>>, TargetError> {
+        if self.index(node) != Some(1) {
+            return Ok(None);
+        }
+        let r = super::mm2::Mm2Lag::new(&self.nodes[1].control, super::lab::REGIONS[0])
+            .map_err(|e| err(node, e))?;
+        Ok(Some(Box::new(r)))
     }
 
     fn heartbeat_reader(&self, node: &str) -> Result<Option<Box<dyn HeartbeatReader>>, TargetError> {
@@ -346,8 +395,9 @@ impl Target for MirrorTarget {
         for (i, n) in self.nodes.iter().enumerate() {
             let Ok(admin) = meta::admin_client(&n.control) else { continue };
             let mirrored = [remote(&self.topic), remote(&self.hb_topic)];
+            let back = format!("{}.{}", super::lab::REGIONS[1], self.topic);
             let names: Vec<&str> = if i == 0 {
-                vec![&self.topic, &self.hb_topic]
+                vec![&self.topic, &self.hb_topic, &back]
             } else {
                 vec![&self.topic, &mirrored[0], &mirrored[1]]
             };
@@ -384,6 +434,9 @@ fn beat_producer() -> Producer {
 /// One workload client: a producer per region, made when the client first
 /// writes there; it writes where the target's active region says.
 struct MirrorClient {
+    /// The region this client writes from, all along (active-active); a
+    /// client of A's follows the failover to B.
+    home: Option<usize>,
     prods: Vec<Option<ThreadedProducer<kclient::Reports>>>,
     boots: Vec<String>,
     settings: Producer,
@@ -396,8 +449,15 @@ struct MirrorClient {
 impl WorkloadClient for MirrorClient {
     async fn ready(&mut self) {}
 
+    fn home(&self) -> Option<String> {
+        self.home.map(|h| super::lab::REGIONS[h].to_string())
+    }
+
     async fn write(&mut self, seq: u64, deadline: Instant) -> Outcome {
-        let i = self.active.load(Ordering::SeqCst).min(self.prods.len() - 1);
+        let i = match self.home {
+            Some(1) => 1,
+            _ => self.active.load(Ordering::SeqCst).min(self.prods.len() - 1),
+        };
         if self.prods[i].is_none() {
             match kclient::producer(&self.boots[i], &self.settings) {
                 Ok(p) => self.prods[i] = Some(p),

@@ -40,6 +40,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod client;
+pub(crate) mod consumer;
 pub(crate) mod meta;
 
 pub use client::outcome_of;
