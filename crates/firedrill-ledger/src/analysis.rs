@@ -17,6 +17,8 @@ pub struct Percentiles {
 /// (about three passes), so a 10M-op ledger takes well under a second.
 pub fn analyze(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -> Analysis {
     let mut a = analyze_store(ops, timeline, audit, slo);
+    let to = a.t_fault_us.unwrap_or(timeline.workload_end);
+    a.latency_before = WriteLatency::of(ops, timeline.measure_start, to);
     for (home, seqs) in &timeline.homes {
         let mine: std::collections::HashSet<u64> = seqs.iter().copied().collect();
         let own: Vec<Op> = ops
@@ -133,6 +135,7 @@ fn analyze_store(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -
         verify_failed: crate::verify_failure(&timeline.commands),
         consumer: None,
         by_home: Vec::new(),
+        latency_before: None,
     };
     // A wipe that no restore followed is a failover: the store's own
     // replication may have kept everything.
@@ -358,6 +361,7 @@ fn analyze_without_fault(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo:
         verify_failed: crate::verify_failure(&timeline.commands),
         consumer: None,
         by_home: Vec::new(),
+        latency_before: None,
     }
 }
 

@@ -240,6 +240,25 @@ mod tests {
         assert_eq!(f.consumer_rto_s, None, "no fault, no consumer RTO");
     }
 
+    #[test]
+    fn write_latency_by_nearest_rank() {
+        let ops: Vec<Op> = (1..=100)
+            .map(|s| Op {
+                seq: s,
+                t_invoke: s * 10_000,
+                t_done: s * 10_000 + s * 1_000,
+                outcome: if s == 100 { Outcome::Fail } else { Outcome::Ok },
+            })
+            .collect();
+        // 99 acknowledged, latencies 1..=99 ms.
+        let w = crate::WriteLatency::of(&ops, 0, u64::MAX).expect("some");
+        assert_eq!((w.n, w.p50_ms, w.p99_ms), (99, 50.0, 99.0));
+        // The window is by invocation: [from, to).
+        let w = crate::WriteLatency::of(&ops, 100_000, 200_000).expect("some");
+        assert_eq!((w.n, w.p50_ms, w.p99_ms), (10, 14.0, 19.0));
+        assert_eq!(crate::WriteLatency::of(&ops, 5_000_000, 6_000_000), None);
+    }
+
     proptest! {
         /// Every surviving record is either delivered or skipped, and
         /// redeliveries are exactly the deliveries beyond the first.

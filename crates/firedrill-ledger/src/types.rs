@@ -275,6 +275,41 @@ pub struct Analysis {
     /// The figures of each home's own writes, when clients have homes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_home: Vec<HomeFigures>,
+    /// Acknowledged writes' latency in steady state, before the disaster:
+    /// what a topology costs every write (a stretch cluster's cross-zone
+    /// round trip), beside what it saves in a disaster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_before: Option<WriteLatency>,
+}
+
+/// Latency of acknowledged writes over a window, milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriteLatency {
+    pub n: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl WriteLatency {
+    /// Of the acknowledged ops invoked in `[from, to)`; None when none were.
+    pub fn of(ops: &[Op], from: Micros, to: Micros) -> Option<WriteLatency> {
+        let mut l: Vec<Micros> = ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Ok && o.t_invoke >= from && o.t_invoke < to)
+            .map(|o| o.t_done.saturating_sub(o.t_invoke))
+            .collect();
+        if l.is_empty() {
+            return None;
+        }
+        l.sort_unstable();
+        // Nearest rank: the smallest value with at least q of them at or below it.
+        let rank = |q: f64| l[((q * l.len() as f64).ceil() as usize).clamp(1, l.len()) - 1];
+        Some(WriteLatency {
+            n: l.len() as u64,
+            p50_ms: rank(0.50) as f64 / 1e3,
+            p99_ms: rank(0.99) as f64 / 1e3,
+        })
+    }
 }
 
 /// What one home's (region's) writes lost, and how long its producers

@@ -131,6 +131,9 @@ pub struct TrialRecord {
     /// Each home's (region's) own writes: lost, RPO, RTO. Within schema 2.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_home: Vec<firedrill_ledger::HomeFigures>,
+    /// Acknowledged writes' latency before the disaster. Within schema 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_before: Option<firedrill_ledger::WriteLatency>,
 }
 
 /// One fault step, its injection and heal folded together.
@@ -440,6 +443,7 @@ impl RunCollector {
             restore: analysis.restore.clone(),
             consumer: analysis.consumer.clone(),
             by_home: analysis.by_home.clone(),
+            latency_before: analysis.latency_before,
             commands: commands
                 .iter()
                 .filter(|c| c.step.is_none())

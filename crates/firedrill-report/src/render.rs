@@ -131,6 +131,7 @@ fn trial(out: &mut String, run: &RunRecord, t: &TrialRecord) {
         line(out, INDENT, INDENT, &line_);
     }
     restore_block(out, t);
+    crate::streams::latency_line(out, t, INDENT);
     crate::streams::homes_block(out, t);
     crate::streams::consumer_block(out, t, INDENT);
     if let Some(d) = &t.detected {

@@ -15,6 +15,18 @@ pub(crate) fn reported(r: &firedrill_ledger::RpoFigures) -> String {
     }
 }
 
+/// Steady-state write latency before the disaster: what the topology
+/// costs every write.
+pub(crate) fn latency_line(out: &mut String, t: &TrialRecord, indent: &str) {
+    if let Some(w) = &t.latency_before {
+        let _ = writeln!(
+            out,
+            "{indent}write latency before the disaster: p50 {:.1} ms, p99 {:.1} ms ({} writes)",
+            w.p50_ms, w.p99_ms, w.n
+        );
+    }
+}
+
 /// One line per home (region) when the clients had homes: in
 /// active-active, what B's own producers lost and how long they were down,
 /// apart from A's.

@@ -269,3 +269,51 @@ fn a_reaudited_record_validates() {
     v["reaudit"]["journaled"] = Value::from(1);
     assert_eq!(errors(&v).len(), 1);
 }
+
+/// A stream's figures (consumer group, per-home figures, MM2's reported
+/// lag, the write latency before the disaster) validate, and render.
+#[test]
+fn a_record_with_stream_figures_validates() {
+    let mut run = firedrill_report::RunRecord::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-pg-async-cut-crash"),
+    )
+    .unwrap();
+    let t = &mut run.trials[0];
+    t.consumer = Some(firedrill_ledger::ConsumerFigures {
+        group: "firedrill-c-x".into(),
+        settings: "commits every 1 s; MM2 emit.checkpoints.interval 1 s".into(),
+        delivered: 3000,
+        redelivered: 216,
+        skipped: 0,
+        consumer_rto_s: Some(2.13),
+        notes: vec!["+1.531 s: moved to 127.0.0.1:1 with the producers".into()],
+    });
+    t.by_home = vec![firedrill_ledger::HomeFigures {
+        home: "B".into(),
+        ok: 1805,
+        lost: 0,
+        rpo_s: 0.0,
+        rto_s: Some(0.0),
+    }];
+    t.latency_before = Some(firedrill_ledger::WriteLatency {
+        n: 994,
+        p50_ms: 47.1,
+        p99_ms: 75.8,
+    });
+    t.rpo.reported_s = Some(4.35);
+    t.rpo.reported_by = Some("MM2's heartbeats".into());
+    let mut v = serde_json::to_value(&run).unwrap();
+    let errs = errors(&v);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let text = firedrill_report::render_summary(&run);
+    for want in [
+        "consumer RTO 2.13 s; delivered 3000, redelivered 216, skipped 0",
+        "home B  its producers: 1805 ok, lost 0, RPO 0.00 s, RTO 0.00 s",
+        "write latency before the disaster: p50 47.1 ms, p99 75.8 ms (994 writes)",
+        "4.35 s reported by MM2's heartbeats",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    v["trials"][0]["consumer"]["lag"] = Value::from(1);
+    assert_eq!(errors(&v).len(), 1);
+}

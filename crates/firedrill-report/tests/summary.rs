@@ -208,6 +208,7 @@ fn async_loss(trial: u32, rpo: f64, predicted: f64, lost: u64, rto: Option<f64>)
             verify_failed: None,
             consumer: None,
             by_home: Vec::new(),
+            latency_before: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {
@@ -283,6 +284,7 @@ fn sync_stall_trial() {
             verify_failed: None,
             consumer: None,
             by_home: Vec::new(),
+            latency_before: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {
@@ -336,6 +338,7 @@ fn no_failover() -> Trial {
             verify_failed: None,
             consumer: None,
             by_home: Vec::new(),
+            latency_before: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {

@@ -212,6 +212,63 @@ fn zone_loss() {
     eprintln!("FIGURES {ex}: exit 1, RTO null, lost 0: {why}");
 }
 
+/// The stretch cluster (examples/kafka-stretch-zone-loss.toml): 3 zones,
+/// the inter-broker links delayed 10 ms each way (a 20 ms cross-zone round
+/// trip), zone z2 lost: lost 0. The control is the same cluster with the
+/// latency set to 0 ms: acks=all writes wait for a follower in another
+/// zone, so the p50 write latency before the disaster rises by at least
+/// the round trip.
+#[test]
+fn stretch_cluster_pays_the_round_trip() {
+    if !kafka_available() {
+        return;
+    }
+    let _g = serial();
+    let ex = "kafka-stretch-zone-loss.toml";
+    let text = example(ex);
+    assert!(
+        text.matches("latency = \"10ms\"").count() == 3,
+        "{ex}: 3 links at 10 ms"
+    );
+    let lab = Lab::up(&text.replace("latency = \"10ms\"", "latency = \"0ms\""));
+    let base = lab.drill("no-latency");
+    figures("stretch, no cross-zone latency", &base, 0);
+    std::fs::write(
+        &lab.spec,
+        text.replace("@DIR@", &lab.lab_dir().display().to_string()),
+    )
+    .expect("spec");
+    let d = lab.drill("rtt-20ms");
+    figures("stretch, 20 ms cross-zone round trip", &d, 0);
+    for (what, d) in [("0 ms", &base), ("20 ms", &d)] {
+        assert_eq!(d.code, 0, "{what}: exit {}: {}", d.code, d.stderr);
+        assert_eq!(
+            d.u64(0, "rpo.lost"),
+            0,
+            "{what}: a zone loss lost acknowledged records"
+        );
+        assert!(
+            d.u64(0, "ops.ok") > 200,
+            "{what}: the workload wrote too little"
+        );
+    }
+    let p50 = |d: &Drill| {
+        d.f64(0, "latency_before.p50_ms")
+            .expect("p50 write latency")
+    };
+    let (b, s) = (p50(&base), p50(&d));
+    eprintln!(
+        "FIGURES {ex}: p50 write latency {b:.1} ms without latency, {s:.1} ms at a 20 ms round trip (p99 {} / {} ms)",
+        base.trial(0)["latency_before"]["p99_ms"],
+        d.trial(0)["latency_before"]["p99_ms"]
+    );
+    assert!(
+        s - b >= 20.0,
+        "p50 rose {:.1} ms, less than the 20 ms round trip",
+        s - b
+    );
+}
+
 const GOOD: &str = "[lab]\nname = \"kb\"\nkind = \"kafka\"\ndir = \"/tmp/firedrill-kafka-bad-never\"\n\
 [lab.kafka]\nreplication_factor = 3\nmin_insync_replicas = 2\n\
 [drill]\nname = \"b\"\n[drill.target]\nkafka_acks = \"all\"\n\

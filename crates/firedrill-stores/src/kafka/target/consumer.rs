@@ -121,6 +121,26 @@ impl GroupConsumer {
     }
 }
 
+/// The group of a single cluster (`kind = "kafka"`): the cluster's own
+/// leader elections move its partitions, so it never switches. Its
+/// group is `firedrill-c-<run>`, from the drill topic `firedrill-<run>`.
+pub fn one_cluster(topic: &str, bootstrap: String) -> GroupConsumer {
+    let run = topic.strip_prefix("firedrill-").unwrap_or(topic);
+    GroupConsumer::new(
+        format!("firedrill-c-{run}"),
+        format!(
+            "commits every {} s; one cluster: leader elections move its partitions",
+            COMMIT_INTERVAL.as_secs()
+        ),
+        vec![RegionRead {
+            bootstrap,
+            topic: topic.to_string(),
+            mirrored: None,
+        }],
+        Arc::new(AtomicUsize::new(0)),
+    )
+}
+
 /// The newest checkpoint of `group` for each partition of `copy`, read
 /// from MM2's checkpoints topic on this cluster: partition → the
 /// translated (downstream) offset.

@@ -455,6 +455,15 @@ impl Target for KafkaTarget {
         })))
     }
 
+    /// A consumer group on the drill topic, for consumer_rto and the rest.
+    fn consumer(&self) -> Result<Option<Box<dyn firedrill_targets::StreamConsumer>>, TargetError> {
+        let boot: Vec<String> = (self.nodes.iter())
+            .filter(|n| self.is_broker(&n.name))
+            .map(|n| n.client.clone())
+            .collect();
+        Ok(Some(Box::new(consumer::one_cluster(&self.topic, boot.join(",")))))
+    }
+
     fn heartbeat_reader(
         &self,
         node: &str,
