@@ -45,7 +45,11 @@ duration = "10s"
 
 [drill.slo]
 stable_for = "2s"
-recovery_timeout = "30s"'
+recovery_timeout = "30s"
+
+[drill.objectives]
+rpo = "10s"
+rto = "1m"'
 
 # mirror_spec NAME MIRROR HALF_RTT_MS
 mirror_spec() {
@@ -181,7 +185,8 @@ lines = [
     "loss of region A (zone z2 for the stretch cluster) on real Kafka 4.3.1 brokers and a real MirrorMaker 2,",
     "on one 2-core machine over loopback; the cross-region round trip is injected by firedrill's proxy",
     "(half of it each way), on MM2's fetch from A for the mirrors and on every inter-broker link for the stretch cluster.",
-    "Each column links to its run's report. One trial each: read them as one measurement, not a distribution.",
+    "Each column links to its run's report, under target/kafka-topologies/ (not committed: run the script to get them).",
+    "One trial each: read them as one measurement, not a distribution.",
     "",
     f"Stretch baseline at 0 ms: p50 {s(base.get('p50_ms'), ' ms', 1)}, p99 {s(base.get('p99_ms'), ' ms', 1)} "
     "(run `0ms-stretch`).",
