@@ -6,6 +6,7 @@
 //! and re-rendered without the store.
 
 mod analysis;
+pub mod capability;
 pub mod codec;
 mod command;
 mod consumer;
