@@ -121,6 +121,38 @@ impl GroupConsumer {
     }
 }
 
+/// Drops a reference to the group's consumer on the reaper thread, never
+/// where it was used: the last one closes the consumer, which commits and
+/// leaves the group, and with the coordinator's broker dead librdkafka has
+/// been seen to block there for good. On a runtime thread that hung the
+/// drill's exit (the runtime waits for its blocking tasks); the reaper is
+/// a detached thread, which the exit does not wait for.
+fn release(c: Arc<BaseConsumer>) {
+    static REAPER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Arc<BaseConsumer>>>> =
+        std::sync::OnceLock::new();
+    let tx = REAPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<BaseConsumer>>();
+        std::thread::spawn(move || {
+            for c in rx {
+                drop(c);
+            }
+        });
+        std::sync::Mutex::new(tx)
+    });
+    let sent = tx.lock().map(|t| t.send(c));
+    if let Ok(Err(std::sync::mpsc::SendError(c))) = sent {
+        std::mem::forget(c); // no reaper: leak it rather than block here
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        if let Some(c) = self.c.take() {
+            release(c);
+        }
+    }
+}
+
 /// The group of a single cluster (`kind = "kafka"`): the cluster's own
 /// leader elections move its partitions, so it never switches. Its
 /// group is `firedrill-c-<run>`, from the drill topic `firedrill-<run>`.
@@ -253,9 +285,7 @@ impl StreamConsumer for GroupConsumer {
         let want = self.active.load(Ordering::SeqCst).min(self.regions.len() - 1);
         if self.reading != Some(want) {
             if let Some(old) = self.c.take() {
-                // Closing commits and leaves the group, which against a
-                // dead region blocks: let it do that on its own thread.
-                std::thread::spawn(move || drop(old));
+                release(old);
             }
             match self.open(want) {
                 Ok(c) => {
@@ -294,6 +324,7 @@ impl StreamConsumer for GroupConsumer {
                     None => break,
                 }
             }
+            release(c);
             out
         })
         .await
