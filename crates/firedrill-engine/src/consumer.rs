@@ -53,23 +53,23 @@ pub(crate) fn start(sh: &Arc<Shared>) -> Result<(), EngineError> {
 /// it and returns its log.
 pub(crate) async fn drain(sh: &Shared, survived: &[u64]) -> Option<ConsumerLog> {
     lock(&sh.consumer).as_ref()?;
-    let want: HashSet<u64> = survived.iter().copied().collect();
+    // What is still to come, shrunk by each poll's new deliveries only.
+    let mut missing: HashSet<u64> = survived.iter().copied().collect();
     let start = Instant::now();
     let (mut seen, mut last_new) = (0usize, Instant::now());
     loop {
-        let (n, missing) = {
+        {
             let g = lock(&sh.consumer);
             let log = g.as_ref()?;
-            let got: HashSet<u64> = log.deliveries.iter().map(|(s, _)| *s).collect();
-            (
-                log.deliveries.len(),
-                want.iter().filter(|s| !got.contains(s)).count(),
-            )
-        };
-        if n > seen {
-            (seen, last_new) = (n, Instant::now());
+            if log.deliveries.len() > seen {
+                for (s, _) in &log.deliveries[seen..] {
+                    missing.remove(s);
+                }
+                (seen, last_new) = (log.deliveries.len(), Instant::now());
+            }
         }
-        if missing == 0 || last_new.elapsed() >= DRAIN_QUIET || start.elapsed() >= DRAIN_LIMIT {
+        if missing.is_empty() || last_new.elapsed() >= DRAIN_QUIET || start.elapsed() >= DRAIN_LIMIT
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -169,6 +169,15 @@ fn lag_from(heartbeats: &[(i64, Micros)], seen: i64, now: Micros) -> Micros {
     }
 }
 
+/// `name`'s index in the target's nodes, as `LagSample::node` holds it.
+fn node_index(sh: &Shared, name: &str) -> u16 {
+    sh.target
+        .node_names()
+        .iter()
+        .position(|n| n == name)
+        .unwrap_or(0) as u16
+}
+
 pub(crate) fn spawn_sampler(
     sh: &Arc<Shared>,
     name: String,
@@ -177,12 +186,7 @@ pub(crate) fn spawn_sampler(
     let task_sh = sh.clone();
     sh.spawn(async move {
         let sh = task_sh;
-        let idx = sh
-            .target
-            .node_names()
-            .iter()
-            .position(|n| *n == name)
-            .unwrap_or(0) as u16;
+        let idx = node_index(&sh, &name);
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut k = 0u64;
@@ -237,12 +241,7 @@ pub(crate) fn spawn_reported_sampler(
     lock(&sh.timeline).reported_by = Some(r.source());
     sh.spawn(async move {
         let sh = task_sh;
-        let idx = sh
-            .target
-            .node_names()
-            .iter()
-            .position(|n| *n == name)
-            .unwrap_or(0) as u16;
+        let idx = node_index(&sh, &name);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while sh.sampling.load(Ordering::Relaxed) {
