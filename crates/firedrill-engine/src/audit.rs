@@ -10,13 +10,22 @@ use firedrill_targets::{LiveRole, Target};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// What an audit found: the verdict, and what a capability trial needs to
+/// judge its operations across domains.
+pub(crate) struct Audited {
+    pub(crate) verdict: Verdict,
+    pub(crate) ops: Vec<Op>,
+    pub(crate) audit: AuditSet,
+    pub(crate) timeline: Timeline,
+}
+
 /// Reads back what survived on the authoritative node, classifies the
 /// ledger against it, checks the objectives, and saves the trial's files.
 pub(crate) async fn audit(
     plan: &Plan,
     sh: &Shared,
     workload_end: Micros,
-) -> Result<Verdict, EngineError> {
+) -> Result<Audited, EngineError> {
     let mut tl = lock(&sh.timeline).clone();
     tl.workload_end = workload_end;
     tl.homes = std::mem::take(&mut *lock(&sh.homes));
@@ -79,7 +88,12 @@ pub(crate) async fn audit(
         check: chk,
         verdict,
     });
-    Ok(verdict)
+    Ok(Audited {
+        verdict,
+        ops,
+        audit,
+        timeline: tl,
+    })
 }
 
 /// Adds the store's own reason to the "never recovered" reason.
@@ -100,7 +114,7 @@ impl TrialFiles {
         run_dir.join(format!("trial-{trial}"))
     }
 
-    fn save(
+    pub(crate) fn save(
         run_dir: &Path,
         trial: u32,
         ops: &[Op],

@@ -5,6 +5,7 @@
 //! firedrill itself dies.
 
 mod audit;
+mod capability;
 mod consumer;
 mod heal;
 mod journal;
@@ -17,6 +18,7 @@ mod trial;
 mod workload;
 
 pub use audit::TrialFiles;
+pub use capability::{run_capability, CapabilityPlan, Domain};
 /// One journaled heal, carried out by its fault's module: the watchdog
 /// (`firedrill __heal`) calls it with the entry it read back.
 pub use firedrill_faults::{heal_entry, HealWith};
@@ -74,6 +76,14 @@ pub trait Environment: Send {
     /// The nodes as they are now, touching nothing (no reset): what a
     /// re-audit reads.
     fn nodes_now(&mut self) -> Vec<NodeSpec>;
+
+    /// The target opener for the store as `prepare` left it, when it holds
+    /// more of the store than the nodes (a Redis lab's sentinel-announced
+    /// addresses): a lab rebuilt to healthy has new proxy ports, and an
+    /// opener made before the rebuild would map none of them.
+    fn opener(&self) -> Option<std::sync::Arc<dyn firedrill_targets::TargetOpener>> {
+        None
+    }
 }
 
 /// Runs every trial of the plan and returns the overall verdict. Events go
@@ -102,7 +112,7 @@ pub async fn run(
 /// Ctrl-C or SIGTERM between trials (during a lab reset, say) stops the
 /// drill before the next trial; inside a trial the trial's own guard heals
 /// first. A second one quits at once: the heal watchdogs still run.
-async fn listen_for_interrupts(flag: Arc<AtomicBool>) {
+pub(crate) async fn listen_for_interrupts(flag: Arc<AtomicBool>) {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     else {
         return;
@@ -142,6 +152,17 @@ async fn run_trials(
         if interrupted.load(Ordering::SeqCst) {
             return Err(EngineError::Aborted("interrupted".into()));
         }
+        let fresh;
+        let plan = match env.opener() {
+            Some(o) => {
+                fresh = Plan {
+                    store: o,
+                    ..plan.clone()
+                };
+                &fresh
+            }
+            None => plan,
+        };
         let v = trial::run_guarded(plan, trial, nodes, tx.clone()).await?;
         verdicts.push(v);
     }

@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     pub(crate) consumer_stop: AtomicBool,
     /// The seqs each client home wrote (`WorkloadClient::home`).
     pub(crate) homes: Mutex<std::collections::BTreeMap<String, Vec<u64>>>,
+    /// A capability trial's domain, and whether its own objectives count:
+    /// its events name it.
+    pub(crate) domain: Option<(String, bool)>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -95,6 +98,13 @@ impl Shared {
         self.t0.elapsed().as_micros() as Micros
     }
     pub(crate) fn emit(&self, ev: DrillEvent) {
+        let ev = match &self.domain {
+            Some((d, judged)) => match crate::capability::in_domain(d, *judged, ev) {
+                Some(ev) => ev,
+                None => return,
+            },
+            None => ev,
+        };
         let _ = self.tx.send(ev);
     }
     pub(crate) fn phase(&self, p: &str) {
@@ -159,7 +169,7 @@ pub async fn run_guarded(
     nodes: Vec<NodeSpec>,
     tx: UnboundedSender<DrillEvent>,
 ) -> Result<Verdict, EngineError> {
-    let sh = open_trial(plan, trial, nodes, tx)?;
+    let sh = open_trial(plan, trial, nodes, tx, Instant::now(), None)?;
     sh.emit(DrillEvent::TrialStarted { trial });
     crate::journal::spawn_flusher(&sh);
 
@@ -191,12 +201,15 @@ pub async fn run_guarded(
     result
 }
 
-/// Opens the trial's target and heal journal: nothing is touched yet.
-fn open_trial(
+/// Opens the trial's target and heal journal: nothing is touched yet. `t0`
+/// is the observer clock's zero (shared by a capability's domains).
+pub(crate) fn open_trial(
     plan: &Plan,
     trial: u32,
     nodes: Vec<NodeSpec>,
     tx: UnboundedSender<DrillEvent>,
+    t0: Instant,
+    domain: Option<(String, bool)>,
 ) -> Result<Arc<Shared>, EngineError> {
     let run_id = format!(
         "{}-{}-t{trial}",
@@ -223,7 +236,6 @@ fn open_trial(
         .map_err(|e| EngineError::Preflight(e.to_string()))?;
     let journal = HealJournal::open(&plan.run_dir.join("heal"))
         .map_err(|e| EngineError::Preflight(e.to_string()))?;
-    let t0 = Instant::now();
     let t0_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -260,6 +272,7 @@ fn open_trial(
         consumer: Mutex::new(None),
         consumer_stop: AtomicBool::new(false),
         homes: Mutex::new(Default::default()),
+        domain,
         watchdog_ttl: plan.max_trial_time() + Duration::from_secs(60),
         tasks: Mutex::new(Vec::new()),
         fault_index: std::sync::atomic::AtomicUsize::new(usize::MAX),
@@ -305,11 +318,13 @@ async fn run_trial(plan: Plan, sh: Arc<Shared>) -> Result<Verdict, EngineError> 
     if let Some((cmd, timeout)) = &plan.verify {
         crate::recover::verify(&sh, cmd, *timeout).await;
     }
-    audit::audit(&plan, &sh, workload_end).await
+    audit::audit(&plan, &sh, workload_end)
+        .await
+        .map(|a| a.verdict)
 }
 
 /// Waits until the workload has one write acknowledged; returns when.
-async fn wait_first_ack(sh: &Shared, timeout: Duration) -> Result<Instant, EngineError> {
+pub(crate) async fn wait_first_ack(sh: &Shared, timeout: Duration) -> Result<Instant, EngineError> {
     let started = Instant::now();
     while sh.ok.load(Ordering::Relaxed) == 0 {
         if started.elapsed() >= timeout {
@@ -328,7 +343,7 @@ async fn wait_first_ack(sh: &Shared, timeout: Duration) -> Result<Instant, Engin
 
 /// Checks the store is fit to drill: one primary, the run's schema set
 /// up, every standby caught up. Returns the primary and the standbys.
-async fn preflight(sh: &Shared) -> Result<(String, Vec<String>), EngineError> {
+pub(crate) async fn preflight(sh: &Shared) -> Result<(String, Vec<String>), EngineError> {
     let roles = sh.target.roles(Duration::from_secs(3)).await;
     let primaries = with_role(&roles, LiveRole::Primary);
     if primaries.len() != 1 {
@@ -374,7 +389,6 @@ async fn start_workload(
     primary: &str,
     standbys: &[String],
 ) -> Result<Running, EngineError> {
-    let w = &plan.workload;
     let failover = sh
         .target
         .failover_watch()
@@ -382,8 +396,20 @@ async fn start_workload(
         .map(|fw| workload::spawn_failover_watch(sh, fw));
     crate::consumer::start(sh)?;
     sh.phase("warmup");
-    let workers = workload::spawn_clients(sh, primary, w)?;
+    let workers = workload::spawn_clients(sh, primary, &plan.workload)?;
     let mut aux = vec![workload::spawn_progress(sh, plan.trials)];
+    aux.extend(failover);
+    aux.extend(start_samplers(sh, primary, standbys)?);
+    Ok(Running { workers, aux })
+}
+
+/// The heartbeat and the lag samplers behind predicted RPO.
+pub(crate) fn start_samplers(
+    sh: &Arc<Shared>,
+    primary: &str,
+    standbys: &[String],
+) -> Result<Vec<JoinHandle<()>>, EngineError> {
+    let mut aux = Vec::new();
     if let Some(hb) = sh
         .target
         .heartbeat(primary)
@@ -391,7 +417,6 @@ async fn start_workload(
     {
         aux.push(workload::spawn_heartbeat(sh, hb));
     }
-    aux.extend(failover);
     for s in standbys {
         if let Some(r) = sh
             .target
@@ -408,7 +433,7 @@ async fn start_workload(
             aux.push(workload::spawn_reported_sampler(sh, s.clone(), r));
         }
     }
-    Ok(Running { workers, aux })
+    Ok(aux)
 }
 
 /// Waits for the end: duration passed, schedule done, and either the SLO
@@ -464,7 +489,7 @@ async fn wait_for_end(
 
 /// The online recovery check: the SLO has been met again, and for
 /// stable_for past the last fault step's injection.
-fn recovered(plan: &Plan, sh: &Shared, mut tl: Timeline, now: Micros) -> bool {
+pub(crate) fn recovered(plan: &Plan, sh: &Shared, mut tl: Timeline, now: Micros) -> bool {
     let from = sh.fault_index.load(Ordering::SeqCst);
     let ops: Vec<Op> = {
         let l = lock(&sh.ledger);

@@ -136,6 +136,7 @@ fn analyze_store(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo: &Slo) -
         consumer: None,
         by_home: Vec::new(),
         latency_before: None,
+        capability: None,
     };
     // A wipe that no restore followed is a failover: the store's own
     // replication may have kept everything.
@@ -362,6 +363,7 @@ fn analyze_without_fault(ops: &[Op], timeline: &Timeline, audit: &AuditSet, slo:
         consumer: None,
         by_home: Vec::new(),
         latency_before: None,
+        capability: None,
     }
 }
 

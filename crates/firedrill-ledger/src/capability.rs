@@ -8,7 +8,7 @@
 //!
 //! Pure, like the rest of the crate: the engine gives each domain's ledger
 //! (keyed by the operation's seq) and audit set; nothing here reads a
-//! clock or a store. Not wired into the engine yet (issue 17).
+//! clock or a store. The engine's capability trial calls it.
 
 use crate::{analyze, AuditSet, Micros, Op, Outcome, Slo, Timeline};
 use serde::{Deserialize, Serialize};
@@ -70,9 +70,20 @@ pub fn capability_figures(
     timeline: &Timeline,
     slo: &Slo,
 ) -> CapabilityFigures {
+    capability_analysis(domains, timeline, slo).1
+}
+
+/// The end-to-end analysis (the capability's ledger classified against
+/// what survived whole: its RPO, RTO, buckets) and the capability figures.
+/// The end-to-end ledger is returned too, for the run's files.
+pub fn capability_analysis(
+    domains: &[DomainLedger<'_>],
+    timeline: &Timeline,
+    slo: &Slo,
+) -> (crate::Analysis, CapabilityFigures, Vec<Op>, AuditSet) {
     let order: Vec<String> = domains.iter().map(|d| d.name.to_string()).collect();
     let Some(first) = domains.first() else {
-        return CapabilityFigures::default();
+        return Default::default();
     };
     let per: Vec<HashMap<u64, &Op>> = domains
         .iter()
@@ -116,7 +127,8 @@ pub fn capability_figures(
             whole.push(o.seq);
         }
     }
-    let a = analyze(&e2e, timeline, &AuditSet::new(whole), slo);
+    let whole = AuditSet::new(whole);
+    let mut a = analyze(&e2e, timeline, &whole, slo);
     let t_fault = a.t_fault_us.unwrap_or(timeline.measure_start);
     let mut kinds: BTreeMap<Vec<bool>, (u64, Micros, Micros)> = BTreeMap::new();
     for o in e2e.iter().filter(|o| o.outcome == Outcome::Ok) {
@@ -166,7 +178,7 @@ pub fn capability_figures(
         .filter(|(_, r)| *r > 0.0)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(n, _)| n.clone());
-    CapabilityFigures {
+    let figs = CapabilityFigures {
         order,
         ok: a.ops.ok,
         not_whole: a.rpo.lost,
@@ -175,7 +187,9 @@ pub fn capability_figures(
         rto_s: a.rto.achieved_s,
         domain_rpo_s,
         dominated_by,
-    }
+    };
+    a.capability = Some(figs.clone());
+    (a, figs, e2e, whole)
 }
 
 #[cfg(test)]

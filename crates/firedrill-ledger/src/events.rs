@@ -95,6 +95,17 @@ pub enum DrillEvent {
         check: ObjectiveCheck,
         verdict: Verdict,
     },
+    /// A capability trial: one domain's own figures, before the trial's
+    /// `TrialFinished` (which carries the capability's).
+    DomainFinished {
+        trial: u32,
+        domain: String,
+        analysis: Box<Analysis>,
+        check: ObjectiveCheck,
+        verdict: Verdict,
+        /// The domain has objectives of its own (else it is reported only).
+        judged: bool,
+    },
     DrillFinished {
         verdict: Verdict,
     },

@@ -280,6 +280,10 @@ pub struct Analysis {
     /// round trip), beside what it saves in a disaster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_before: Option<WriteLatency>,
+    /// A capability trial: the figures of the business operation over its
+    /// domains (orphans, the dominating domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<crate::capability::CapabilityFigures>,
 }
 
 /// Latency of acknowledged writes over a window, milliseconds.

@@ -12,6 +12,7 @@ use firedrill_ledger::events::DrillEvent;
 use firedrill_ledger::Verdict;
 
 mod artifacts;
+mod capability;
 mod commands;
 mod history;
 mod html;
@@ -25,6 +26,7 @@ mod series;
 mod streams;
 
 pub use artifacts::{write_atomic, write_html, write_junit, RunArtifacts};
+pub use capability::DomainRecord;
 pub use commands::CommandEntry;
 pub use history::{
     render_runs, render_trend, History, MeetsRate, RestoreTestRow, RunFilter, RunRow, Trend,

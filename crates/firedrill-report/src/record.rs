@@ -134,6 +134,13 @@ pub struct TrialRecord {
     /// Acknowledged writes' latency before the disaster. Within schema 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_before: Option<firedrill_ledger::WriteLatency>,
+    /// A capability trial: the business operation's own figures (the
+    /// trial's rpo, rto and ops are the end-to-end ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<firedrill_ledger::capability::CapabilityFigures>,
+    /// A capability trial: each domain's own figures, in write order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<crate::capability::DomainRecord>,
 }
 
 /// One fault step, its injection and heal folded together.
@@ -316,7 +323,9 @@ struct RawRecovery {
 #[derive(Debug, Default)]
 struct PendingTrial {
     faults: Vec<RawFault>,
-    recovery: Option<RawRecovery>,
+    /// Every recovery, in order: a capability trial has one per domain.
+    recovery: Vec<RawRecovery>,
+    domains: Vec<crate::capability::DomainRecord>,
     detected: Option<(String, Micros)>,
     warnings: Vec<String>,
     commands: Vec<firedrill_ledger::CommandRun>,
@@ -406,13 +415,19 @@ impl RunCollector {
                 detail: f.detail,
             })
             .collect();
-        let recovery = p.recovery.map(|r| RecoveryEntry {
+        let mut recoveries = p.recovery.into_iter().map(|r| RecoveryEntry {
             action: r.action,
             node: r.node,
             start_s: rel(r.t_start),
             done_s: rel(r.t_done),
             error: r.error,
         });
+        let recovery = recoveries.next();
+        let mut domains = p.domains;
+        crate::capability::place_recoveries(
+            &mut domains,
+            recovery.iter().cloned().chain(recoveries),
+        );
         let detected = p
             .detected
             .map(|(how, t)| DetectedEntry { how, t_s: rel(t) });
@@ -444,6 +459,8 @@ impl RunCollector {
             consumer: analysis.consumer.clone(),
             by_home: analysis.by_home.clone(),
             latency_before: analysis.latency_before,
+            capability: analysis.capability.clone(),
+            domains,
             commands: commands
                 .iter()
                 .filter(|c| c.step.is_none())
@@ -540,13 +557,17 @@ impl Reporter for RunCollector {
                 t_done,
                 error,
             } => {
-                self.pending.entry(*trial).or_default().recovery = Some(RawRecovery {
-                    action: action.clone(),
-                    node: node.clone(),
-                    t_start: *t_start,
-                    t_done: *t_done,
-                    error: error.clone(),
-                });
+                self.pending
+                    .entry(*trial)
+                    .or_default()
+                    .recovery
+                    .push(RawRecovery {
+                        action: action.clone(),
+                        node: node.clone(),
+                        t_start: *t_start,
+                        t_done: *t_done,
+                        error: error.clone(),
+                    });
             }
             DrillEvent::Detected { trial, t_us, how } => {
                 // The first notice is the one that counts for the detected phase.
@@ -571,6 +592,16 @@ impl Reporter for RunCollector {
                 check,
                 verdict,
             } => self.finish_trial(*trial, analysis, check, *verdict),
+            DrillEvent::DomainFinished {
+                trial,
+                domain,
+                analysis,
+                check,
+                verdict,
+                judged,
+            } => self.pending.entry(*trial).or_default().domains.push(
+                crate::capability::DomainRecord::of(domain, analysis, check, *verdict, *judged),
+            ),
             DrillEvent::DrillFinished { verdict } => {
                 self.finished = true;
                 self.record.verdict = *verdict;

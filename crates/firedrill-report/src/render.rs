@@ -134,6 +134,7 @@ fn trial(out: &mut String, run: &RunRecord, t: &TrialRecord) {
     crate::streams::latency_line(out, t, INDENT);
     crate::streams::homes_block(out, t);
     crate::streams::consumer_block(out, t, INDENT);
+    crate::capability::capability_block(out, t);
     if let Some(d) = &t.detected {
         line(
             out,

@@ -209,6 +209,7 @@ fn async_loss(trial: u32, rpo: f64, predicted: f64, lost: u64, rto: Option<f64>)
             consumer: None,
             by_home: Vec::new(),
             latency_before: None,
+            capability: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {
@@ -285,6 +286,7 @@ fn sync_stall_trial() {
             consumer: None,
             by_home: Vec::new(),
             latency_before: None,
+            capability: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {
@@ -339,6 +341,7 @@ fn no_failover() -> Trial {
             consumer: None,
             by_home: Vec::new(),
             latency_before: None,
+            capability: None,
             t_fault_us: Some(T_FAULT),
             t_fault_done_us: Some(T_FAULT + 10_000),
             rpo: RpoFigures {

@@ -1,6 +1,7 @@
 //! Lab and drill specs: parse first, validate second, and report every
 //! problem at once with `file:line:column`, before anything touches a store.
 
+mod capability;
 mod checks;
 mod command;
 mod corruption;
@@ -10,6 +11,9 @@ mod store;
 mod types;
 mod validate;
 
+pub use capability::{
+    split_capability, CapabilitySpec, DomainSpec, DomainTargetSpec, MemberSpec, RegionSpec,
+};
 pub use command::{CommandSpec, DEFAULT_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT};
 pub use corruption::{RestoreInto, RestoreTarget};
 pub use duration::Dur;

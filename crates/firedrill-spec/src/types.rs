@@ -43,6 +43,13 @@ pub struct LabSpec {
     /// veth link set down); it needs root and iproute2.
     #[serde(default)]
     pub links: Links,
+    /// `[[lab.member]]`: a lab of several labs, one per domain, each of
+    /// its own kind (a capability drill's stores, started as one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member: Vec<crate::MemberSpec>,
+    /// `[[lab.region]]`: nodes of several members that are lost together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub region: Vec<crate::RegionSpec>,
     /// Every other key: the store's own options.
     #[serde(flatten)]
     pub options: toml::Table,
@@ -107,6 +114,13 @@ pub struct DrillSpec {
     pub objectives: Option<ObjectivesSpec>,
     #[serde(default = "one_trial")]
     pub trials: Spanned<u32>,
+    /// `[[drill.targets]]`: a capability drill's domains, each a member
+    /// of the file's lab.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<crate::DomainTargetSpec>,
+    /// `[drill.capability]`: the business operation over the domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<crate::CapabilitySpec>,
 }
 
 fn one_trial() -> Spanned<u32> {
@@ -363,6 +377,10 @@ pub struct FaultStep {
     /// Instead of `node`: every node of this zone, hit at the same instant;
     /// `"all"` ([`crate::ALL_NODES`]) is every node of the target.
     pub zone: Option<Spanned<String>>,
+    /// A capability drill: the domain whose `node` the step hits (a zone
+    /// step hits every domain's nodes in that region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Spanned<String>>,
     /// With a role the store resolves per partition (`leader`): which
     /// partition (default 0).
     pub partition: Option<Spanned<u32>>,

@@ -87,6 +87,17 @@ pub fn validate_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
         out.push(spec.at(0..0, "no [lab] table in this file"));
         return out;
     };
+    if lab.is_multi() {
+        return crate::split_capability(spec, stores, true)
+            .err()
+            .unwrap_or_default();
+    }
+    if let Some(r) = lab.region.first() {
+        out.push(spec.at(
+            r.name.span(),
+            "[[lab.region]] groups nodes of several [[lab.member]] labs; a lab of one store has zones of its own",
+        ));
+    }
     if !valid_name(lab.name.get_ref()) {
         out.push(spec.at(
             lab.name.span(),
@@ -131,10 +142,21 @@ pub fn validate_drill(
         out.push(spec.at(0..0, "no [drill] table in this file"));
         return out;
     };
+    if d.capability.is_some() || !d.targets.is_empty() {
+        return crate::split_capability(spec, stores, false)
+            .err()
+            .unwrap_or_default();
+    }
     if !valid_name(d.name.get_ref()) {
         out.push(spec.at(
             d.name.span(),
             "drill name must be 1-63 letters, digits, '-' or '_'",
+        ));
+    }
+    for dom in d.faults.iter().filter_map(|s| s.domain.as_ref()) {
+        out.push(spec.at(
+            dom.span(),
+            "a step names a domain only in a capability drill ([[drill.targets]])",
         ));
     }
 
@@ -640,6 +662,12 @@ fn check_supported(
 /// `lab up` as well as `drill` (exit 2, nothing started).
 pub fn validate_file(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    if spec.file.lab.as_ref().is_some_and(|l| l.is_multi()) {
+        let lab_only = spec.file.drill.is_none();
+        return crate::split_capability(spec, stores, lab_only)
+            .err()
+            .unwrap_or_default();
+    }
     if spec.file.lab.is_some() {
         out.extend(validate_lab(spec, stores));
     }

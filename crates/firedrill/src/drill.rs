@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 struct LabEnv {
     state: LabState,
     store: &'static dyn Store,
+    /// What the drill says of its target and workload: the opener is
+    /// rebuilt from them after each reset.
+    target: Option<TargetSpec>,
+    workload: firedrill_spec::WorkloadSpec,
 }
 
 /// Marks a lab a drill has touched, so the next drill rebuilds it first.
@@ -132,6 +136,13 @@ impl Environment for LabEnv {
             self.state = s;
         }
         self.nodes()
+    }
+
+    fn opener(&self) -> Option<std::sync::Arc<dyn firedrill_targets::TargetOpener>> {
+        Some(
+            self.store
+                .lab_target(&self.state, self.target.as_ref(), &self.workload),
+        )
     }
 }
 
@@ -248,7 +259,7 @@ pub(crate) fn password(t: Option<&TargetSpec>) -> Result<Option<String>, Failure
     Ok(None)
 }
 
-fn default_run_dir(drill: &str) -> PathBuf {
+pub(crate) fn default_run_dir(drill: &str) -> PathBuf {
     let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let compact: String = ts.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     PathBuf::from("runs").join(format!("{compact}-{drill}"))
@@ -256,6 +267,14 @@ fn default_run_dir(drill: &str) -> PathBuf {
 
 pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     let spec = load_spec(file)?;
+    if spec
+        .file
+        .drill
+        .as_ref()
+        .is_some_and(|d| d.capability.is_some())
+    {
+        return crate::capability::run(&spec, out).await;
+    }
     let target = resolve(&spec)?;
     let d = spec
         .file
@@ -297,16 +316,37 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
         server_version: None,
         spec: serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
     };
-    let mut collector = RunCollector::new(run_dir.clone(), meta);
-    if let Some(v) = server_version(&plan, &version_nodes).await {
+    let version = server_version(&plan, &version_nodes).await;
+    let (tx, consumer) = start_reporters(&run_dir, meta, version)?;
+    let res = firedrill_engine::run(&plan, env.as_mut(), tx.clone()).await;
+    // Only now may the embedded proxy go: every heal has run.
+    drop(embedded);
+    finish_run(res, &run_dir, tx, consumer).await
+}
+
+/// The reporters of a run, all consumers of one event stream: events.jsonl,
+/// run.json, the HTML and JUnit files and the history, and progress.
+pub(crate) fn start_reporters(
+    run_dir: &Path,
+    meta: RunMeta,
+    server_version: Option<String>,
+) -> Result<
+    (
+        tokio::sync::mpsc::UnboundedSender<DrillEvent>,
+        tokio::task::JoinHandle<()>,
+    ),
+    Failure,
+> {
+    let mut collector = RunCollector::new(run_dir.to_path_buf(), meta);
+    if let Some(v) = server_version {
         collector.set_server_version(v);
     }
     let mut fan = Fanout::new(vec![
-        Box::new(EventsJsonl::create(&run_dir).map_err(|e| Failure::aborted(e.to_string()))?),
+        Box::new(EventsJsonl::create(run_dir).map_err(|e| Failure::aborted(e.to_string()))?),
         Box::new(collector),
         // After the collector: it reads the run.json the collector wrote.
         Box::new(RunArtifacts::new(
-            run_dir.clone(),
+            run_dir.to_path_buf(),
             Some(crate::runs::history_path()),
         )),
         Box::new(Progress::new()),
@@ -329,9 +369,17 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             eprintln!("warning: reporter: {e}");
         }
     });
-    let res = firedrill_engine::run(&plan, env.as_mut(), tx.clone()).await;
-    // Only now may the embedded proxy go: every heal has run.
-    drop(embedded);
+    Ok((tx, consumer))
+}
+
+/// Ends a run: an engine error still leaves run.json, marked
+/// inconclusive; the summary is printed and the exit code returned.
+pub(crate) async fn finish_run(
+    res: Result<Verdict, EngineError>,
+    run_dir: &Path,
+    tx: tokio::sync::mpsc::UnboundedSender<DrillEvent>,
+    consumer: tokio::task::JoinHandle<()>,
+) -> Result<u8, Failure> {
     if let Err(e) = &res {
         // run.json is still written, marked inconclusive, with what was measured.
         let _ = tx.send(DrillEvent::Warning {
@@ -347,7 +395,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
 
     match res {
         Ok(v) => {
-            let rec = RunRecord::load(&run_dir).map_err(|e| Failure::internal(e.to_string()))?;
+            let rec = RunRecord::load(run_dir).map_err(|e| Failure::internal(e.to_string()))?;
             println!("{}", render_summary(&rec));
             println!("run directory: {}", run_dir.display());
             for f in [HTML_FILE, JUNIT_FILE] {
@@ -358,7 +406,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
             Ok(exit_code(v) as u8)
         }
         Err(e) => {
-            if let Ok(rec) = RunRecord::load(&run_dir) {
+            if let Ok(rec) = RunRecord::load(run_dir) {
                 if !rec.trials.is_empty() {
                     println!("{}", render_summary(&rec));
                 }
@@ -383,7 +431,7 @@ pub(crate) struct Prepared {
     pub(crate) embedded: Option<crate::embedded::EmbeddedProxy>,
     version_nodes: Vec<(String, String)>,
     /// A lab that takes backups: what a `restore` recovery runs.
-    restorer: Option<std::sync::Arc<dyn firedrill_targets::Restorer>>,
+    pub(crate) restorer: Option<std::sync::Arc<dyn firedrill_targets::Restorer>>,
 }
 
 /// Turns the resolved target into a [`Prepared`] one, through its store.
@@ -422,7 +470,13 @@ pub(crate) async fn prepare(
                     .join(", "),
                 store.settings(&s.spec)
             );
-            (Box::new(LabEnv { state: *s, store }), desc, false, opener)
+            let env = LabEnv {
+                state: *s,
+                store,
+                target: d.target.clone(),
+                workload: d.workload.clone(),
+            };
+            (Box::new(env), desc, false, opener)
         }
         Target::Endpoints(t) => {
             let store = firedrill_stores::of(t.kind())

@@ -32,6 +32,9 @@ pub async fn up(file: &Path, reset: bool, dir: Option<&Path>) -> Result<u8, Fail
             file.display()
         )));
     };
+    if lab.is_multi() {
+        return up_members(lab, reset, dir).await;
+    }
     let tty = std::io::stderr().is_terminal();
     let name = lab.name.get_ref().clone();
     let lab2 = lab.clone();
@@ -51,6 +54,79 @@ pub async fn up(file: &Path, reset: bool, dir: Option<&Path>) -> Result<u8, Fail
     println!("{}", firedrill_lab::render_status(&state, &st));
     println!("lab {} is up in {}", state.name, state.dir.display());
     Ok(0)
+}
+
+/// The file in a lab of labs' directory that lists its members.
+pub const MEMBERS_FILE: &str = "members.json";
+
+/// The directory of a lab, from its spec.
+pub fn lab_dir(lab: &firedrill_spec::LabSpec) -> PathBuf {
+    lab.dir
+        .clone()
+        .unwrap_or_else(|| firedrill_lab::default_dir(lab.name.get_ref()))
+}
+
+/// `lab up` of a lab of labs: each member in `<dir>/<domain>`, one after
+/// the other; a member that fails takes down the ones already up.
+async fn up_members(
+    lab: &firedrill_spec::LabSpec,
+    reset: bool,
+    dir: Option<&Path>,
+) -> Result<u8, Failure> {
+    let parent = dir.map(Path::to_path_buf).unwrap_or_else(|| lab_dir(lab));
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| Failure::aborted(format!("{}: {e}", parent.display())))?;
+    let members: Vec<String> = lab
+        .member
+        .iter()
+        .map(|m| m.domain.get_ref().clone())
+        .collect();
+    let list = serde_json::to_vec_pretty(&members).map_err(|e| Failure::internal(e.to_string()))?;
+    std::fs::write(parent.join(MEMBERS_FILE), list)
+        .map_err(|e| Failure::aborted(format!("{}: {e}", parent.display())))?;
+    let tty = std::io::stderr().is_terminal();
+    for (domain, member) in lab.member_labs() {
+        let store = store_of(&member)?;
+        let sub = parent.join(&domain);
+        let name = member.name.get_ref().clone();
+        let res = tokio::task::spawn_blocking(move || {
+            firedrill_lab::up(store, &member, Some(&sub), reset, &mut |m| {
+                if tty {
+                    eprintln!("lab {name}: {m}");
+                }
+            })
+        })
+        .await
+        .map_err(|e| Failure::internal(e.to_string()))?;
+        let state = match res {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = down(&parent.display().to_string());
+                return Err(Failure::aborted(format!("member {domain}: {e}")));
+            }
+        };
+        let st = store_of(&state.spec)?.status(&state).await;
+        println!("{}", firedrill_lab::render_status(&state, &st));
+    }
+    println!(
+        "lab {} is up in {} (members {})",
+        lab.name.get_ref(),
+        parent.display(),
+        members.join(", ")
+    );
+    Ok(0)
+}
+
+/// The member directories of a lab of labs, when `dir` is one.
+pub fn member_dirs(dir: &Path) -> Option<Vec<(String, PathBuf)>> {
+    let bytes = std::fs::read(dir.join(MEMBERS_FILE)).ok()?;
+    let names: Vec<String> = serde_json::from_slice(&bytes).ok()?;
+    Some(
+        names
+            .into_iter()
+            .map(|n| (n.clone(), dir.join(n)))
+            .collect(),
+    )
 }
 
 /// A lab named on the command line: its name, its directory, or a spec
@@ -80,6 +156,23 @@ pub fn resolve_dir(arg: &str) -> Result<PathBuf, Failure> {
 
 pub fn down(arg: &str) -> Result<u8, Failure> {
     let dir = resolve_dir(arg)?;
+    if let Some(members) = member_dirs(&dir) {
+        let mut failed = Vec::new();
+        for (domain, d) in members {
+            if d.join("state.json").is_file() {
+                if let Err(e) = down(&d.display().to_string()) {
+                    failed.push(format!("{domain}: {}", e.message));
+                }
+            }
+        }
+        if !failed.is_empty() {
+            return Err(Failure::aborted(failed.join("; ")));
+        }
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Failure::aborted(format!("{}: {e}", dir.display())))?;
+        println!("lab of labs at {} is down", dir.display());
+        return Ok(0);
+    }
     if !dir.join("state.json").is_file() {
         println!("no lab at {}; nothing to stop", dir.display());
         return Ok(0);
@@ -93,6 +186,12 @@ pub fn down(arg: &str) -> Result<u8, Failure> {
 
 pub async fn status(arg: &str, json: bool) -> Result<u8, Failure> {
     let dir = resolve_dir(arg)?;
+    if let Some(members) = member_dirs(&dir) {
+        for (_, d) in members {
+            Box::pin(status(&d.display().to_string(), json)).await?;
+        }
+        return Ok(0);
+    }
     let state = LabState::load(&dir)
         .map_err(|e| Failure::aborted(format!("{e} (is the lab up? `firedrill lab up FILE`)")))?;
     let st = store_of(&state.spec)?.status(&state).await;
@@ -204,11 +303,8 @@ pub async fn drill_with_lab(file: &Path, out: Option<PathBuf>) -> Result<u8, Fai
     if !errs.is_empty() {
         return Err(Failure::input(spec.fail(errs).to_string()));
     }
-    let dir = lab
-        .dir
-        .clone()
-        .unwrap_or_else(|| firedrill_lab::default_dir(lab.name.get_ref()));
-    if dir.join("state.json").is_file() {
+    let dir = lab_dir(lab);
+    if dir.join("state.json").is_file() || dir.join(MEMBERS_FILE).is_file() {
         eprintln!(
             "lab {} is already up: it stays up after the drill",
             lab.name.get_ref()

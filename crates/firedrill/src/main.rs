@@ -1,6 +1,7 @@
 //! The firedrill binary: command line and wiring only.
 
 mod assess;
+mod capability;
 mod drill;
 mod embedded;
 mod heal;

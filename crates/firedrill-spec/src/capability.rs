@@ -1,0 +1,485 @@
+//! Capability drills (DESIGN.md, "Capabilities"): a lab of several labs
+//! (`[[lab.member]]`, one per domain), regions that group nodes of several
+//! members, and a drill over all of them (`[[drill.targets]]`,
+//! `[drill.capability]`).
+//!
+//! A capability spec is split into one ordinary spec per domain: the
+//! member as its `[lab]`, the drill with that domain's steps, recovery and
+//! objectives. Each is then checked, started and drilled by the code every
+//! other spec goes through, so a domain of a capability drill is exactly
+//! the drill of that store alone. What a domain's checks find is reported
+//! at the member's or the target's place in the real file.
+
+use crate::types::{DrillSpec, FaultStep, LabSpec, Links, ObjectivesSpec, RecoverySpec, SpecFile};
+use crate::{
+    valid_name, validate_drill, validate_lab, Diagnostic, LoadedSpec, NodeUniverse, Stores,
+    TargetSpec, ALL_NODES,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// `[[lab.member]]`: one domain's lab, of its own kind.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct MemberSpec {
+    /// The domain this lab holds (`orders`): its lab is `<lab>-<domain>`.
+    pub domain: Spanned<String>,
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
+    #[serde(default)]
+    pub links: Links,
+    /// The store's own options, as in a `[lab]` of that kind.
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+/// `[[lab.region]]`: nodes of several members that a disaster takes out
+/// together. A fault step's `zone = "<region>"` hits all of them at once.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    pub name: Spanned<String>,
+    /// `"<domain>/<node>"`, e.g. `"orders/n1"`.
+    pub nodes: Vec<Spanned<String>>,
+}
+
+/// `[[drill.targets]]`: one domain of the capability, with its recovery
+/// and, when given, its own objectives.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DomainTargetSpec {
+    pub domain: Spanned<String>,
+    #[serde(default)]
+    pub recovery: RecoverySpec,
+    pub objectives: Option<ObjectivesSpec>,
+    /// The store's own target options (Redis's `redis_write`, …).
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+/// `[drill.capability]`: the business operation. It writes one entry per
+/// domain in `order` and is `ok` only when every write was acknowledged.
+/// `[drill.objectives]` are the capability's.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitySpec {
+    pub name: Spanned<String>,
+    pub order: Spanned<Vec<Spanned<String>>>,
+}
+
+/// One domain of a capability spec, as an ordinary spec of its own.
+#[derive(Debug, Clone)]
+pub struct DomainSpec {
+    pub domain: String,
+    /// The member's lab name (`<lab>-<domain>`).
+    pub lab: String,
+    /// `[lab]` = the member, `[drill]` = this domain's drill.
+    pub spec: LoadedSpec,
+    /// The domain's own objectives were given (else the domain is
+    /// reported, not judged).
+    pub judged: bool,
+    /// Node → region, for this domain's nodes.
+    pub regions: BTreeMap<String, String>,
+    /// The index in the real file's schedule of each of this domain's
+    /// steps, in its drill's order: reports number steps as the file does.
+    pub steps: Vec<usize>,
+}
+
+impl LabSpec {
+    /// A lab of several labs (`[[lab.member]]`).
+    pub fn is_multi(&self) -> bool {
+        !self.member.is_empty()
+    }
+    /// The member labs as ordinary `[lab]` specs, named `<lab>-<domain>`.
+    pub fn member_labs(&self) -> Vec<(String, LabSpec)> {
+        self.member
+            .iter()
+            .map(|m| {
+                let name = format!("{}-{}", self.name.get_ref(), m.domain.get_ref());
+                let lab = LabSpec {
+                    name: Spanned::new(0..0, name),
+                    kind: m.kind.clone(),
+                    dir: None,
+                    user: self.user.clone(),
+                    base_port: None,
+                    links: m.links,
+                    member: Vec::new(),
+                    region: Vec::new(),
+                    options: m.options.clone(),
+                };
+                (m.domain.get_ref().clone(), lab)
+            })
+            .collect()
+    }
+}
+
+/// Splits a capability spec into one spec per domain, in the capability's
+/// write order, checking everything on the way. `lab_only` checks the lab
+/// part alone (`lab up`). Every problem is reported, at its place in the
+/// real file.
+pub fn split_capability(
+    spec: &LoadedSpec,
+    stores: &Stores,
+    lab_only: bool,
+) -> Result<Vec<DomainSpec>, Vec<Diagnostic>> {
+    let mut out = Vec::new();
+    let Some(lab) = spec.file.lab.as_ref().filter(|l| l.is_multi()) else {
+        return Err(vec![spec.at(0..0, "no [[lab.member]] in this file")]);
+    };
+    check_lab_keys(spec, lab, &mut out);
+    let members: BTreeMap<String, (&MemberSpec, LabSpec)> = lab
+        .member
+        .iter()
+        .zip(lab.member_labs())
+        .map(|(m, (d, l))| (d, (m, l)))
+        .collect();
+    let regions = check_regions(spec, lab, &members, stores, &mut out);
+    let mut domains = Vec::new();
+    let order: Vec<String> = if lab_only {
+        lab.member
+            .iter()
+            .map(|m| m.domain.get_ref().clone())
+            .collect()
+    } else {
+        match spec.file.drill.as_ref() {
+            Some(d) => check_drill(spec, d, &members, &mut out),
+            None => {
+                out.push(spec.at(0..0, "no [drill] table in this file"));
+                Vec::new()
+            }
+        }
+    };
+    for domain in order {
+        let Some((m, member_lab)) = members.get(&domain) else {
+            continue;
+        };
+        let here: BTreeMap<String, String> = regions
+            .iter()
+            .filter_map(|(n, r)| {
+                let (d, node) = n.split_once('/')?;
+                (d == domain).then(|| (node.to_string(), r.clone()))
+            })
+            .collect();
+        let drill = spec
+            .file
+            .drill
+            .as_ref()
+            .filter(|_| !lab_only)
+            .map(|d| domain_drill(d, &domain));
+        let judged = spec
+            .file
+            .drill
+            .as_ref()
+            .and_then(|d| d.targets.iter().find(|t| t.domain.get_ref() == &domain))
+            .is_some_and(|t| t.objectives.is_some());
+        let file = SpecFile {
+            lab: Some(member_lab.clone()),
+            drill: drill.clone(),
+        };
+        let sub = match synthetic(spec, &file) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(spec.at(m.domain.span(), format!("domain {domain}: {e}")));
+                continue;
+            }
+        };
+        let at = |span| {
+            spec.file
+                .drill
+                .as_ref()
+                .and_then(|d| d.targets.iter().find(|t| t.domain.get_ref() == &domain))
+                .map(|t| t.domain.span())
+                .unwrap_or(span)
+        };
+        for e in validate_lab(&sub, stores) {
+            out.push(spec.at(m.domain.span(), format!("member {domain}: {}", e.message)));
+        }
+        if drill.is_some() {
+            let mut u = NodeUniverse::from_lab(member_lab, stores);
+            if let Some(u) = u.as_mut() {
+                u.roles = stores
+                    .get(&u.kind)
+                    .map(|st| st.roles().iter().map(|r| r.to_string()).collect())
+                    .unwrap_or_default();
+                for (n, r) in &here {
+                    u.zones.entry(r.clone()).or_default().push(n.clone());
+                }
+            }
+            for e in validate_drill(&sub, u.as_ref(), stores) {
+                out.push(spec.at(
+                    at(m.domain.span()),
+                    format!("domain {domain}: {}", e.message),
+                ));
+            }
+        }
+        let steps = spec
+            .file
+            .drill
+            .as_ref()
+            .map(|d| {
+                (0..d.faults.len())
+                    .filter(|i| hits(&d.faults[*i], &domain))
+                    .collect()
+            })
+            .unwrap_or_default();
+        domains.push(DomainSpec {
+            steps,
+            domain: domain.clone(),
+            lab: member_lab.name.get_ref().clone(),
+            spec: sub,
+            judged,
+            regions: here,
+        });
+    }
+    if out.is_empty() {
+        Ok(domains)
+    } else {
+        Err(out)
+    }
+}
+
+/// The keys of a lab of labs: the members' domains, and nothing of a
+/// single store's.
+fn check_lab_keys(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>) {
+    if !valid_name(lab.name.get_ref()) {
+        out.push(spec.at(
+            lab.name.span(),
+            "lab name must be 1-63 letters, digits, '-' or '_'",
+        ));
+    }
+    if let Some(k) = &lab.kind {
+        out.push(spec.at(
+            k.span(),
+            "a lab of [[lab.member]] labs has no kind of its own: give each member its kind",
+        ));
+    }
+    for k in lab.options.keys() {
+        out.push(spec.at(
+            spec.key_span("lab", k),
+            format!("`{k}` belongs in a [[lab.member]]: a lab of members takes name, dir, user, member and region"),
+        ));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for m in &lab.member {
+        let d = m.domain.get_ref();
+        if !valid_name(d) {
+            out.push(spec.at(
+                m.domain.span(),
+                "domain must be 1-63 letters, digits, '-' or '_'",
+            ));
+        }
+        if seen.contains(&d.as_str()) {
+            out.push(spec.at(m.domain.span(), format!("domain {d:?} has two members")));
+        }
+        seen.push(d);
+    }
+}
+
+/// Checks every region node (`domain/node`) names a node its member has;
+/// returns `domain/node` → region.
+fn check_regions(
+    spec: &LoadedSpec,
+    lab: &LabSpec,
+    members: &BTreeMap<String, (&MemberSpec, LabSpec)>,
+    stores: &Stores,
+    out: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    for r in &lab.region {
+        let name = r.name.get_ref();
+        if !valid_name(name) || name == ALL_NODES {
+            out.push(spec.at(
+                r.name.span(),
+                format!(
+                    "region name must be 1-63 letters, digits, '-' or '_', and not {ALL_NODES:?}"
+                ),
+            ));
+        }
+        if names.contains(&name.as_str()) {
+            out.push(spec.at(r.name.span(), format!("region {name:?} is defined twice")));
+        }
+        names.push(name);
+        for n in &r.nodes {
+            let Some((d, node)) = n.get_ref().split_once('/') else {
+                out.push(spec.at(
+                    n.span(),
+                    "a region node is \"<domain>/<node>\", e.g. \"orders/n1\"",
+                ));
+                continue;
+            };
+            let Some((_, member)) = members.get(d) else {
+                let known: Vec<&str> = members.keys().map(String::as_str).collect();
+                out.push(spec.at(
+                    n.span(),
+                    format!(
+                        "no domain {d:?} in [[lab.member]]; the domains are {}",
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            let known = NodeUniverse::from_lab(member, stores)
+                .map(|u| u.names)
+                .unwrap_or_default();
+            if !known.iter().any(|k| k == node) {
+                out.push(spec.at(
+                    n.span(),
+                    format!(
+                        "domain {d} has no node {node:?}; its nodes are {}",
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            if let Some(prev) = map.insert(n.get_ref().clone(), name.clone()) {
+                out.push(spec.at(
+                    n.span(),
+                    format!("{} is already in region {prev}", n.get_ref()),
+                ));
+            }
+        }
+    }
+    map
+}
+
+/// Checks the capability drill's own keys; returns the write order.
+fn check_drill(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    members: &BTreeMap<String, (&MemberSpec, LabSpec)>,
+    out: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    let known = || members.keys().cloned().collect::<Vec<_>>().join(", ");
+    if let Some(t) = &d.target {
+        let span = t.lab.as_ref().map(|l| l.span()).unwrap_or(0..0);
+        out.push(spec.at(
+            span,
+            "a capability drill names its domains in [[drill.targets]], not [drill.target]",
+        ));
+    }
+    let mut targets: Vec<&str> = Vec::new();
+    for t in &d.targets {
+        let dom = t.domain.get_ref();
+        if !members.contains_key(dom) {
+            out.push(spec.at(
+                t.domain.span(),
+                format!(
+                    "no member of the lab holds domain {dom:?}; the domains are {}",
+                    known()
+                ),
+            ));
+        }
+        if targets.contains(&dom.as_str()) {
+            out.push(spec.at(t.domain.span(), format!("domain {dom:?} is targeted twice")));
+        }
+        targets.push(dom);
+    }
+    for s in &d.faults {
+        if let Some(dom) = &s.domain {
+            if !targets.contains(&dom.get_ref().as_str()) {
+                out.push(spec.at(
+                    dom.span(),
+                    format!("no [[drill.targets]] domain {:?}", dom.get_ref()),
+                ));
+            }
+        } else if s.node.is_some() {
+            out.push(spec.at(
+                s.target_span(),
+                "in a capability drill a step names its domain (domain = \"orders\") with its node, or a region (zone = \"A\")",
+            ));
+        }
+    }
+    let Some(c) = &d.capability else {
+        out.push(spec.at(
+            spec.key_span("drill", "name"),
+            "a drill over [[drill.targets]] needs [drill.capability] with its name and write order",
+        ));
+        return Vec::new();
+    };
+    if !valid_name(c.name.get_ref()) {
+        out.push(spec.at(
+            c.name.span(),
+            "capability name must be 1-63 letters, digits, '-' or '_'",
+        ));
+    }
+    let mut order = Vec::new();
+    for o in c.order.get_ref() {
+        let dom = o.get_ref();
+        if !targets.contains(&dom.as_str()) {
+            out.push(spec.at(
+                o.span(),
+                format!(
+                    "the write order names domain {dom:?}, which no [[drill.targets]] defines; they are {}",
+                    targets.join(", ")
+                ),
+            ));
+        } else if order.contains(dom) {
+            out.push(spec.at(o.span(), format!("domain {dom:?} is written twice")));
+        } else {
+            order.push(dom.clone());
+        }
+    }
+    for t in &targets {
+        if !order.iter().any(|o| o == t) {
+            out.push(spec.at(
+                c.order.span(),
+                format!("domain {t:?} is targeted but not in the write order"),
+            ));
+        }
+    }
+    if order.is_empty() {
+        out.push(spec.at(c.order.span(), "the write order names no domain"));
+    }
+    order
+}
+
+/// The domain's drill: the capability's workload, SLO and trials, the
+/// steps that hit this domain (its own, and every region step), its
+/// recovery, and its objectives (else the capability's, for the checks).
+fn domain_drill(d: &DrillSpec, domain: &str) -> DrillSpec {
+    let t = d.targets.iter().find(|t| t.domain.get_ref() == domain);
+    let faults: Vec<FaultStep> = d
+        .faults
+        .iter()
+        .filter(|s| hits(s, domain))
+        .cloned()
+        .map(|mut s| {
+            s.domain = None;
+            s
+        })
+        .collect();
+    let target = t.filter(|t| !t.options.is_empty()).map(|t| TargetSpec {
+        options: t.options.clone(),
+        ..TargetSpec::default()
+    });
+    DrillSpec {
+        name: Spanned::new(0..0, format!("{}-{domain}", d.name.get_ref())),
+        description: d.description.clone(),
+        target,
+        workload: d.workload.clone(),
+        faults,
+        recovery: t.map(|t| t.recovery.clone()).unwrap_or_default(),
+        slo: d.slo.clone(),
+        objectives: t
+            .and_then(|t| t.objectives.clone())
+            .or_else(|| d.objectives.clone()),
+        trials: d.trials.clone(),
+        targets: Vec::new(),
+        capability: None,
+    }
+}
+
+/// A step is this domain's when it names the domain, or a region.
+fn hits(s: &FaultStep, domain: &str) -> bool {
+    match &s.domain {
+        Some(dom) => dom.get_ref() == domain,
+        None => s.zone.is_some(),
+    }
+}
+
+/// A spec file made of parts of the real one, written out and read back,
+/// so every check and every runtime value comes from the usual path.
+fn synthetic(spec: &LoadedSpec, file: &SpecFile) -> Result<LoadedSpec, String> {
+    let text = toml::to_string(file).map_err(|e| e.to_string())?;
+    LoadedSpec::parse(&spec.path, text).map_err(|e| e.to_string())
+}
