@@ -22,6 +22,14 @@ pub struct DomainRecord {
     /// What brought this domain back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryEntry>,
+    /// The domain's disaster on the observer clock (µs since drill start):
+    /// its times are relative to it, and the lanes of the HTML report put
+    /// every domain on the capability's axis with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_fault_us: Option<u64>,
+    /// The domain's SLO buckets, times relative to its own disaster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<firedrill_ledger::Bucket>,
 }
 
 impl DomainRecord {
@@ -41,6 +49,8 @@ impl DomainRecord {
             ops: a.ops,
             check: check.clone(),
             recovery: None,
+            t_fault_us: a.t_fault_us,
+            buckets: a.buckets.clone(),
         }
     }
 }

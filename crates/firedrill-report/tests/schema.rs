@@ -302,6 +302,31 @@ fn a_record_with_stream_figures_validates() {
     });
     t.rpo.reported_s = Some(4.35);
     t.rpo.reported_by = Some("MM2's heartbeats".into());
+    t.capability = Some(firedrill_ledger::capability::CapabilityFigures {
+        order: vec!["orders".into(), "session".into()],
+        ok: 52473,
+        not_whole: 4524,
+        orphans: vec![firedrill_ledger::capability::Orphans {
+            present_in: vec!["session".into()],
+            missing_in: vec!["orders".into()],
+            count: 3099,
+            span_s: Some([-0.99, -0.3]),
+        }],
+        rpo_s: 1.0,
+        rto_s: Some(1.89),
+        domain_rpo_s: vec![("orders".into(), 1.0), ("session".into(), 0.3)],
+        dominated_by: Some("orders".into()),
+    });
+    let dom = |name: &str| {
+        let mut d: firedrill_report::DomainRecord = serde_json::from_value(serde_json::json!({
+            "domain": name, "verdict": "pass", "judged": false,
+            "rpo": t.rpo, "rto": t.rto, "ops": t.ops, "check": t.check,
+        }))
+        .unwrap();
+        d.recovery = t.recovery.clone();
+        d
+    };
+    t.domains = vec![dom("orders"), dom("session")];
     let mut v = serde_json::to_value(&run).unwrap();
     let errs = errors(&v);
     assert!(errs.is_empty(), "{errs:#?}");
@@ -311,6 +336,9 @@ fn a_record_with_stream_figures_validates() {
         "home B  its producers: 1805 ok, lost 0, RPO 0.00 s, RTO 0.00 s",
         "write latency before the disaster: p50 47.1 ms, p99 75.8 ms (994 writes)",
         "4.35 s reported by MM2's heartbeats",
+        "capability  write order orders → session: 52473 operations acknowledged end to end, 4524 not whole",
+        "orphans in session not in orders: 3099, acknowledged -0.99 s to -0.30 s from the disaster",
+        "capability RPO 1.00 s (domains over the same operations: orders 1.00 s, session 0.30 s); orders's loss dominates",
     ] {
         assert!(text.contains(want), "{want:?} not in\n{text}");
     }

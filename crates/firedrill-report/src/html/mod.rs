@@ -8,10 +8,11 @@
 //!
 //! By concern: [`page`] assembles the document and its sections, [`tables`]
 //! the tabular figures, [`timeline`] and [`markers`] the per-trial chart,
-//! [`strips`] the across-trials strip plots, [`chart`] the scales and axes
-//! they share.
+//! [`strips`] the across-trials strip plots, [`lanes`] a capability's
+//! domains on one axis, [`chart`] the scales and axes they share.
 
 mod chart;
+mod lanes;
 mod markers;
 mod page;
 mod strips;

@@ -131,6 +131,7 @@ fn trial(h: &mut String, run: &RunRecord, t: &TrialRecord) {
         badge(t.verdict)
     );
     timeline(h, t);
+    super::lanes::lanes(h, t);
     tables::trial_figures(h, run, t);
     tables::trial_faults(h, t);
     for w in &t.warnings {
