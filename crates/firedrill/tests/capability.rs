@@ -210,6 +210,74 @@ fn dual_write_region_loss_orphans_each_kind() {
     let (other2, _) = orphans(&d2, "session", "orders");
     assert!(other2 <= clients, "sessions without their order: {other2}");
     assert_eq!(cap(&d2)["dominated_by"], "session");
+
+    // Ctrl-C in the middle of the trial, with the latency toxic on Redis
+    // and PostgreSQL's replication cut: every domain's faults heal before
+    // firedrill exits (3), checked on the servers, not in its own events.
+    let mut drilling = start_drill(&lab);
+    wait_injected(&lab.run_dir("run"), 2);
+    let pid = drilling.0.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let code = loop {
+        if let Some(st) = drilling.0.try_wait().expect("wait") {
+            break st.code();
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the drill did not stop within 60 s of Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!("FIGURES ctrl-c mid-trial: exit {code:?}");
+    assert_eq!(code, Some(3));
+    let member = |d: &str| -> Value {
+        let t = std::fs::read_to_string(lab.lab_dir().join(d).join("state.json")).expect("state");
+        serde_json::from_str(&t).expect("json")
+    };
+    let orders = member("orders");
+    let streaming = (0..100).any(|_| {
+        let (_, out) = psql_as(
+            &orders,
+            "n2",
+            "select status from pg_stat_wal_receiver",
+            None,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        out == "streaming"
+    });
+    assert!(
+        streaming,
+        "orders' standby n2 is not streaming again after the heal"
+    );
+    let api = member("session")["proxy"]["api"]
+        .as_str()
+        .expect("proxy api")
+        .to_string();
+    let port: u16 = api
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let proxies =
+        common::watch::http_get(port, "/proxies").expect("the session lab's proxy answers");
+    let v: Value = serde_json::from_str(&proxies).unwrap_or(Value::Null);
+    let toxics: usize = v
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|p| p["toxics"].as_array().map_or(0, |t| t.len()))
+                .sum()
+        })
+        .unwrap_or(usize::MAX);
+    assert_eq!(
+        toxics, 0,
+        "toxics left on the session lab's proxies: {proxies}"
+    );
 }
 
 fn bad(from: &str, to: &str, want: &str) {
