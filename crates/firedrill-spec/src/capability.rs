@@ -48,6 +48,15 @@ pub struct RegionSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct DomainTargetSpec {
     pub domain: Spanned<String>,
+    /// Explicit endpoints (your own servers) instead of a lab member: the
+    /// keys of `[drill.target]`.
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<crate::EndpointSpec>,
+    pub password_env: Option<String>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub reset_command: Option<String>,
     #[serde(default)]
     pub recovery: RecoverySpec,
     pub objectives: Option<ObjectivesSpec>,
@@ -70,15 +79,18 @@ pub struct CapabilitySpec {
 #[derive(Debug, Clone)]
 pub struct DomainSpec {
     pub domain: String,
-    /// The member's lab name (`<lab>-<domain>`).
-    pub lab: String,
+    /// The member's lab name (`<lab>-<domain>`); None for a domain of
+    /// explicit endpoints.
+    pub lab: Option<String>,
     /// `[lab]` = the member, `[drill]` = this domain's drill.
     pub spec: LoadedSpec,
     /// The domain's own objectives were given (else the domain is
     /// reported, not judged).
     pub judged: bool,
-    /// Node → region, for this domain's nodes.
+    /// Node → region, for this domain's lab nodes.
     pub regions: BTreeMap<String, String>,
+    /// Every region (zone) this domain has a node in.
+    pub zones: Vec<String>,
     /// The index in the real file's schedule of each of this domain's
     /// steps, in its drill's order: reports number steps as the file does.
     pub steps: Vec<usize>,
@@ -122,36 +134,44 @@ pub fn split_capability(
     lab_only: bool,
 ) -> Result<Vec<DomainSpec>, Vec<Diagnostic>> {
     let mut out = Vec::new();
-    let Some(lab) = spec.file.lab.as_ref().filter(|l| l.is_multi()) else {
+    let lab = spec.file.lab.as_ref();
+    let multi = lab.filter(|l| l.is_multi());
+    if let Some(l) = lab.filter(|l| !l.is_multi()) {
+        out.push(spec.at(
+            l.name.span(),
+            "a capability drill's lab is a lab of labs: one [[lab.member]] per domain",
+        ));
+    }
+    if lab_only && multi.is_none() {
         return Err(vec![spec.at(0..0, "no [[lab.member]] in this file")]);
-    };
-    check_lab_keys(spec, lab, &mut out);
-    let members: BTreeMap<String, (&MemberSpec, LabSpec)> = lab
-        .member
-        .iter()
-        .zip(lab.member_labs())
-        .map(|(m, (d, l))| (d, (m, l)))
-        .collect();
-    let regions = check_regions(spec, lab, &members, stores, &mut out);
-    let mut domains = Vec::new();
-    let order: Vec<String> = if lab_only {
-        lab.member
+    }
+    let mut members: BTreeMap<String, (&MemberSpec, LabSpec)> = BTreeMap::new();
+    let mut regions = BTreeMap::new();
+    if let Some(lab) = multi {
+        check_lab_keys(spec, lab, &mut out);
+        members = lab
+            .member
+            .iter()
+            .zip(lab.member_labs())
+            .map(|(m, (d, l))| (d, (m, l)))
+            .collect();
+        regions = check_regions(spec, lab, &members, stores, &mut out);
+    }
+    let drill = spec.file.drill.as_ref().filter(|_| !lab_only);
+    let order: Vec<String> = match (drill, multi) {
+        (Some(d), _) => check_drill(spec, d, &members, &mut out),
+        (None, Some(lab)) if lab_only => lab
+            .member
             .iter()
             .map(|m| m.domain.get_ref().clone())
-            .collect()
-    } else {
-        match spec.file.drill.as_ref() {
-            Some(d) => check_drill(spec, d, &members, &mut out),
-            None => {
-                out.push(spec.at(0..0, "no [drill] table in this file"));
-                Vec::new()
-            }
+            .collect(),
+        _ => {
+            out.push(spec.at(0..0, "no [drill] table in this file"));
+            Vec::new()
         }
     };
+    let mut domains = Vec::new();
     for domain in order {
-        let Some((m, member_lab)) = members.get(&domain) else {
-            continue;
-        };
         let here: BTreeMap<String, String> = regions
             .iter()
             .filter_map(|(n, r)| {
@@ -159,81 +179,125 @@ pub fn split_capability(
                 (d == domain).then(|| (node.to_string(), r.clone()))
             })
             .collect();
-        let drill = spec
-            .file
-            .drill
-            .as_ref()
-            .filter(|_| !lab_only)
-            .map(|d| domain_drill(d, &domain));
-        let judged = spec
-            .file
-            .drill
-            .as_ref()
-            .and_then(|d| d.targets.iter().find(|t| t.domain.get_ref() == &domain))
-            .is_some_and(|t| t.objectives.is_some());
-        let file = SpecFile {
-            lab: Some(member_lab.clone()),
-            drill: drill.clone(),
-        };
-        let sub = match synthetic(spec, &file) {
-            Ok(s) => s,
-            Err(e) => {
-                out.push(spec.at(m.domain.span(), format!("domain {domain}: {e}")));
-                continue;
-            }
-        };
-        let at = |span| {
-            spec.file
-                .drill
-                .as_ref()
-                .and_then(|d| d.targets.iter().find(|t| t.domain.get_ref() == &domain))
-                .map(|t| t.domain.span())
-                .unwrap_or(span)
-        };
-        for e in validate_lab(&sub, stores) {
-            out.push(spec.at(m.domain.span(), format!("member {domain}: {}", e.message)));
+        let member = members.get(&domain).map(|(m, l)| (*m, l));
+        if let Some(ds) = domain_spec(spec, stores, drill, &domain, member, here, &mut out) {
+            domains.push(ds);
         }
-        if drill.is_some() {
-            let mut u = NodeUniverse::from_lab(member_lab, stores);
-            if let Some(u) = u.as_mut() {
-                u.roles = stores
-                    .get(&u.kind)
-                    .map(|st| st.roles().iter().map(|r| r.to_string()).collect())
-                    .unwrap_or_default();
-                for (n, r) in &here {
-                    u.zones.entry(r.clone()).or_default().push(n.clone());
-                }
-            }
-            for e in validate_drill(&sub, u.as_ref(), stores) {
-                out.push(spec.at(
-                    at(m.domain.span()),
-                    format!("domain {domain}: {}", e.message),
-                ));
-            }
-        }
-        let steps = spec
-            .file
-            .drill
-            .as_ref()
-            .map(|d| {
-                (0..d.faults.len())
-                    .filter(|i| hits(&d.faults[*i], &domain))
-                    .collect()
-            })
-            .unwrap_or_default();
-        domains.push(DomainSpec {
-            steps,
-            domain: domain.clone(),
-            lab: member_lab.name.get_ref().clone(),
-            spec: sub,
-            judged,
-            regions: here,
-        });
+    }
+    if let Some(d) = drill {
+        check_zone_steps(spec, d, &domains, &mut out);
     }
     if out.is_empty() {
         Ok(domains)
     } else {
         Err(out)
+    }
+}
+
+/// One domain's own spec, checked by the usual path; its problems are
+/// reported at the domain's target (or member) in the real file.
+fn domain_spec(
+    spec: &LoadedSpec,
+    stores: &Stores,
+    drill: Option<&DrillSpec>,
+    domain: &str,
+    member: Option<(&MemberSpec, &LabSpec)>,
+    regions: BTreeMap<String, String>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<DomainSpec> {
+    let target = drill.and_then(|d| d.targets.iter().find(|t| t.domain.get_ref() == domain));
+    let span = target
+        .map(|t| t.domain.span())
+        .or_else(|| member.map(|(m, _)| m.domain.span()))
+        .unwrap_or(0..0);
+    // The zones the domain's nodes are in: the lab's regions, or the
+    // endpoints' own zones.
+    let zones: Vec<String> = match target.filter(|t| !t.nodes.is_empty()) {
+        Some(t) => t
+            .nodes
+            .iter()
+            .filter_map(|n| n.zone.as_ref().map(|z| z.get_ref().clone()))
+            .collect(),
+        None => regions.values().cloned().collect(),
+    };
+    let dd = drill.map(|d| domain_drill(d, domain, &zones));
+    let file = SpecFile {
+        lab: member.map(|(_, l)| l.clone()),
+        drill: dd.clone(),
+    };
+    let sub = match synthetic(spec, &file) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(spec.at(span, format!("domain {domain}: {e}")));
+            return None;
+        }
+    };
+    if let Some((m, _)) = member {
+        for e in validate_lab(&sub, stores) {
+            out.push(spec.at(m.domain.span(), format!("member {domain}: {}", e.message)));
+        }
+    }
+    if dd.is_some() {
+        let mut u = member.and_then(|(_, l)| NodeUniverse::from_lab(l, stores));
+        if let Some(u) = u.as_mut() {
+            u.roles = stores
+                .get(&u.kind)
+                .map(|st| st.roles().iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default();
+            for (n, r) in &regions {
+                u.zones.entry(r.clone()).or_default().push(n.clone());
+            }
+        }
+        for e in validate_drill(&sub, u.as_ref(), stores) {
+            out.push(spec.at(span.clone(), format!("domain {domain}: {}", e.message)));
+        }
+    }
+    let steps = drill
+        .map(|d| {
+            (0..d.faults.len())
+                .filter(|i| hits(&d.faults[*i], domain, &zones))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(DomainSpec {
+        steps,
+        domain: domain.to_string(),
+        lab: member.map(|(_, l)| l.name.get_ref().clone()),
+        spec: sub,
+        judged: target.is_some_and(|t| t.objectives.is_some()),
+        regions,
+        zones,
+    })
+}
+
+/// A region step must hit some domain.
+fn check_zone_steps(
+    spec: &LoadedSpec,
+    d: &DrillSpec,
+    domains: &[DomainSpec],
+    out: &mut Vec<Diagnostic>,
+) {
+    for s in &d.faults {
+        let Some(z) = s.zone.as_ref().filter(|_| s.domain.is_none()) else {
+            continue;
+        };
+        if z.get_ref() == ALL_NODES || domains.iter().any(|ds| ds.zones.contains(z.get_ref())) {
+            continue;
+        }
+        let mut known: Vec<&str> = domains
+            .iter()
+            .flat_map(|ds| ds.zones.iter().map(String::as_str))
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        out.push(spec.at(
+            z.span(),
+            format!(
+                "no domain has a node in region {:?}; the regions are {} (or \"{ALL_NODES}\", every node)",
+                z.get_ref(),
+                known.join(", ")
+            ),
+        ));
     }
 }
 
@@ -360,14 +424,19 @@ fn check_drill(
     let mut targets: Vec<&str> = Vec::new();
     for t in &d.targets {
         let dom = t.domain.get_ref();
-        if !members.contains_key(dom) {
-            out.push(spec.at(
+        match (members.contains_key(dom), t.nodes.is_empty()) {
+            (false, true) => out.push(spec.at(
                 t.domain.span(),
                 format!(
-                    "no member of the lab holds domain {dom:?}; the domains are {}",
+                    "no member of the lab holds domain {dom:?}; the domains are {} (or give the domain's endpoints: nodes = [...])",
                     known()
                 ),
-            ));
+            )),
+            (true, false) => out.push(spec.at(
+                t.domain.span(),
+                format!("domain {dom:?} has a lab member and endpoints: give one"),
+            )),
+            _ => {}
         }
         if targets.contains(&dom.as_str()) {
             out.push(spec.at(t.domain.span(), format!("domain {dom:?} is targeted twice")));
@@ -436,22 +505,29 @@ fn check_drill(
 /// The domain's drill: the capability's workload, SLO and trials, the
 /// steps that hit this domain (its own, and every region step), its
 /// recovery, and its objectives (else the capability's, for the checks).
-fn domain_drill(d: &DrillSpec, domain: &str) -> DrillSpec {
+fn domain_drill(d: &DrillSpec, domain: &str, zones: &[String]) -> DrillSpec {
     let t = d.targets.iter().find(|t| t.domain.get_ref() == domain);
     let faults: Vec<FaultStep> = d
         .faults
         .iter()
-        .filter(|s| hits(s, domain))
+        .filter(|s| hits(s, domain, zones))
         .cloned()
         .map(|mut s| {
             s.domain = None;
             s
         })
         .collect();
-    let target = t.filter(|t| !t.options.is_empty()).map(|t| TargetSpec {
-        options: t.options.clone(),
-        ..TargetSpec::default()
-    });
+    let target = t
+        .filter(|t| !t.options.is_empty() || !t.nodes.is_empty())
+        .map(|t| TargetSpec {
+            kind: t.kind.clone(),
+            nodes: t.nodes.clone(),
+            password_env: t.password_env.clone(),
+            password_file: t.password_file.clone(),
+            reset_command: t.reset_command.clone(),
+            options: t.options.clone(),
+            ..TargetSpec::default()
+        });
     DrillSpec {
         name: Spanned::new(0..0, format!("{}-{domain}", d.name.get_ref())),
         description: d.description.clone(),
@@ -469,11 +545,13 @@ fn domain_drill(d: &DrillSpec, domain: &str) -> DrillSpec {
     }
 }
 
-/// A step is this domain's when it names the domain, or a region.
-fn hits(s: &FaultStep, domain: &str) -> bool {
-    match &s.domain {
-        Some(dom) => dom.get_ref() == domain,
-        None => s.zone.is_some(),
+/// A step is this domain's when it names the domain, or a region the
+/// domain has nodes in (`all`: every domain).
+fn hits(s: &FaultStep, domain: &str, zones: &[String]) -> bool {
+    match (&s.domain, &s.zone) {
+        (Some(dom), _) => dom.get_ref() == domain,
+        (None, Some(z)) => z.get_ref() == ALL_NODES || zones.contains(z.get_ref()),
+        (None, None) => false,
     }
 }
 

@@ -172,6 +172,10 @@ pub struct EndpointSpec {
     pub data_dir: Option<PathBuf>,
     /// A pid file, when the data directory is not readable.
     pub pid_file: Option<PathBuf>,
+    /// The node's failure domain: a step's `zone` hits every node of it
+    /// (in a capability drill, every domain's nodes of it: a region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]

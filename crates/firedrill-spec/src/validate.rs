@@ -297,6 +297,18 @@ fn own_universe(
                 if store.check_endpoint(spec, n, out) {
                     u.with_pid.insert(name.clone());
                 }
+                if let Some(z) = &n.zone {
+                    if !valid_name(z.get_ref()) || z.get_ref() == ALL_NODES {
+                        out.push(spec.at(
+                            z.span(),
+                            format!("zone must be 1-63 letters, digits, '-' or '_', and not {ALL_NODES:?}"),
+                        ));
+                    }
+                    u.zones
+                        .entry(z.get_ref().clone())
+                        .or_default()
+                        .push(name.clone());
+                }
                 u.names.push(name.clone());
             }
             Some(u)

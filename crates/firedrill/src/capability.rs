@@ -50,17 +50,15 @@ impl Environment for RegionEnv {
 pub async fn run(spec: &LoadedSpec, out: Option<PathBuf>) -> Result<u8, Failure> {
     let split = split_capability(spec, &firedrill_stores::specs(), false)
         .map_err(|e| Failure::input(spec.fail(e).to_string()))?;
-    let (Some(lab), Some(d)) = (spec.file.lab.as_ref(), spec.file.drill.as_ref()) else {
-        return Err(Failure::input(
-            "a capability drill needs its [lab] and [drill]",
-        ));
+    let Some(d) = spec.file.drill.as_ref() else {
+        return Err(Failure::input("a capability drill needs its [drill]"));
     };
     let cap_name = d
         .capability
         .as_ref()
         .map(|c| c.name.get_ref().clone())
         .unwrap_or_default();
-    let parent = crate::lab::lab_dir(lab);
+    let parent = spec.file.lab.as_ref().map(crate::lab::lab_dir);
     let run_dir = out.unwrap_or_else(|| default_run_dir(d.name.get_ref()));
     if run_dir.join("run.json").exists() {
         return Err(Failure::input(format!(
@@ -70,30 +68,32 @@ pub async fn run(spec: &LoadedSpec, out: Option<PathBuf>) -> Result<u8, Failure>
     }
     let mut domains = Vec::new();
     let mut descs = Vec::new();
+    // Every password is read before anything starts.
+    let mut passwords = Vec::new();
     for ds in &split {
-        let dir = parent.join(&ds.domain);
-        let state = LabState::load(&dir).map_err(|_| {
-            Failure::aborted(format!(
-                "lab {} (domain {}) is not up: start it with `firedrill lab up {}`",
-                ds.lab,
-                ds.domain,
-                spec.path.display()
-            ))
-        })?;
+        let dd = ds.spec.file.drill.as_ref();
+        passwords.push(crate::drill::password(dd.and_then(|d| d.target.as_ref()))?);
+    }
+    let mut embedded = Vec::new();
+    for (ds, pw) in split.iter().zip(passwords) {
         let Some(dd) = ds.spec.file.drill.as_ref() else {
             return Err(Failure::internal("a domain without its drill"));
         };
+        let target = domain_target(spec, ds, parent.as_deref(), dd)?;
+        let endpoints = matches!(target, Target::Endpoints(_));
         let Prepared {
             env,
             desc,
             opener,
             restorer,
+            embedded: proxy,
             ..
-        } = prepare(Target::Lab(Box::new(state)), dd).await?;
+        } = prepare(target, dd).await?;
+        embedded.extend(proxy);
         let dom_dir = run_dir.join(&ds.domain);
         std::fs::create_dir_all(&dom_dir)
             .map_err(|e| Failure::aborted(format!("{}: {e}", dom_dir.display())))?;
-        let mut plan = Plan::build(dd, desc.clone(), None, dom_dir, false, opener);
+        let mut plan = Plan::build(dd, desc.clone(), pw, dom_dir, endpoints, opener);
         plan.restorer = restorer.map(firedrill_engine::RestorerHandle);
         for st in &mut plan.steps {
             st.index = ds.steps.get(st.index).copied().unwrap_or(st.index);
@@ -143,5 +143,31 @@ pub async fn run(spec: &LoadedSpec, out: Option<PathBuf>) -> Result<u8, Failure>
     };
     let (tx, consumer) = start_reporters(&run_dir, meta, None)?;
     let res = firedrill_engine::run_capability(&cap, &mut domains, tx.clone()).await;
+    // Only now may the embedded proxies go: every heal has run.
+    drop(embedded);
     finish_run(res, &run_dir, tx, consumer).await
+}
+
+/// A domain's target: its explicit endpoints, or its member lab, which
+/// must be up.
+fn domain_target(
+    spec: &LoadedSpec,
+    ds: &firedrill_spec::DomainSpec,
+    parent: Option<&std::path::Path>,
+    dd: &firedrill_spec::DrillSpec,
+) -> Result<Target, Failure> {
+    if let Some(t) = dd.target.as_ref().filter(|t| !t.nodes.is_empty()) {
+        return Ok(Target::Endpoints(Box::new(t.clone())));
+    }
+    let (Some(parent), Some(lab)) = (parent, ds.lab.as_ref()) else {
+        return Err(Failure::internal("a lab domain without its lab"));
+    };
+    let state = LabState::load(&parent.join(&ds.domain)).map_err(|_| {
+        Failure::aborted(format!(
+            "lab {lab} (domain {}) is not up: start it with `firedrill lab up {}`",
+            ds.domain,
+            spec.path.display()
+        ))
+    })?;
+    Ok(Target::Lab(Box::new(state)))
 }

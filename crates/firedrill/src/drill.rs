@@ -491,7 +491,7 @@ pub(crate) async fn prepare(
                     client_conninfo: None,
                     links: Vec::new(),
                     veth: None,
-                    zone: None,
+                    zone: n.zone.as_ref().map(|z| z.get_ref().clone()),
                     lab_data_dir: None,
                     proc: match store.endpoint_pid_file(n) {
                         Some(p) => ProcSource::PidFile(p),

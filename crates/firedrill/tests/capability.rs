@@ -278,6 +278,102 @@ fn dual_write_region_loss_orphans_each_kind() {
         toxics, 0,
         "toxics left on the session lab's proxies: {proxies}"
     );
+
+    // The same stores as explicit endpoints (your own servers: no lab
+    // member, each node with its zone), and no fault: the negative control
+    // of the orphan count. Every checkout survives whole.
+    let d3 = endpoints_baseline(&lab, &member("orders"), &member("session"));
+    figures("endpoints, no fault", &d3);
+    assert_eq!(d3.code, 0, "{}\n{}", d3.stdout, d3.stderr);
+    assert!(
+        d3.run["target"]
+            .as_str()
+            .unwrap_or("")
+            .contains("endpoints"),
+        "{}",
+        d3.run["target"]
+    );
+    assert!(cap(&d3)["ok"].as_u64().unwrap_or(0) > 1000, "{}", cap(&d3));
+    assert_eq!(cap(&d3)["not_whole"], 0);
+    assert_eq!(cap(&d3)["orphans"], serde_json::json!([]));
+}
+
+/// A capability drill of the lab's servers given as endpoints, no fault.
+fn endpoints_baseline(lab: &Lab, orders: &Value, session: &Value) -> Drill {
+    let pg = |n: &str| {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            port_of(orders, n)
+        )
+    };
+    let redis = |n: &str| format!("127.0.0.1:{}", port_of(session, n));
+    let sentinels: Vec<String> = session["sentinels"]
+        .as_array()
+        .expect("sentinels")
+        .iter()
+        .map(|s| format!("\"127.0.0.1:{}\"", s["port"]))
+        .collect();
+    let text = format!(
+        r#"[drill]
+name = "checkout-endpoints"
+[drill.capability]
+name = "checkout"
+order = ["orders", "session"]
+[[drill.targets]]
+domain = "orders"
+kind = "postgres"
+nodes = [
+  {{ name = "db1", conninfo = "{o1}", zone = "A" }},
+  {{ name = "db2", conninfo = "{o2}", zone = "B" }},
+]
+[[drill.targets]]
+domain = "session"
+kind = "redis-sentinel"
+redis_master_name = "firedrill"
+redis_sentinels = [{s}]
+nodes = [
+  {{ name = "r1", conninfo = "{r1}", zone = "A" }},
+  {{ name = "r2", conninfo = "{r2}", zone = "B" }},
+  {{ name = "r3", conninfo = "{r3}", zone = "B" }},
+]
+[drill.workload]
+clients = 4
+warmup = "1s"
+duration = "4s"
+[drill.slo]
+stable_for = "2s"
+[drill.objectives]
+rpo = "1s"
+rto = "30s"
+"#,
+        o1 = pg("n1"),
+        o2 = pg("n2"),
+        s = sentinels.join(", "),
+        r1 = redis("n1"),
+        r2 = redis("n2"),
+        r3 = redis("n3"),
+    );
+    let spec = lab.tmp.path().join("endpoints.toml");
+    std::fs::write(&spec, text).expect("write");
+    let out_dir = lab.run_dir("endpoints");
+    let out = firedrill(&[
+        "drill",
+        spec.to_str().expect("utf-8"),
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{stdout}");
+    Drill {
+        code: out.status.code().unwrap_or(-1),
+        run: std::fs::read_to_string(out_dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir: out_dir,
+    }
 }
 
 fn bad(from: &str, to: &str, want: &str) {
