@@ -17,6 +17,8 @@ pub(crate) struct Audited {
     pub(crate) ops: Vec<Op>,
     pub(crate) audit: AuditSet,
     pub(crate) timeline: Timeline,
+    /// The analysis's predicted RPO.
+    pub(crate) predicted_s: Option<f64>,
 }
 
 /// Reads back what survived on the authoritative node, classifies the
@@ -82,6 +84,7 @@ pub(crate) async fn audit(
         sh.warn(format!("could not save the trial's ledger: {e}"));
     }
     sh.phase("done");
+    let predicted_s = analysis.rpo.predicted_s;
     sh.emit(DrillEvent::TrialFinished {
         trial: sh.trial,
         analysis: Box::new(analysis),
@@ -93,6 +96,7 @@ pub(crate) async fn audit(
         ops,
         audit,
         timeline: tl,
+        predicted_s,
     })
 }
 

@@ -170,13 +170,7 @@ pub async fn run_capability(
     domains: &mut [Domain],
     tx: UnboundedSender<DrillEvent>,
 ) -> Result<Verdict, EngineError> {
-    let wall = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let _ = tx.send(DrillEvent::DrillStarted {
-        drill: cap.drill.clone(),
-        trials: cap.trials,
-        wall_clock: wall,
-        target: cap.target.clone(),
-    });
+    crate::drill_started(&tx, &cap.drill, cap.trials, &cap.target);
     let interrupted = Arc::new(AtomicBool::new(false));
     let listener = tokio::spawn(crate::listen_for_interrupts(interrupted.clone()));
     let mut verdicts = Vec::new();
@@ -220,19 +214,9 @@ pub async fn run_capability(
     }
     listener.abort();
     res?;
-    let verdict = worst(&verdicts);
+    let verdict = crate::worst(&verdicts);
     let _ = tx.send(DrillEvent::DrillFinished { verdict });
     Ok(verdict)
-}
-
-fn worst(v: &[Verdict]) -> Verdict {
-    if v.contains(&Verdict::Fail) {
-        Verdict::Fail
-    } else if v.contains(&Verdict::Inconclusive) {
-        Verdict::Inconclusive
-    } else {
-        Verdict::Pass
-    }
 }
 
 /// One capability trial with every exit path covered, as a single store's
@@ -270,19 +254,8 @@ async fn run_guarded(
         .unwrap_or_default()
         + cap.workload.op_timeout * plans.len() as u32
         + Duration::from_secs(60);
-    let mut task = tokio::spawn(run_trial(cap.clone(), plans.clone(), shs.clone(), tx));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-    let result = tokio::select! {
-        r = &mut task => match r {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(EngineError::Internal(format!("the trial panicked: {e}"))),
-            Err(e) => Err(EngineError::Internal(e.to_string())),
-        },
-        _ = tokio::signal::ctrl_c() => { task.abort(); Err(EngineError::Aborted("interrupted (Ctrl-C)".into())) }
-        _ = term.recv() => { task.abort(); Err(EngineError::Aborted("terminated (SIGTERM)".into())) }
-        _ = tokio::time::sleep(limit) => { task.abort(); Err(EngineError::Aborted(format!("safety timeout: the trial ran longer than {limit:?}"))) }
-    };
+    let task = tokio::spawn(run_trial(cap.clone(), plans.clone(), shs.clone(), tx));
+    let result = trial::until_done(task, limit).await;
     for sh in &shs {
         sh.stop.store(true, Ordering::SeqCst);
         sh.sampling.store(false, Ordering::SeqCst);
@@ -403,12 +376,7 @@ fn judge(
     // predicts its own loss from its own replication lag.
     analysis.rpo.predicted_s = audited
         .iter()
-        .zip(plans)
-        .filter_map(|(a, (_, p, _))| {
-            firedrill_ledger::analyze(&a.ops, &a.timeline, &a.audit, &p.slo)
-                .rpo
-                .predicted_s
-        })
+        .filter_map(|a| a.predicted_s)
         .reduce(f64::max);
     let (mut chk, mut verdict) = check(&analysis, &cap.objectives);
     for ((name, _, judged), a) in plans.iter().zip(audited) {
@@ -420,7 +388,7 @@ fn judge(
                 )
                 .to_lowercase(),
             );
-            verdict = worst(&[verdict, a.verdict]);
+            verdict = crate::worst(&[verdict, a.verdict]);
         }
     }
     if let Err(e) = audit::TrialFiles::save(&cap.run_dir, trial_no, &e2e, &whole, &tl) {

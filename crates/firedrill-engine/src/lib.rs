@@ -93,13 +93,7 @@ pub async fn run(
     env: &mut dyn Environment,
     tx: UnboundedSender<DrillEvent>,
 ) -> Result<Verdict, EngineError> {
-    let wall = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let _ = tx.send(DrillEvent::DrillStarted {
-        drill: plan.drill.clone(),
-        trials: plan.trials,
-        wall_clock: wall,
-        target: plan.target.clone(),
-    });
+    drill_started(&tx, &plan.drill, plan.trials, &plan.target);
     let interrupted = Arc::new(AtomicBool::new(false));
     let listener = tokio::spawn(listen_for_interrupts(interrupted.clone()));
     let res = run_trials(plan, env, &tx, &interrupted).await;
@@ -166,11 +160,32 @@ async fn run_trials(
         let v = trial::run_guarded(plan, trial, nodes, tx.clone()).await?;
         verdicts.push(v);
     }
-    Ok(if verdicts.contains(&Verdict::Fail) {
+    Ok(worst(&verdicts))
+}
+
+/// The worst of several verdicts: any fail fails, else any inconclusive.
+pub(crate) fn worst(v: &[Verdict]) -> Verdict {
+    if v.contains(&Verdict::Fail) {
         Verdict::Fail
-    } else if verdicts.contains(&Verdict::Inconclusive) {
+    } else if v.contains(&Verdict::Inconclusive) {
         Verdict::Inconclusive
     } else {
         Verdict::Pass
-    })
+    }
+}
+
+/// The drill's first event, with the wall-clock anchor.
+pub(crate) fn drill_started(
+    tx: &UnboundedSender<DrillEvent>,
+    drill: &str,
+    trials: u32,
+    target: &str,
+) {
+    let wall = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let _ = tx.send(DrillEvent::DrillStarted {
+        drill: drill.to_string(),
+        trials,
+        wall_clock: wall,
+        target: target.to_string(),
+    });
 }

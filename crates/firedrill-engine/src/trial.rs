@@ -173,20 +173,8 @@ pub async fn run_guarded(
     sh.emit(DrillEvent::TrialStarted { trial });
     crate::journal::spawn_flusher(&sh);
 
-    let mut task = tokio::spawn(run_trial(plan.clone(), sh.clone()));
-    let limit = plan.max_trial_time() + Duration::from_secs(60);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-    let result = tokio::select! {
-        r = &mut task => match r {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(EngineError::Internal(format!("the trial panicked: {e}"))),
-            Err(e) => Err(EngineError::Internal(e.to_string())),
-        },
-        _ = tokio::signal::ctrl_c() => { task.abort(); Err(EngineError::Aborted("interrupted (Ctrl-C)".into())) }
-        _ = term.recv() => { task.abort(); Err(EngineError::Aborted("terminated (SIGTERM)".into())) }
-        _ = tokio::time::sleep(limit) => { task.abort(); Err(EngineError::Aborted(format!("safety timeout: the trial ran longer than {limit:?}"))) }
-    };
+    let task = tokio::spawn(run_trial(plan.clone(), sh.clone()));
+    let result = until_done(task, plan.max_trial_time() + Duration::from_secs(60)).await;
     sh.stop.store(true, Ordering::SeqCst);
     sh.sampling.store(false, Ordering::SeqCst);
     if result.is_err() {
@@ -199,6 +187,26 @@ pub async fn run_guarded(
     // The last word: the heals and how the trial ended.
     crate::journal::flush(&sh).await;
     result
+}
+
+/// Waits for a trial's task, or stops it on Ctrl-C, SIGTERM or the safety
+/// timeout `limit`; a panic is an internal error. The caller heals.
+pub(crate) async fn until_done(
+    mut task: JoinHandle<Result<Verdict, EngineError>>,
+    limit: Duration,
+) -> Result<Verdict, EngineError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    tokio::select! {
+        r = &mut task => match r {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(EngineError::Internal(format!("the trial panicked: {e}"))),
+            Err(e) => Err(EngineError::Internal(e.to_string())),
+        },
+        _ = tokio::signal::ctrl_c() => { task.abort(); Err(EngineError::Aborted("interrupted (Ctrl-C)".into())) }
+        _ = term.recv() => { task.abort(); Err(EngineError::Aborted("terminated (SIGTERM)".into())) }
+        _ = tokio::time::sleep(limit) => { task.abort(); Err(EngineError::Aborted(format!("safety timeout: the trial ran longer than {limit:?}"))) }
+    }
 }
 
 /// Opens the trial's target and heal journal: nothing is touched yet. `t0`

@@ -173,24 +173,7 @@ fn dual_write_region_loss_orphans_each_kind() {
     let reversed = text.replace(cut, "");
     let spec2 = lab.tmp.path().join("sessions-behind.toml");
     std::fs::write(&spec2, reversed).expect("write");
-    let out_dir = lab.run_dir("sessions-behind");
-    let out = firedrill(&[
-        "drill",
-        spec2.to_str().expect("utf-8"),
-        "--out",
-        out_dir.to_str().expect("utf-8"),
-    ]);
-    let d2 = Drill {
-        code: out.status.code().unwrap_or(-1),
-        run: serde_json::from_str(
-            &std::fs::read_to_string(out_dir.join("run.json")).expect("run.json"),
-        )
-        .expect("json"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        dir: out_dir,
-    };
-    eprintln!("{}", d2.stdout);
+    let d2 = lab.drill_file(&spec2, "sessions-behind");
     figures("orders not behind, sessions 0.3 s behind", &d2);
     invariants(&d2);
     let (o2, s2) = (rpo(domain(&d2, "orders")), rpo(domain(&d2, "session")));
@@ -355,25 +338,7 @@ rto = "30s"
     );
     let spec = lab.tmp.path().join("endpoints.toml");
     std::fs::write(&spec, text).expect("write");
-    let out_dir = lab.run_dir("endpoints");
-    let out = firedrill(&[
-        "drill",
-        spec.to_str().expect("utf-8"),
-        "--out",
-        out_dir.to_str().expect("utf-8"),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!("{stdout}");
-    Drill {
-        code: out.status.code().unwrap_or(-1),
-        run: std::fs::read_to_string(out_dir.join("run.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null),
-        stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        dir: out_dir,
-    }
+    lab.drill_file(&spec, "endpoints")
 }
 
 fn bad(from: &str, to: &str, want: &str) {

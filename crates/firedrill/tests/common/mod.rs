@@ -150,10 +150,15 @@ impl Lab {
 
     /// Runs the drill; returns the exit code, run.json, and the output.
     pub fn drill(&self, run: &str) -> Drill {
+        self.drill_file(&self.spec, run)
+    }
+
+    /// Runs the drill of another spec file against this lab.
+    pub fn drill_file(&self, spec: &Path, run: &str) -> Drill {
         let out_dir = self.run_dir(run);
         let out = firedrill(&[
             "drill",
-            self.spec_str(),
+            spec.to_str().expect("utf-8 path"),
             "--out",
             out_dir.to_str().expect("utf-8"),
         ]);
