@@ -78,6 +78,32 @@ if [ ! -f "$KAFKA_LIBS/.firedrill-complete" ] || [ "$(cat "$KAFKA_LIBS/.firedril
   mv "$ktmp" "$KAFKA_LIBS"
 fi
 
+# Outbox capability drills: Debezium's PostgreSQL connector as a Kafka
+# Connect plugin (the Kafka lab's `cdc` worker), from Maven Central, beside
+# the Kafka jars: the plugin directory holds only Debezium's own jars.
+dbz_pom="$(dirname "$kafka_pom")/debezium-pom.xml"
+DEBEZIUM_VERSION="${DEBEZIUM_VERSION:-3.6.1.Final}"
+DEBEZIUM_DIR="${FIREDRILL_DEBEZIUM_DIR:-$HOME/.cache/firedrill/debezium-$DEBEZIUM_VERSION}"
+dbz_want="$DEBEZIUM_VERSION $(sha256sum "$dbz_pom" | cut -d' ' -f1)"
+dbz_plugin="$DEBEZIUM_DIR/debezium-connector-postgres"
+if [ ! -f "$dbz_plugin/.firedrill-complete" ] || [ "$(cat "$dbz_plugin/.firedrill-complete")" != "$dbz_want" ]; then
+  mkdir -p "$DEBEZIUM_DIR"
+  dtmp="$(mktemp -d "$DEBEZIUM_DIR/.plugin.tmp.XXXXXX")"
+  dargs=(-q -B -f "$dbz_pom" "-Ddebezium.version=$DEBEZIUM_VERSION" dependency:copy-dependencies
+    -DincludeScope=runtime "-DoutputDirectory=$dtmp")
+  if ! mvn -o "${dargs[@]}" >/dev/null 2>&1; then
+    echo "install-deps: fetching Debezium $DEBEZIUM_VERSION's PostgreSQL connector from Maven Central" >&2
+    rm -rf "${dtmp:?}"/*
+    mvn "${dargs[@]}" >&2
+  fi
+  for must in "debezium-connector-postgres-$DEBEZIUM_VERSION.jar" "debezium-connect-plugins-$DEBEZIUM_VERSION.jar"; do
+    [ -f "$dtmp/$must" ] || { echo "install-deps: $must missing after copy-dependencies" >&2; exit 1; }
+  done
+  echo "$dbz_want" > "$dtmp/.firedrill-complete"
+  rm -rf "$dbz_plugin"
+  mv "$dtmp" "$dbz_plugin"
+fi
+
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi

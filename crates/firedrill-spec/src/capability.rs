@@ -149,6 +149,7 @@ pub fn split_capability(
     let mut regions = BTreeMap::new();
     if let Some(lab) = multi {
         check_lab_keys(spec, lab, &mut out);
+        crate::outbox::check_cdc(spec, lab, stores, &mut out);
         members = lab
             .member
             .iter()

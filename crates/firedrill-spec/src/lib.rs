@@ -7,6 +7,7 @@ mod command;
 mod corruption;
 mod duration;
 mod fuzz;
+mod outbox;
 mod store;
 mod types;
 mod validate;

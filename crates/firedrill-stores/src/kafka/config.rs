@@ -26,6 +26,36 @@ pub struct KafkaLab {
     pub java: Option<PathBuf>,
     /// `[lab.kafka]`.
     pub kafka: Option<KafkaLabSpec>,
+    /// A Kafka Connect worker running Debezium's PostgreSQL connector on
+    /// another member's outbox table (outbox capability drills).
+    pub cdc: Option<CdcSpec>,
+}
+
+/// `cdc = { source = "orders" }` in a Kafka `[[lab.member]]`: the lab also
+/// runs Kafka Connect (standalone) with Debezium's PostgreSQL connector
+/// and its outbox EventRouter, capturing the `firedrill_outbox` table of
+/// the PostgreSQL member `source` into the topic `outbox.<aggregatetype>`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdcSpec {
+    /// The PostgreSQL member (its domain) whose outbox Debezium reads. It
+    /// is listed before this member (it must be up first) and sets
+    /// `wal_level = "logical"` in its settings.
+    pub source: Spanned<String>,
+    /// Connect's `offset.flush.interval.ms` (default 5 s): how often the
+    /// worker records how far it has published. A worker killed between
+    /// two flushes publishes the rows since the last one again: at most
+    /// this much of the outbox is delivered twice.
+    pub offset_flush: Option<Spanned<Dur>>,
+}
+
+impl CdcSpec {
+    pub fn offset_flush(&self) -> Duration {
+        self.offset_flush
+            .as_ref()
+            .map(|d| d.get_ref().0)
+            .unwrap_or(Duration::from_secs(5))
+    }
 }
 
 impl KafkaLab {
@@ -223,6 +253,11 @@ impl KafkaTarget {
 
 /// What Kafka would refuse or could not place.
 pub fn check_lab(spec: &LoadedSpec, o: &KafkaLab, out: &mut Vec<Diagnostic>) {
+    if let Some(f) = o.cdc.as_ref().and_then(|c| c.offset_flush.as_ref()) {
+        if f.get_ref().0 < Duration::from_millis(100) {
+            out.push(spec.at(f.span(), "offset_flush must be at least 100ms"));
+        }
+    }
     if let Some(n) = &o.nodes {
         if ![3, 5].contains(n.get_ref()) {
             out.push(spec.at(n.span(), "a Kafka lab has 3 or 5 nodes (brokers)"));

@@ -179,6 +179,11 @@ fn build_once(
     let o = KafkaLab::of(spec);
     let libs = find_libs(&o)?;
     let java = find_java(&o)?;
+    if let Some(c) = &o.cdc {
+        // Before anything starts: the source is up, the plugin installed.
+        super::connect::source_primary(&dir, c)?;
+        super::connect::find_plugins()?;
+    }
     let run_as = RunAs::resolve(spec.user.as_deref())?;
     let names = o.node_names();
     let n = names.len();
@@ -276,6 +281,7 @@ fn populate(
     ));
     start_all(state, java, &cp)?;
     super::start::wait_started(state, progress)?;
+    super::connect::start(state, o, java, &cp, progress)?;
     progress("lab is up");
     Ok(())
 }
@@ -612,9 +618,11 @@ fn start_all(state: &mut LabState, java: &Path, cp: &str) -> Result<(), LabError
 /// timeout: a reset between trials would pay that every time.
 pub(crate) fn stop(state: &LabState) -> Result<(), LabError> {
     use nix::sys::signal::Signal;
+    // The CDC worker first: it would only log the brokers going away.
     let live: Vec<_> = state
-        .nodes
+        .sentinels
         .iter()
+        .chain(&state.nodes)
         .filter_map(|n| n.proc.map(|p| (n.name.clone(), p)))
         .filter(|(_, p)| p.is_alive())
         .collect();

@@ -4,6 +4,7 @@
 //! a watch probe of the partitions' ISR.
 
 pub mod config;
+pub mod connect;
 pub mod assess;
 pub mod lab;
 pub mod probe;
