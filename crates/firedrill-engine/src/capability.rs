@@ -31,6 +31,9 @@ pub struct Domain {
     pub env: Box<dyn Environment>,
     /// The domain has objectives of its own: its verdict counts.
     pub judged: bool,
+    /// The operation writes it (an outbox's log and projection are
+    /// written by Debezium and the consumer instead).
+    pub written: bool,
 }
 
 /// What the capability adds to its domains' plans.
@@ -46,6 +49,8 @@ pub struct CapabilityPlan {
     pub objectives: Objectives,
     pub trials: u32,
     pub run_dir: PathBuf,
+    /// The outbox variant's pipeline.
+    pub outbox: Option<crate::OutboxPlan>,
 }
 
 /// A domain's event, as the capability's stream carries it: its nodes
@@ -254,7 +259,8 @@ async fn run_guarded(
         .unwrap_or_default()
         + cap.workload.op_timeout * plans.len() as u32
         + Duration::from_secs(60);
-    let task = tokio::spawn(run_trial(cap.clone(), plans.clone(), shs.clone(), tx));
+    let written: Vec<bool> = domains.iter().map(|d| d.written).collect();
+    let task = tokio::spawn(run_trial(cap.clone(), plans.clone(), written, shs.clone(), tx));
     let result = trial::until_done(task, limit).await;
     for sh in &shs {
         sh.stop.store(true, Ordering::SeqCst);
@@ -277,6 +283,7 @@ async fn run_guarded(
 async fn run_trial(
     cap: CapabilityPlan,
     plans: Vec<(String, Plan, bool)>,
+    written: Vec<bool>,
     shs: Vec<Arc<Shared>>,
     tx: UnboundedSender<DrillEvent>,
 ) -> Result<Verdict, EngineError> {
@@ -299,10 +306,24 @@ async fn run_trial(
         aux.extend(trial::start_samplers(sh, &primary, &standbys)?);
         primaries.push(primary);
     }
+    if let Some(o) = &cap.outbox {
+        o.pipeline
+            .start(shs[o.source].target.run_id())
+            .await
+            .map_err(|e| EngineError::Preflight(format!("outbox consumer: {e}")))?;
+    }
     phase("warmup");
-    let workers = spawn_clients(&cap.workload, &shs, &primaries)?;
-    aux.push(spawn_progress(&shs, tx.clone()));
-    let last = shs
+    // The operation writes the written domains, in order.
+    let (wshs, wprim): (Vec<Arc<Shared>>, Vec<String>) = shs
+        .iter()
+        .zip(&primaries)
+        .zip(&written)
+        .filter(|(_, w)| **w)
+        .map(|((sh, p), _)| (sh.clone(), p.clone()))
+        .unzip();
+    let workers = spawn_clients(&cap.workload, &wshs, &wprim)?;
+    aux.push(spawn_progress(&wshs, tx.clone()));
+    let last = wshs
         .last()
         .ok_or_else(|| EngineError::Internal("no domain".into()))?;
     let first_ack = trial::wait_first_ack(last, plans[0].1.first_ack_timeout()).await?;
@@ -346,7 +367,11 @@ async fn run_trial(
     for ((_, plan, _), sh) in plans.iter().zip(&shs) {
         audited.push(audit::audit(plan, sh, workload_end).await?);
     }
-    let verdict = judge(&cap, &plans, &audited, trial_no, &tx);
+    let outbox = match &cap.outbox {
+        Some(o) => crate::outbox::audit(o, &audited[o.source], &shs[o.source], workload_end).await,
+        None => None,
+    };
+    let verdict = judge(&cap, &plans, &written, &audited, outbox, trial_no, &tx);
     phase("done");
     Ok(verdict)
 }
@@ -357,7 +382,9 @@ async fn run_trial(
 fn judge(
     cap: &CapabilityPlan,
     plans: &[(String, Plan, bool)],
+    written: &[bool],
     audited: &[audit::Audited],
+    outbox: Option<firedrill_ledger::outbox::OutboxFigures>,
     trial_no: u32,
     tx: &UnboundedSender<DrillEvent>,
 ) -> Verdict {
@@ -365,6 +392,9 @@ fn judge(
     let ledgers: Vec<DomainLedger<'_>> = plans
         .iter()
         .zip(audited)
+        .zip(written)
+        .filter(|(_, w)| **w)
+        .map(|(d, _)| d)
         .map(|((name, _, _), a)| DomainLedger {
             name,
             ops: &a.ops,
@@ -378,7 +408,22 @@ fn judge(
         .iter()
         .filter_map(|a| a.predicted_s)
         .reduce(f64::max);
+    if let (Some(c), Some(o)) = (analysis.capability.as_mut(), &outbox) {
+        c.outbox = Some(o.clone());
+    }
     let (mut chk, mut verdict) = check(&analysis, &cap.objectives);
+    match &outbox {
+        Some(o) if !o.reasons().is_empty() => {
+            chk.reasons.extend(o.reasons());
+            verdict = crate::worst(&[verdict, Verdict::Fail]);
+        }
+        None if cap.outbox.is_some() => {
+            chk.reasons
+                .push("outbox: the log and the projection could not be audited".into());
+            verdict = crate::worst(&[verdict, Verdict::Inconclusive]);
+        }
+        _ => {}
+    }
     for ((name, _, judged), a) in plans.iter().zip(audited) {
         if *judged && a.verdict != Verdict::Pass {
             chk.reasons.push(

@@ -9,6 +9,7 @@ mod capability;
 mod consumer;
 mod heal;
 mod journal;
+mod outbox;
 mod plan;
 mod reaudit;
 mod recover;
@@ -19,6 +20,7 @@ mod workload;
 
 pub use audit::TrialFiles;
 pub use capability::{run_capability, CapabilityPlan, Domain};
+pub use outbox::OutboxPlan;
 /// One journaled heal, carried out by its fault's module: the watchdog
 /// (`firedrill __heal`) calls it with the entry it read back.
 pub use firedrill_faults::{heal_entry, HealWith};

@@ -61,6 +61,9 @@ pub struct CapabilityFigures {
     /// The domain whose loss sets the capability's RPO (the largest
     /// domain RPO), when any domain lost anything.
     pub dominated_by: Option<String>,
+    /// The outbox's three-way audit, for an outbox capability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<crate::outbox::OutboxFigures>,
 }
 
 /// The capability figures of one trial. `timeline` is the trial's (its
@@ -187,6 +190,7 @@ pub fn capability_analysis(
         rto_s: a.rto.achieved_s,
         domain_rpo_s,
         dominated_by,
+        outbox: None,
     };
     a.capability = Some(figs.clone());
     (a, figs, e2e, whole)

@@ -12,6 +12,7 @@ mod command;
 mod consumer;
 pub mod events;
 mod fuzz;
+pub mod outbox;
 pub mod journal;
 mod restore;
 mod rpo;

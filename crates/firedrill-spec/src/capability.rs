@@ -73,6 +73,10 @@ pub struct DomainTargetSpec {
 pub struct CapabilitySpec {
     pub name: Spanned<String>,
     pub order: Spanned<Vec<Spanned<String>>>,
+    /// The outbox variant: the order's event is written in its
+    /// transaction and reaches the other domains through Debezium.
+    #[serde(default)]
+    pub outbox: Option<crate::outbox::OutboxSpec>,
 }
 
 /// One domain of a capability spec, as an ordinary spec of its own.
@@ -94,6 +98,10 @@ pub struct DomainSpec {
     /// The index in the real file's schedule of each of this domain's
     /// steps, in its drill's order: reports number steps as the file does.
     pub steps: Vec<usize>,
+    /// The operation writes this domain (it is in the write order); an
+    /// outbox's log and projection are written by Debezium and the
+    /// consumer instead.
+    pub written: bool,
 }
 
 impl LabSpec {
@@ -159,8 +167,14 @@ pub fn split_capability(
         regions = check_regions(spec, lab, &members, stores, &mut out);
     }
     let drill = spec.file.drill.as_ref().filter(|_| !lab_only);
+    let mut written = usize::MAX;
     let order: Vec<String> = match (drill, multi) {
-        (Some(d), _) => check_drill(spec, d, &members, &mut out),
+        (Some(d), _) => {
+            let order = check_drill(spec, d, &members, &mut out);
+            let extra = crate::outbox::check_outbox(spec, d, &members, stores, &order, &mut out);
+            written = order.len();
+            order.into_iter().chain(extra).collect()
+        }
         (None, Some(lab)) if lab_only => lab
             .member
             .iter()
@@ -172,7 +186,7 @@ pub fn split_capability(
         }
     };
     let mut domains = Vec::new();
-    for domain in order {
+    for (i, domain) in order.into_iter().enumerate() {
         let here: BTreeMap<String, String> = regions
             .iter()
             .filter_map(|(n, r)| {
@@ -181,7 +195,8 @@ pub fn split_capability(
             })
             .collect();
         let member = members.get(&domain).map(|(m, l)| (*m, l));
-        if let Some(ds) = domain_spec(spec, stores, drill, &domain, member, here, &mut out) {
+        if let Some(mut ds) = domain_spec(spec, stores, drill, &domain, member, here, &mut out) {
+            ds.written = i < written;
             domains.push(ds);
         }
     }
@@ -268,6 +283,7 @@ fn domain_spec(
         judged: target.is_some_and(|t| t.objectives.is_some()),
         regions,
         zones,
+        written: true,
     })
 }
 
@@ -508,6 +524,12 @@ fn check_drill(
 /// recovery, and its objectives (else the capability's, for the checks).
 fn domain_drill(d: &DrillSpec, domain: &str, zones: &[String]) -> DrillSpec {
     let t = d.targets.iter().find(|t| t.domain.get_ref() == domain);
+    // An outbox's source writes each order's event with it.
+    let outbox = d
+        .capability
+        .as_ref()
+        .and_then(|c| c.outbox.as_ref())
+        .is_some_and(|o| o.source.get_ref() == domain);
     let faults: Vec<FaultStep> = d
         .faults
         .iter()
@@ -519,15 +541,21 @@ fn domain_drill(d: &DrillSpec, domain: &str, zones: &[String]) -> DrillSpec {
         })
         .collect();
     let target = t
-        .filter(|t| !t.options.is_empty() || !t.nodes.is_empty())
-        .map(|t| TargetSpec {
-            kind: t.kind.clone(),
-            nodes: t.nodes.clone(),
-            password_env: t.password_env.clone(),
-            password_file: t.password_file.clone(),
-            reset_command: t.reset_command.clone(),
-            options: t.options.clone(),
-            ..TargetSpec::default()
+        .filter(|t| outbox || !t.options.is_empty() || !t.nodes.is_empty())
+        .map(|t| {
+            let mut options = t.options.clone();
+            if outbox {
+                options.insert("outbox".into(), toml::Value::Boolean(true));
+            }
+            TargetSpec {
+                kind: t.kind.clone(),
+                nodes: t.nodes.clone(),
+                password_env: t.password_env.clone(),
+                password_file: t.password_file.clone(),
+                reset_command: t.reset_command.clone(),
+                options,
+                ..TargetSpec::default()
+            }
         });
     DrillSpec {
         name: Spanned::new(0..0, format!("{}-{domain}", d.name.get_ref())),

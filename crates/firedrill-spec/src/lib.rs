@@ -8,6 +8,7 @@ mod corruption;
 mod duration;
 mod fuzz;
 mod outbox;
+pub use outbox::{OutboxSpec, CONSUMERS};
 mod store;
 mod types;
 mod validate;

@@ -11,6 +11,14 @@
 
 mod watch;
 
+/// The outbox table (DESIGN.md, "Capabilities"): an outbox capability's
+/// PostgreSQL domain writes each event here in the transaction of its
+/// order, and Debezium's EventRouter (a Kafka lab's `cdc` worker) reads it
+/// with the router's default column names.
+pub const OUTBOX_DDL: &str = "CREATE TABLE IF NOT EXISTS firedrill_outbox (\
+id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, \
+aggregateid varchar(255) NOT NULL, type varchar(255) NOT NULL, payload text)";
+
 pub use watch::watch_kinds;
 
 /// Every store kind and failover mechanism `firedrill assess` knows in

@@ -288,6 +288,22 @@ pub trait ReportedLag: Send {
     async fn read(&mut self, limit: Duration) -> Option<Duration>;
 }
 
+/// An outbox's delivery path (DESIGN.md, "Capabilities"): the log
+/// Debezium publishes the source's events to, and the consumer firedrill
+/// runs to apply each event to a projection, idempotently or not.
+#[async_trait]
+pub trait OutboxPipeline: Send + Sync {
+    /// The log, the projection and the consumer, for the report.
+    fn describe(&self) -> String;
+    /// Starts the consumer for the source's run `run_id` (its events
+    /// carry it), from the start of the log.
+    async fn start(&self, run_id: &str) -> Result<(), TargetError>;
+    /// What the log and the projection hold now; the consumer runs on.
+    async fn read(&self, limit: Duration) -> Result<firedrill_ledger::outbox::OutboxRead, TargetError>;
+    /// Stops the consumer and removes the run's projection.
+    async fn stop(&self);
+}
+
 /// The drill's consumer group on a stream.
 #[async_trait]
 pub trait StreamConsumer: Send {

@@ -38,19 +38,6 @@ pub fn outbox_topic(aggregate: &str) -> String {
     format!("outbox.{aggregate}")
 }
 
-/// The outbox table, as the writer and Debezium's EventRouter both see it
-/// (the router's default column names).
-pub fn outbox_ddl() -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (\
-         id uuid PRIMARY KEY, \
-         aggregatetype varchar(255) NOT NULL, \
-         aggregateid varchar(255) NOT NULL, \
-         type varchar(255) NOT NULL, \
-         payload text)"
-    )
-}
-
 /// The plugin directory (Connect's `plugin.path`): `FIREDRILL_DEBEZIUM_DIR`
 /// or the cache; it holds `debezium-connector-postgres/`.
 pub fn find_plugins() -> Result<PathBuf, LabError> {
@@ -207,7 +194,7 @@ fn create_outbox(src: &LabState, pg: &NodeState) -> Result<(), LabError> {
     let out = std::process::Command::new(&psql)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &pg.host])
         .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", "postgres"])
-        .args(["-c", &outbox_ddl()])
+        .args(["-c", crate::OUTBOX_DDL])
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| LabError::Program(format!("{}: {e}", psql.display())))?;
@@ -385,6 +372,5 @@ mod tests {
     #[test]
     fn topics_follow_the_router() {
         assert_eq!(outbox_topic("order"), "outbox.order");
-        assert!(outbox_ddl().contains("aggregateid"));
     }
 }

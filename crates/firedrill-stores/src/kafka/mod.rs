@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod connect;
+#[cfg(feature = "redis")]
+pub mod outbox;
 pub mod assess;
 pub mod lab;
 pub mod probe;

@@ -170,7 +170,7 @@ impl Store for PatroniStore {
         Arc::new(PatroniOpener { api: apis(state) })
     }
     fn endpoint_target(&self, _t: &TargetSpec, _w: &WorkloadSpec) -> Arc<dyn TargetOpener> {
-        Arc::new(PgOpener)
+        Arc::new(PgOpener::default())
     }
     fn client_address(&self, port: u16) -> String {
         crate::postgres::pg_client_address(port)
@@ -179,6 +179,6 @@ impl Store for PatroniStore {
         true
     }
     fn heal_target(&self) -> Option<Arc<dyn TargetOpener>> {
-        Some(Arc::new(PgOpener))
+        Some(Arc::new(PgOpener::default()))
     }
 }

@@ -69,6 +69,9 @@ impl StoreSpec for PostgresStore {
     fn lab_keys(&self) -> &'static [&'static str] {
         firedrill_spec::field_names::<PgLab>()
     }
+    fn target_keys(&self) -> &'static [&'static str] {
+        &["outbox"]
+    }
     fn links(&self) -> &'static [Links] {
         &[Links::Direct, Links::Proxied, Links::Netns]
     }
@@ -192,7 +195,24 @@ impl LabDriver for PostgresStore {
 
 /// Opens [`target::PgStore`]s.
 #[derive(Debug)]
-pub struct PgOpener;
+/// Opens PostgreSQL targets. `outbox`: each write also inserts its event
+/// into `firedrill_outbox`, in the same transaction (an outbox capability's
+/// source domain; the target option `outbox = true`).
+#[derive(Default)]
+pub struct PgOpener {
+    pub outbox: bool,
+}
+
+impl PgOpener {
+    fn of(t: Option<&TargetSpec>) -> PgOpener {
+        PgOpener {
+            outbox: t
+                .and_then(|t| t.options.get("outbox"))
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+        }
+    }
+}
 
 impl TargetOpener for PgOpener {
     fn kind(&self) -> &'static str {
@@ -204,7 +224,9 @@ impl TargetOpener for PgOpener {
         password: Option<&str>,
         run_id: &str,
     ) -> Result<Box<dyn Target>, TargetError> {
-        Ok(Box::new(target::PgStore::new(nodes, password, run_id)?))
+        Ok(Box::new(
+            target::PgStore::new(nodes, password, run_id)?.with_outbox(self.outbox),
+        ))
     }
 }
 
@@ -225,13 +247,13 @@ impl Store for PostgresStore {
     fn lab_target(
         &self,
         _state: &LabState,
-        _t: Option<&TargetSpec>,
+        t: Option<&TargetSpec>,
         _w: &WorkloadSpec,
     ) -> Arc<dyn TargetOpener> {
-        Arc::new(PgOpener)
+        Arc::new(PgOpener::of(t))
     }
-    fn endpoint_target(&self, _t: &TargetSpec, _w: &WorkloadSpec) -> Arc<dyn TargetOpener> {
-        Arc::new(PgOpener)
+    fn endpoint_target(&self, t: &TargetSpec, _w: &WorkloadSpec) -> Arc<dyn TargetOpener> {
+        Arc::new(PgOpener::of(Some(t)))
     }
     fn client_address(&self, port: u16) -> String {
         pg_client_address(port)
@@ -256,7 +278,7 @@ impl Store for PostgresStore {
         Ok((upstream, client))
     }
     fn heal_target(&self) -> Option<Arc<dyn TargetOpener>> {
-        Some(Arc::new(PgOpener))
+        Some(Arc::new(PgOpener::default()))
     }
 }
 

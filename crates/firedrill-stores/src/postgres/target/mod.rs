@@ -32,6 +32,16 @@ CREATE TABLE IF NOT EXISTS firedrill_heartbeat (run_id text PRIMARY KEY, n bigin
 
 const INSERT: &str = "INSERT INTO firedrill_ledger (run_id, seq, payload) VALUES ($1, $2, $3)";
 
+/// The outbox write: the ledger row and its event in one statement, so in
+/// one transaction (both commit or neither). The event's id is derived
+/// from (run, seq), so a consumer and the audit can tell a redelivery of
+/// one event from two events; the aggregate is the ledger entry (`seq`)
+/// and the payload the run, which keeps runs apart in the log.
+const INSERT_WITH_OUTBOX: &str = "WITH ledger AS (INSERT INTO firedrill_ledger (run_id, seq, payload) VALUES ($1, $2, $3)) \
+INSERT INTO firedrill_outbox (id, aggregatetype, aggregateid, type, payload) \
+VALUES (md5($1 || ':' || $4)::uuid, 'order', $4, 'placed', $1)";
+
+
 fn node_err(node: &str, e: impl PgMessage) -> TargetError {
     TargetError::Node {
         node: node.into(),
@@ -121,6 +131,15 @@ impl PgTarget {
     }
 
     /// Creates the ledger and heartbeat tables on the primary.
+    /// The outbox table, for endpoints whose lab did not create it (a
+    /// `cdc` lab creates it before Debezium starts).
+    pub async fn setup_outbox(&self, primary: &str) -> Result<(), TargetError> {
+        let c = self.connect_node(primary, Duration::from_secs(5)).await?;
+        c.batch_execute(&crate::OUTBOX_DDL)
+            .await
+            .map_err(|e| node_err(primary, e))
+    }
+
     pub async fn setup(&self, primary: &str) -> Result<(), TargetError> {
         let c = self.connect_node(primary, Duration::from_secs(5)).await?;
         c.batch_execute(SCHEMA)
@@ -398,6 +417,8 @@ pub struct WorkloadClient {
     retry_at: Option<Instant>,
     /// Moved by a recovery; `generation` is the route's as last followed.
     route: Option<(Arc<Route>, u64)>,
+    /// Each write also inserts its outbox row, in the same transaction.
+    outbox: bool,
 }
 
 // Short backoff: the client should notice a new primary within ~0.1 s, or
@@ -416,7 +437,14 @@ impl WorkloadClient {
             backoff: BACKOFF_MIN,
             retry_at: None,
             route: None,
+            outbox: false,
         }
+    }
+
+    /// The same client, writing each entry's outbox row with it.
+    pub fn with_outbox(mut self, outbox: bool) -> Self {
+        self.outbox = outbox;
+        self
     }
 
     /// The same client, following `route` when a recovery moves it.
@@ -472,7 +500,8 @@ impl WorkloadClient {
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = async {
                 let client = connect(&self.config, left).await?;
-                let stmt = client.prepare(INSERT).await.map_err(|e| e.to_string())?;
+                let sql = if self.outbox { INSERT_WITH_OUTBOX } else { INSERT };
+                let stmt = client.prepare(sql).await.map_err(|e| e.to_string())?;
                 Ok::<_, String>((client, stmt))
             };
             match timeout(left, attempt).await {
@@ -492,8 +521,12 @@ impl WorkloadClient {
             return Outcome::Fail;
         };
         let seq_i = seq as i64;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-            [&self.run_id, &seq_i, &self.payload];
+        let key = seq.to_string();
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = if self.outbox {
+            vec![&self.run_id, &seq_i, &self.payload, &key]
+        } else {
+            vec![&self.run_id, &seq_i, &self.payload]
+        };
         let fut = client.execute(stmt, &params);
         match tokio::time::timeout_at(deadline, fut).await {
             Ok(Ok(_)) => Outcome::Ok,

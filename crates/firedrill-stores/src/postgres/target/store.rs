@@ -25,6 +25,8 @@ pub struct PgStore {
     /// The payload each client writes (one per client): the audit counts a
     /// row holding none of them as garbled.
     payloads: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// Each write also inserts its outbox row (see [`WorkloadClient::with_outbox`]).
+    outbox: bool,
 }
 
 /// Opens a failover watch for a PostgreSQL store whose manager has one.
@@ -59,7 +61,14 @@ impl PgStore {
             connect_timeout: std::sync::Mutex::new(Duration::from_secs(1)),
             watch: None,
             payloads: std::sync::Mutex::new(Vec::new()),
+            outbox: false,
         })
+    }
+
+    /// The same store, writing an outbox row with each ledger row.
+    pub fn with_outbox(mut self, outbox: bool) -> PgStore {
+        self.outbox = outbox;
+        self
     }
 
     /// The same store, with its manager's failover signals.
@@ -101,7 +110,11 @@ impl Target for PgStore {
         self.target.role(node, limit).await
     }
     async fn setup(&self, primary: &str) -> Result<(), TargetError> {
-        self.target.setup(primary).await
+        self.target.setup(primary).await?;
+        if self.outbox {
+            self.target.setup_outbox(primary).await?;
+        }
+        Ok(())
     }
     async fn wait_replicated(&self, node: &str, limit: Duration) -> Result<(), TargetError> {
         self.target.wait_replicated(node, limit).await
@@ -130,7 +143,8 @@ impl Target for PgStore {
             .unwrap_or_else(|p| p.into_inner()) = op_timeout;
         Ok(Box::new(
             WorkloadClient::new(cfg, self.target.run_id.clone(), payload_bytes, id)
-                .following(self.route.clone()),
+                .following(self.route.clone())
+                .with_outbox(self.outbox),
         ))
     }
     fn heartbeat(
