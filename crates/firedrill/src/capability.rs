@@ -110,8 +110,10 @@ pub async fn run(spec: &LoadedSpec, out: Option<PathBuf>) -> Result<u8, Failure>
                 regions: ds.regions.clone(),
             }),
             judged: ds.judged,
+            written: ds.written,
         });
     }
+    let outbox = outbox_plan(d, &split, parent.as_deref())?;
     let Some(first) = domains.first() else {
         return Err(Failure::input("the capability names no domain"));
     };
@@ -129,6 +131,7 @@ pub async fn run(spec: &LoadedSpec, out: Option<PathBuf>) -> Result<u8, Failure>
         objectives,
         trials: first.plan.trials,
         run_dir: run_dir.clone(),
+        outbox,
     };
     let meta = RunMeta {
         drill: cap.drill.clone(),
@@ -170,4 +173,47 @@ fn domain_target(
         ))
     })?;
     Ok(Target::Lab(Box::new(state)))
+}
+
+/// The outbox's pipeline: the log's and the projection's member labs
+/// (read again at each trial's start, since a reset moves ports).
+fn outbox_plan(
+    d: &firedrill_spec::DrillSpec,
+    split: &[firedrill_spec::DomainSpec],
+    parent: Option<&std::path::Path>,
+) -> Result<Option<firedrill_engine::OutboxPlan>, Failure> {
+    let Some(o) = d.capability.as_ref().and_then(|c| c.outbox.as_ref()) else {
+        return Ok(None);
+    };
+    let index = |dom: &str| split.iter().position(|ds| ds.domain == dom);
+    let (Some(source), Some(log), Some(proj)) = (
+        index(o.source.get_ref()),
+        index(o.log.get_ref()),
+        index(o.projection.get_ref()),
+    ) else {
+        return Err(Failure::internal("an outbox domain without its domain"));
+    };
+    let (Some(parent), true, true) = (parent, split[log].lab.is_some(), split[proj].lab.is_some())
+    else {
+        return Err(Failure::input(
+            "an outbox's log and projection are lab members here ([[lab.member]]); explicit endpoints for them are not supported yet",
+        ));
+    };
+    let ends = firedrill_stores::kafka::outbox::OutboxEnds::Labs {
+        log: parent.join(&split[log].domain),
+        projection: parent.join(&split[proj].domain),
+    };
+    Ok(Some(firedrill_engine::OutboxPlan {
+        source,
+        pipeline: std::sync::Arc::new(firedrill_stores::kafka::outbox::KafkaRedisOutbox::new(
+            ends,
+            o.idempotent(),
+        )),
+        consumer: if o.idempotent() {
+            "idempotent".into()
+        } else {
+            "non_idempotent".into()
+        },
+        catch_up: o.catch_up(),
+    }))
 }

@@ -22,6 +22,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use firedrill_lab::{LabState, Role};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The aggregate type the source writes (`order`): its topic.
@@ -39,9 +41,45 @@ struct Progress {
     error: Mutex<Option<String>>,
 }
 
+/// Where the log and the projection are: fixed addresses, or the member
+/// labs, read again at each trial's start (a lab reset moves ports).
+#[derive(Clone)]
+pub enum OutboxEnds {
+    Fixed { bootstrap: String, redis: String },
+    Labs { log: PathBuf, projection: PathBuf },
+}
+
+impl OutboxEnds {
+    fn resolve(&self) -> Result<(String, String), String> {
+        match self {
+            OutboxEnds::Fixed { bootstrap, redis } => Ok((bootstrap.clone(), redis.clone())),
+            OutboxEnds::Labs { log, projection } => {
+                let k = LabState::load(log).map_err(|e| format!("{}: {e}", log.display()))?;
+                let r = LabState::load(projection)
+                    .map_err(|e| format!("{}: {e}", projection.display()))?;
+                let boot = k
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.name.starts_with('c'))
+                    .map(|n| n.conninfo.clone())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let master = r
+                    .nodes
+                    .iter()
+                    .find(|n| n.initial_role == Role::Primary)
+                    .map(|n| n.conninfo.clone())
+                    .ok_or_else(|| format!("{}: no master", projection.display()))?;
+                Ok((boot, master))
+            }
+        }
+    }
+}
+
 pub struct KafkaRedisOutbox {
-    bootstrap: String,
-    redis: String,
+    ends: OutboxEnds,
+    /// Resolved at start: the brokers and the projection's master.
+    at: Mutex<(String, String)>,
     idempotent: bool,
     topic: String,
     run: Mutex<Option<String>>,
@@ -51,11 +89,10 @@ pub struct KafkaRedisOutbox {
 }
 
 impl KafkaRedisOutbox {
-    /// `redis`: the projection's master, `host:port`.
-    pub fn new(bootstrap: &str, redis: &str, idempotent: bool) -> KafkaRedisOutbox {
+    pub fn new(ends: OutboxEnds, idempotent: bool) -> KafkaRedisOutbox {
         KafkaRedisOutbox {
-            bootstrap: bootstrap.into(),
-            redis: redis.into(),
+            ends,
+            at: Mutex::default(),
             idempotent,
             topic: outbox_topic(AGGREGATE),
             run: Mutex::new(None),
@@ -178,24 +215,27 @@ fn consume(
 impl OutboxPipeline for KafkaRedisOutbox {
     fn describe(&self) -> String {
         format!(
-            "{} on Kafka → {} consumer → Redis projection at {}",
+            "{} on Kafka → {} consumer → Redis projection",
             self.topic,
             if self.idempotent {
                 "idempotent"
             } else {
                 "non-idempotent"
             },
-            self.redis
         )
     }
 
     async fn start(&self, run_id: &str) -> Result<(), TargetError> {
-        let c = assigned(&self.bootstrap, &self.topic, &format!("firedrill-outbox-{run_id}"))
+        let (boot, redis) = self.ends.resolve().map_err(TargetError::Other)?;
+        let c = assigned(&boot, &self.topic, &format!("firedrill-outbox-{run_id}"))
             .map_err(TargetError::Other)?;
-        redis_conn(&self.redis).map_err(TargetError::Other)?;
+        redis_conn(&redis).map_err(TargetError::Other)?;
+        *lock(&self.at) = (boot, redis.clone());
         *lock(&self.run) = Some(run_id.to_string());
+        *lock(&self.progress.deliveries) = BTreeMap::new();
+        self.progress.next.store(0, Ordering::SeqCst);
         self.stop.store(false, Ordering::SeqCst);
-        let (r, run, idem) = (self.redis.clone(), run_id.to_string(), self.idempotent);
+        let (r, run, idem) = (redis, run_id.to_string(), self.idempotent);
         let (stop, p) = (self.stop.clone(), self.progress.clone());
         let h = std::thread::Builder::new()
             .name("outbox-consumer".into())
@@ -209,7 +249,8 @@ impl OutboxPipeline for KafkaRedisOutbox {
         let run = lock(&self.run)
             .clone()
             .ok_or_else(|| TargetError::Other("the outbox consumer was never started".into()))?;
-        let (boot, topic, redis) = (self.bootstrap.clone(), self.topic.clone(), self.redis.clone());
+        let (boot, redis) = lock(&self.at).clone();
+        let topic = self.topic.clone();
         let p = self.progress.clone();
         tokio::task::spawn_blocking(move || read_back(&boot, &topic, &redis, &run, &p, limit))
             .await
@@ -224,7 +265,8 @@ impl OutboxPipeline for KafkaRedisOutbox {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
         let run = lock(&self.run).clone();
-        if let (Some(run), Ok(mut con)) = (run, redis_conn(&self.redis)) {
+        let redis = lock(&self.at).1.clone();
+        if let (Some(run), Ok(mut con)) = (run, redis_conn(&redis)) {
             let pattern = format!("firedrill:outbox:{run}:*");
             let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut con).unwrap_or_default();
             for chunk in keys.chunks(500) {
