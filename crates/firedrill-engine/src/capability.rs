@@ -260,7 +260,13 @@ async fn run_guarded(
         + cap.workload.op_timeout * plans.len() as u32
         + Duration::from_secs(60);
     let written: Vec<bool> = domains.iter().map(|d| d.written).collect();
-    let task = tokio::spawn(run_trial(cap.clone(), plans.clone(), written, shs.clone(), tx));
+    let task = tokio::spawn(run_trial(
+        cap.clone(),
+        plans.clone(),
+        written,
+        shs.clone(),
+        tx,
+    ));
     let result = trial::until_done(task, limit).await;
     for sh in &shs {
         sh.stop.store(true, Ordering::SeqCst);
@@ -340,7 +346,7 @@ async fn run_trial(
             schedule::run_schedule(&p, &s, warmup_end).await
         })));
     }
-    let recoveries = wait_for_end(&cap, &plans, &shs, warmup_end, scheds).await?;
+    let recoveries = wait_for_end(&cap, &plans, &written, &shs, warmup_end, scheds).await?;
     phase("audit");
     let workload_end = shs[0].now();
     for sh in &shs {
@@ -490,6 +496,7 @@ type Schedule = JoinHandle<Result<Option<JoinHandle<()>>, EngineError>>;
 async fn wait_for_end(
     cap: &CapabilityPlan,
     plans: &[(String, Plan, bool)],
+    written: &[bool],
     shs: &[Arc<Shared>],
     warmup_end: Instant,
     mut scheds: Vec<Option<Schedule>>,
@@ -511,18 +518,29 @@ async fn wait_for_end(
         if Instant::now() < min_end || scheds.iter().any(Option::is_some) {
             continue;
         }
-        let done = plans.iter().zip(shs).all(|((_, plan, _), sh)| {
-            let tl = lock(&sh.timeline).clone();
-            let Some(t_fault) = trial::disaster(&tl).map(|r| r.t_start) else {
-                return true; // not hit
-            };
-            let now = sh.now();
-            let hard_end = t_fault
-                + plan.slo.recovery_timeout_us
-                + plan.slo.stable_for_us
-                + cap.workload.op_timeout.as_micros() as Micros * plans.len() as Micros;
-            now >= hard_end || trial::recovered(plan, sh, tl, now)
-        });
+        let done = plans
+            .iter()
+            .zip(shs)
+            .zip(written)
+            .all(|(((_, plan, _), sh), w)| {
+                let tl = lock(&sh.timeline).clone();
+                let Some(t_fault) = trial::disaster(&tl).map(|r| r.t_start) else {
+                    return true; // not hit
+                };
+                // A domain the operation does not write has no buckets of its
+                // own: it is back when its recovery is done.
+                if !*w {
+                    return plan.recovery == crate::plan::RecoveryPlan::None
+                        || tl.recovery_done.is_some()
+                        || sh.now() >= t_fault + plan.slo.recovery_timeout_us;
+                }
+                let now = sh.now();
+                let hard_end = t_fault
+                    + plan.slo.recovery_timeout_us
+                    + plan.slo.stable_for_us
+                    + cap.workload.op_timeout.as_micros() as Micros * plans.len() as Micros;
+                now >= hard_end || trial::recovered(plan, sh, tl, now)
+            });
         if done {
             return Ok(recoveries);
         }

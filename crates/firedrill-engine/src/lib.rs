@@ -20,11 +20,11 @@ mod workload;
 
 pub use audit::TrialFiles;
 pub use capability::{run_capability, CapabilityPlan, Domain};
-pub use outbox::OutboxPlan;
 /// One journaled heal, carried out by its fault's module: the watchdog
 /// (`firedrill __heal`) calls it with the entry it read back.
 pub use firedrill_faults::{heal_entry, HealWith};
 pub use journal::JOURNAL_FILE;
+pub use outbox::OutboxPlan;
 pub use plan::*;
 pub use reaudit::{reaudit, Reaudited};
 

@@ -83,6 +83,8 @@ pub enum RecoveryPlan {
     MostAdvanced,
     Command(String),
     Automatic,
+    /// Start the hit processes again (a supervisor's restart).
+    Restart,
     /// Restore from the lab's backups (a data disaster's recovery).
     Restore(RestorePlan),
 }
@@ -247,6 +249,8 @@ impl Plan {
             RecoveryPlan::Command(c.get_ref().clone())
         } else if r.automatic.as_ref().is_some_and(|a| *a.get_ref()) {
             RecoveryPlan::Automatic
+        } else if r.restart.as_ref().is_some_and(|a| *a.get_ref()) {
+            RecoveryPlan::Restart
         } else if let Some(rs) = &r.restore {
             RecoveryPlan::Restore(RestorePlan {
                 target: firedrill_spec::RestoreTarget::parse(rs.target.get_ref())

@@ -50,6 +50,10 @@ pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &[String]) {
             ("command", None, run_command(sh, cmd, hit, limit).await)
         }
         RecoveryPlan::Automatic => await_automatic(plan, sh, hit).await,
+        RecoveryPlan::Restart => {
+            lock(&sh.timeline).detected = Some(t_start);
+            restart(sh, hit).await
+        }
         RecoveryPlan::Restore(rp) => crate::restore::restore(plan, sh, rp, hit).await,
     };
     let t_done = sh.now();
@@ -87,6 +91,22 @@ pub(crate) async fn recover(plan: &Plan, sh: &Arc<Shared>, hit: &[String]) {
         t_done,
         error: res.err(),
     });
+}
+
+/// Starts every hit process again, in order; the first failure is the
+/// recovery's error. No node is promoted: the store's roles are unchanged.
+async fn restart(sh: &Shared, hit: &[String]) -> Recovered {
+    for n in hit {
+        if let Err(e) = sh.target.restart(n).await {
+            return ("restart", None, Err(format!("{n}: {e}")));
+        }
+    }
+    let what = if hit.is_empty() {
+        "restart (nothing was hit)"
+    } else {
+        "restart"
+    };
+    (what, None, Ok(()))
 }
 
 /// Promotes the standby holding the most of the primary's history.

@@ -78,7 +78,10 @@ impl OutboxFigures {
             ));
         }
         if self.caught_up_s.is_none() {
-            out.push("outbox: the log and the projection did not catch up before the audit's limit".into());
+            out.push(
+                "outbox: the log and the projection did not catch up before the audit's limit"
+                    .into(),
+            );
         }
         out
     }
@@ -127,7 +130,10 @@ mod tests {
     fn read(log: &[(u64, &str)], deliveries: &[(&str, u64)], applied: &[(u64, u64)]) -> OutboxRead {
         OutboxRead {
             log: log.iter().map(|(s, i)| (*s, i.to_string())).collect(),
-            deliveries: deliveries.iter().map(|(i, n)| (i.to_string(), *n)).collect(),
+            deliveries: deliveries
+                .iter()
+                .map(|(i, n)| (i.to_string(), *n))
+                .collect(),
             applied: applied.iter().copied().collect(),
             consumer_caught_up: true,
         }
@@ -142,7 +148,13 @@ mod tests {
             &[("e1", 2), ("e2", 1), ("e3", 1), ("e9", 1)],
             &[(1, 2), (2, 1), (9, 1)],
         );
-        let f = outbox_figures("non_idempotent", &[1, 2, 3, 4], &[1, 2, 3, 5], &r, Some(1.5));
+        let f = outbox_figures(
+            "non_idempotent",
+            &[1, 2, 3, 4],
+            &[1, 2, 3, 5],
+            &r,
+            Some(1.5),
+        );
         assert_eq!(f.orders_acked, 4);
         assert_eq!(f.orders_lost, 1, "4");
         assert_eq!(f.events_lost, 1, "5 has no event");
@@ -157,7 +169,11 @@ mod tests {
 
     #[test]
     fn a_clean_pipeline_passes() {
-        let r = read(&[(1, "e1"), (2, "e2")], &[("e1", 1), ("e2", 1)], &[(1, 1), (2, 1)]);
+        let r = read(
+            &[(1, "e1"), (2, "e2")],
+            &[("e1", 1), ("e2", 1)],
+            &[(1, 1), (2, 1)],
+        );
         let f = outbox_figures("idempotent", &[1, 2], &[1, 2], &r, Some(0.4));
         assert!(f.reasons().is_empty(), "{:?}", f.reasons());
         let late = outbox_figures("idempotent", &[1, 2], &[1, 2], &r, None);

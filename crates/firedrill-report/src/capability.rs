@@ -96,6 +96,19 @@ pub(crate) fn capability_block(out: &mut String, t: &TrialRecord) {
                 r.action.split_once(": ").map_or("", |x| x.1)
             )
         });
+        if !c.order.contains(&d.domain) {
+            // An outbox's log or projection: written by Debezium and the
+            // consumer, so its figures are the outbox's, below.
+            let span = d.recovery.as_ref().map_or(String::new(), |r| {
+                format!(" ({:+.2} s .. {:+.2} s)", r.start_s, r.done_s)
+            });
+            let _ = writeln!(
+                out,
+                "    domain {}: not written by the operation (the outbox's){rec}{span}",
+                d.domain
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "    domain {}{judged}: RPO {:.2} s (lost {} of {} ok, predicted {}), RTO {rto}{rec}",
@@ -137,5 +150,35 @@ pub(crate) fn capability_block(out: &mut String, t: &TrialRecord) {
         "    capability RPO {:.2} s (domains over the same operations: {}){dom}",
         c.rpo_s,
         per.join(", ")
+    );
+    if let Some(o) = &c.outbox {
+        outbox_lines(out, o);
+    }
+}
+
+/// The outbox's three-way audit, in the summary.
+fn outbox_lines(out: &mut String, o: &firedrill_ledger::outbox::OutboxFigures) {
+    let caught = o
+        .caught_up_s
+        .map_or("had not caught up at the audit's limit".into(), |s| {
+            format!("caught up {s:.2} s after the workload")
+        });
+    let _ = writeln!(
+        out,
+        "    outbox ({} consumer): {} orders acknowledged, {} lost; {} events in the log, {caught}",
+        o.consumer.replace('_', "-"),
+        o.orders_acked,
+        o.orders_lost,
+        o.log_records
+    );
+    let _ = writeln!(
+        out,
+        "      orders without their event {}, events without their order {}",
+        o.events_lost, o.events_without_order
+    );
+    let _ = writeln!(
+        out,
+        "      in the log twice {}, delivered twice {}, applied twice {}, never applied {}",
+        o.log_duplicates, o.delivered_twice, o.applied_twice, o.not_applied
     );
 }

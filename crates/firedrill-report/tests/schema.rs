@@ -316,6 +316,15 @@ fn a_record_with_stream_figures_validates() {
         rto_s: Some(1.89),
         domain_rpo_s: vec![("orders".into(), 1.0), ("session".into(), 0.3)],
         dominated_by: Some("orders".into()),
+        outbox: Some(firedrill_ledger::outbox::OutboxFigures {
+            consumer: "idempotent".into(),
+            orders_acked: 32807,
+            log_duplicates: 1658,
+            delivered_twice: 1658,
+            log_records: 34465,
+            caught_up_s: Some(6.84),
+            ..Default::default()
+        }),
     });
     let dom = |name: &str| {
         let mut d: firedrill_report::DomainRecord = serde_json::from_value(serde_json::json!({

@@ -83,11 +83,12 @@ pub(crate) fn check_recovery(
         + r.failover.is_some() as u8
         + r.command.is_some() as u8
         + automatic as u8
-        + r.restore.is_some() as u8;
+        + r.restore.is_some() as u8
+        + r.restart.as_ref().is_some_and(|a| *a.get_ref()) as u8;
     if n > 1 {
         out.push(spec.at(
             spec.key_span("drill.recovery", ""),
-            "[drill.recovery]: give one of promote, failover, command, automatic or restore",
+            "[drill.recovery]: give one of promote, failover, command, automatic, restart or restore",
         ));
     }
     if let (Some(f), Some(u)) = (&r.failover, u) {

@@ -166,7 +166,11 @@ pub(crate) fn check_outbox(
     let Some(o) = d.capability.as_ref().and_then(|c| c.outbox.as_ref()) else {
         return Vec::new();
     };
-    let targets: Vec<&str> = d.targets.iter().map(|t| t.domain.get_ref().as_str()).collect();
+    let targets: Vec<&str> = d
+        .targets
+        .iter()
+        .map(|t| t.domain.get_ref().as_str())
+        .collect();
     let mut extra = Vec::new();
     let roles = [
         (&o.source, "postgres", "an outbox's source is a PostgreSQL domain (its orders and the outbox table commit in one transaction, and Debezium reads PostgreSQL's WAL)"),
@@ -178,7 +182,10 @@ pub(crate) fn check_outbox(
         if !targets.contains(&dom.as_str()) {
             out.push(spec.at(
                 name.span(),
-                format!("no [[drill.targets]] domain {dom:?}; they are {}", targets.join(", ")),
+                format!(
+                    "no [[drill.targets]] domain {dom:?}; they are {}",
+                    targets.join(", ")
+                ),
             ));
             continue;
         }

@@ -463,6 +463,11 @@ pub struct RecoverySpec {
     /// Wait for the store's own failover.
     #[serde(default)]
     pub automatic: Option<Spanned<bool>>,
+    /// Start the killed process again, as its supervisor would (systemd,
+    /// Kubernetes): for auxiliary processes a lab runs, such as a Kafka
+    /// lab's Connect worker (`node = "connect"`).
+    #[serde(default)]
+    pub restart: Option<Spanned<bool>>,
     /// Wait this long after the disaster before acting (a human or a
     /// failure detector is rarely instant).
     #[serde(default)]

@@ -64,6 +64,11 @@ pub trait Store: StoreSpec + LabDriver {
     fn restorer(&self, _state: &LabState) -> Option<Arc<dyn firedrill_targets::Restorer>> {
         None
     }
+    /// The lab's auxiliary processes (`state.sentinels`) a process fault
+    /// may hit by name, such as a Kafka lab's Connect worker.
+    fn fault_aux(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// A lab node's recorded process is a manager that restarts its server
     /// (so a process fault may hit the server alone).
     fn managed_nodes(&self) -> bool {

@@ -156,6 +156,14 @@ pub trait Target: Send + Sync {
     async fn position(&self, _node: &str) -> Option<u64> {
         None
     }
+    /// Starts a killed process of the store again (`recovery.restart`)
+    /// and returns once it serves.
+    async fn restart(&self, _node: &str) -> Result<(), TargetError> {
+        Err(TargetError::Unsupported {
+            kind: self.kind(),
+            what: "restart a process (recovery.restart)",
+        })
+    }
     /// Makes `node` the primary and returns once it accepts writes.
     async fn promote(&self, _node: &str) -> Result<(), TargetError> {
         Err(TargetError::Unsupported {
@@ -299,7 +307,10 @@ pub trait OutboxPipeline: Send + Sync {
     /// carry it), from the start of the log.
     async fn start(&self, run_id: &str) -> Result<(), TargetError>;
     /// What the log and the projection hold now; the consumer runs on.
-    async fn read(&self, limit: Duration) -> Result<firedrill_ledger::outbox::OutboxRead, TargetError>;
+    async fn read(
+        &self,
+        limit: Duration,
+    ) -> Result<firedrill_ledger::outbox::OutboxRead, TargetError>;
     /// Stops the consumer and removes the run's projection.
     async fn stop(&self);
 }

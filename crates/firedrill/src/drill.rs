@@ -33,9 +33,16 @@ const DRILLED_MARK: &str = "drilled";
 
 impl LabEnv {
     fn nodes(&self) -> Vec<NodeSpec> {
+        let aux = self.store.fault_aux();
         self.state
             .nodes
             .iter()
+            .chain(
+                self.state
+                    .sentinels
+                    .iter()
+                    .filter(|s| aux.contains(&s.name.as_str())),
+            )
             .map(|n| NodeSpec {
                 name: n.name.clone(),
                 conninfo: n.conninfo.clone(),

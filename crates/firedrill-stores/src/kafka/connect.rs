@@ -156,6 +156,32 @@ pub fn restart(state: &mut LabState) -> Result<(), LabError> {
     spawn(state, &java, &cp)
 }
 
+/// `recovery.restart` of `node` in the lab at `dir`: only the worker
+/// restarts (a broker's recovery is Kafka's own).
+pub async fn restart_in(
+    dir: Option<PathBuf>,
+    node: &str,
+) -> Result<(), firedrill_targets::TargetError> {
+    use firedrill_targets::TargetError;
+    let Some(dir) = dir else {
+        return Err(TargetError::Other(
+            "a restart needs a lab: firedrill started the process".into(),
+        ));
+    };
+    if node != CONNECT {
+        return Err(TargetError::Other(format!(
+            "restart starts a lab's {CONNECT} worker; {node} is a broker (its recovery is Kafka's own: automatic)"
+        )));
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut st = LabState::load(&dir)?;
+        restart(&mut st)
+    })
+    .await
+    .map_err(|e| TargetError::Other(e.to_string()))?
+    .map_err(|e| TargetError::Other(e.to_string()))
+}
+
 /// The worker's entry, when the lab has one.
 pub fn worker(state: &LabState) -> Option<&NodeState> {
     state.sentinels.iter().find(|s| s.name == CONNECT)
@@ -231,8 +257,8 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), LabError> {
         let to = dst.join(e.file_name());
         if e.path().is_dir() {
             copy_tree(&e.path(), &to)?;
-        } else if std::fs::hard_link(e.path(), &to).is_err() {
-            std::fs::copy(e.path(), &to).map_err(LabError::io(&to))?;
+        } else {
+            klab::link_or_copy(&e.path(), &to)?;
         }
     }
     Ok(())
@@ -367,6 +393,19 @@ mod tests {
         assert!(!is_running(no_task));
         let failed = r#"{"connector":{"state":"RUNNING"},"tasks":[{"id":0,"state":"FAILED","trace":"..."}]}"#;
         assert!(!is_running(failed));
+    }
+
+    #[test]
+    fn linking_twice_keeps_the_source() {
+        let d = std::env::temp_dir().join(format!("firedrill-link-{}", std::process::id()));
+        let (src, dst) = (d.join("src"), d.join("dst"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a.jar"), b"jar bytes").unwrap();
+        copy_tree(&src, &dst).unwrap();
+        copy_tree(&src, &dst).unwrap();
+        assert_eq!(std::fs::read(src.join("a.jar")).unwrap(), b"jar bytes");
+        assert_eq!(std::fs::read(dst.join("a.jar")).unwrap(), b"jar bytes");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -304,12 +304,23 @@ pub(crate) fn lab_classpath(state: &LabState, libs: &Path) -> Result<String, Lab
         if !name.to_string_lossy().ends_with(".jar") {
             continue;
         }
-        let to = dst.join(&name);
-        if std::fs::hard_link(e.path(), &to).is_err() {
-            std::fs::copy(e.path(), &to).map_err(LabError::io(&to))?;
-        }
+        link_or_copy(&e.path(), &dst.join(&name))?;
     }
     Ok(format!("{}/*", dst.display()))
+}
+
+/// Hard links `src` at `to` (a copy across filesystems), unless `to`
+/// exists: then it is this lab's link or copy already. Copying onto an
+/// existing hard link would truncate the shared inode, emptying the cache
+/// it links to (a second classpath call, from a restart, did).
+pub(crate) fn link_or_copy(src: &Path, to: &Path) -> Result<(), LabError> {
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Ok(());
+    }
+    if std::fs::hard_link(src, to).is_err() {
+        std::fs::copy(src, to).map_err(LabError::io(to))?;
+    }
+    Ok(())
 }
 
 /// Clients and peers proxies per broker (the peers one fronts INTERNAL),

@@ -52,12 +52,16 @@ impl StoreSpec for KafkaStore {
     }
     fn lab_universe(&self, lab: &LabSpec) -> NodeUniverse {
         let o = KafkaLab::of(lab);
-        let names = o.node_names();
+        let mut names = o.node_names();
         let mut zones = std::collections::BTreeMap::<String, Vec<String>>::new();
         for (i, n) in names.iter().enumerate() {
             if let Some(z) = o.zone_of(i) {
                 zones.entry(z).or_default().push(n.clone());
             }
+        }
+        if o.cdc.is_some() {
+            // The Connect worker: process faults only (it has no link).
+            names.push(connect::CONNECT.into());
         }
         NodeUniverse {
             with_pid: names.iter().cloned().collect(),
@@ -98,6 +102,15 @@ impl StoreSpec for KafkaStore {
         out: &mut Vec<Diagnostic>,
     ) {
         crate::refuse_kill_process(spec, s, out);
+        let process = [FaultAction::Kill, FaultAction::Stop, FaultAction::Pause];
+        if s.node.as_ref().is_some_and(|n| n.get_ref() == connect::CONNECT)
+            && !process.contains(s.action.get_ref())
+        {
+            out.push(spec.at(
+                s.action.span(),
+                "the Connect worker (node = \"connect\") takes process faults: kill, stop or pause",
+            ));
+        }
         crate::refuse_replication_link(spec, s, "a Kafka lab proxies each broker's peers path (replication and the KRaft quorum), not each replication link: use link = \"peers\"", out);
     }
 }
@@ -176,6 +189,9 @@ impl TargetOpener for KafkaOpener {
 }
 
 impl Store for KafkaStore {
+    fn fault_aux(&self) -> &'static [&'static str] {
+        &[connect::CONNECT]
+    }
     fn assess(&self) -> Option<&'static dyn firedrill_assess::AssessKind> {
         Some(&assess::KafkaAssess)
     }
@@ -216,6 +232,7 @@ impl Store for KafkaStore {
                 classpath: format!("{}/*", libs.display()),
                 run_as: s.run_as.clone(),
                 voters: lab::voter_addrs(s),
+                dir: s.dir.clone(),
             }),
         })
     }

@@ -85,6 +85,8 @@ pub struct LabInfo {
     pub run_as: Option<firedrill_proc::RunAs>,
     /// The KRaft voters' controller listeners (name, host:port).
     pub voters: Vec<(String, String)>,
+    /// The lab's directory: a restart reads its state.
+    pub dir: PathBuf,
 }
 
 /// How many of `voters` accept a connection on their controller listener
@@ -309,6 +311,11 @@ impl Target for KafkaTarget {
     }
     fn node_names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The lab's `cdc` worker (`connect`), started again on its offsets.
+    async fn restart(&self, node: &str) -> Result<(), TargetError> {
+        super::connect::restart_in(self.lab.as_ref().map(|l| l.dir.clone()), node).await
     }
 
     /// The node names a role names: `leader` (of `partition`, default 0)

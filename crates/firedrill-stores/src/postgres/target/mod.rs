@@ -135,7 +135,7 @@ impl PgTarget {
     /// `cdc` lab creates it before Debezium starts).
     pub async fn setup_outbox(&self, primary: &str) -> Result<(), TargetError> {
         let c = self.connect_node(primary, Duration::from_secs(5)).await?;
-        c.batch_execute(&crate::OUTBOX_DDL)
+        c.batch_execute(crate::OUTBOX_DDL)
             .await
             .map_err(|e| node_err(primary, e))
     }

@@ -1,0 +1,164 @@
+//! The outbox capability on real servers: PostgreSQL (sync, logical WAL),
+//! Kafka with Debezium's PostgreSQL connector in a Connect worker (Maven
+//! Central's jars), and a Redis projection fed by firedrill's consumer.
+//! One lab for the file (examples/checkout-outbox.toml); each drill resets
+//! it. Run with --nocapture for the figures.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn example() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/checkout-outbox.toml");
+    let text = std::fs::read_to_string(&path).expect("example");
+    text.replacen("[lab]\n", "[lab]\ndir = \"@DIR@\"\n", 1)
+}
+
+fn outbox(d: &Drill) -> &Value {
+    &d.trial(0)["capability"]["outbox"]
+}
+
+fn n(d: &Drill, key: &str) -> u64 {
+    outbox(d)[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no outbox.{key} in {}", d.trial(0)))
+}
+
+fn figures(what: &str, d: &Drill) {
+    let rec = d.trial(0)["domains"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["domain"] == "events"))
+        .map(|e| e["recovery"].clone())
+        .unwrap_or(Value::Null);
+    eprintln!(
+        "FIGURES {what}: exit {}, outbox {}, events recovery {rec}",
+        d.code,
+        outbox(d)
+    );
+}
+
+/// What every outbox drill on a synchronous PostgreSQL must show: no order
+/// lost, every order's event in the log once the pipeline caught up, no
+/// event without its order, every event applied.
+fn invariants(d: &Drill) {
+    assert!(d.code == 0 || d.code == 1, "exit {}: {}", d.code, d.stderr);
+    assert!(
+        n(d, "orders_acked") > 3_000,
+        "too few orders: {}",
+        outbox(d)
+    );
+    assert_eq!(n(d, "orders_lost"), 0, "sync replication, no node lost");
+    assert_eq!(n(d, "events_lost"), 0, "orders without their event");
+    assert_eq!(n(d, "events_without_order"), 0);
+    assert_eq!(n(d, "not_applied"), 0);
+    assert!(
+        outbox(d)["caught_up_s"].as_f64().is_some(),
+        "the pipeline never caught up: {}",
+        outbox(d)
+    );
+    assert!(n(d, "log_records") >= n(d, "orders_acked"), "{}", outbox(d));
+}
+
+#[test]
+fn connector_killed_and_restarted() {
+    if !(pg_available() && redis_available() && kafka_available()) {
+        return;
+    }
+    let _g = serial();
+    let lab = Lab::up(&example());
+    let text = std::fs::read_to_string(&lab.spec).expect("spec");
+
+    // The negative control first: no fault, so nothing is published or
+    // delivered twice. The duplicates below are the kill's.
+    let kill = "[[drill.faults]]\nat = \"3s\"\naction = \"kill\"\ndomain = \"events\"\nnode = \"connect\"\ndisaster = true\n";
+    assert!(text.contains(kill), "the example's kill step moved");
+    let calm = lab.tmp.path().join("calm.toml");
+    std::fs::write(&calm, text.replace(kill, "")).expect("write");
+    let d0 = lab.drill_file(&calm, "calm");
+    figures("no fault", &d0);
+    invariants(&d0);
+    assert_eq!(d0.code, 0, "{}", d0.stdout);
+    assert_eq!(n(&d0, "log_duplicates"), 0);
+    assert_eq!(n(&d0, "delivered_twice"), 0);
+    assert_eq!(n(&d0, "applied_twice"), 0);
+
+    // The worker killed 3 s in and restarted 2 s later: Debezium
+    // publishes again what it had not flushed, the idempotent consumer
+    // applies each event once.
+    let d = lab.drill("kill-idempotent");
+    figures("connector killed, idempotent consumer", &d);
+    invariants(&d);
+    assert_eq!(d.code, 0, "{}", d.stdout);
+    assert!(n(&d, "log_duplicates") > 0, "{}", outbox(&d));
+    assert!(n(&d, "delivered_twice") > 0, "{}", outbox(&d));
+    assert_eq!(n(&d, "applied_twice"), 0, "{}", outbox(&d));
+    assert!(d.stdout.contains("recovered by restart"), "{}", d.stdout);
+    // The worker that runs now is a new process, recorded in state.json.
+    let st: Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.lab_dir().join("events/state.json")).expect("state"),
+    )
+    .expect("json");
+    let pid = st["sentinels"][0]["proc"]["pid"].as_i64().expect("pid");
+    assert!(
+        proc_state(pid).is_some(),
+        "the restarted worker is not running"
+    );
+
+    // The negative control of the consumer: the same disaster with a
+    // consumer that applies every delivery. The audit catches the orders
+    // applied twice, and the drill fails on them.
+    let careless = lab.tmp.path().join("careless.toml");
+    std::fs::write(
+        &careless,
+        text.replace("consumer = \"idempotent\"", "consumer = \"non_idempotent\""),
+    )
+    .expect("write");
+    let d2 = lab.drill_file(&careless, "kill-non-idempotent");
+    figures("connector killed, non-idempotent consumer", &d2);
+    invariants(&d2);
+    assert!(n(&d2, "delivered_twice") > 0, "{}", outbox(&d2));
+    assert_eq!(
+        n(&d2, "applied_twice"),
+        n(&d2, "delivered_twice"),
+        "every redelivery applied: {}",
+        outbox(&d2)
+    );
+    assert_eq!(d2.code, 1, "{}", d2.stdout);
+    assert!(
+        d2.stdout
+            .contains("applied twice by the non_idempotent consumer"),
+        "{}",
+        d2.stdout
+    );
+}
+
+/// An outbox on a domain that is not PostgreSQL, and a `cdc` source that
+/// is not: exit 2, the place in the file, nothing started.
+#[test]
+fn outbox_bad_input() {
+    let text = example().replace("dir = \"@DIR@\"\n", "");
+    check_bad_drill(
+        &text.replace("source = \"orders\"\nlog", "source = \"projection\"\nlog"),
+        "an outbox's source is a PostgreSQL domain",
+        &[],
+    );
+    check_bad_drill(
+        &text.replace(
+            "[lab.member.cdc]\nsource = \"orders\"",
+            "[lab.member.cdc]\nsource = \"projection\"",
+        ),
+        "an outbox needs a PostgreSQL domain",
+        &[],
+    );
+    check_bad_drill(
+        &text.replace("wal_level = \"logical\"", "wal_level = \"replica\""),
+        "set wal_level = \"logical\"",
+        &[],
+    );
+    check_bad_drill(
+        &text.replace("consumer = \"idempotent\"", "consumer = \"exactly_once\""),
+        "consumer is one of idempotent, non_idempotent",
+        &[],
+    );
+}
