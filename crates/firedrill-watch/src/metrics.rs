@@ -18,6 +18,8 @@ type GaugeF = Gauge<f64, AtomicU64>;
 fn extra_help(name: &str) -> &'static str {
     match name {
         "firedrill_pg_primary" => "1 for the node answering as primary",
+        "firedrill_pg_cdc_lag_bytes" => "WAL bytes the CDC slot has not confirmed (pg_current_wal_lsn - confirmed_flush_lsn)",
+        "firedrill_pg_cdc_slot_active" => "1 while a consumer (Debezium) is attached to the CDC slot",
         "firedrill_pg_replay_timestamp_age_seconds" => {
             "now() - pg_last_xact_replay_timestamp() on a standby: grows on an idle primary; not an exposure"
         }

@@ -114,16 +114,20 @@ pub enum Source {
     /// Kafka: how long a partition's in-sync replicas have been fewer than
     /// its `min.insync.replicas`.
     Isr,
+    /// PostgreSQL: how far a CDC connector's logical slot is behind the
+    /// WAL (an outbox's predicted gap).
+    Cdc,
 }
 
 impl Source {
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 7] = [
         Source::Heartbeat,
         Source::ReplicationLag,
         Source::Archive,
         Source::Backup,
         Source::Raft,
         Source::Isr,
+        Source::Cdc,
     ];
     pub fn parse(s: &str) -> Option<Source> {
         Source::ALL.into_iter().find(|x| x.as_str() == s)
@@ -136,6 +140,7 @@ impl Source {
             Source::Backup => "backup",
             Source::Raft => "raft",
             Source::Isr => "isr",
+            Source::Cdc => "cdc",
         }
     }
 }

@@ -131,6 +131,37 @@ fn figures(h: &mut String, t: &TrialRecord, c: &firedrill_ledger::capability::Ca
             esc(&span)
         );
     }
+    if let Some(o) = &c.outbox {
+        outbox_table(h, o);
+    }
+}
+
+/// The outbox's three-way audit: the source's orders, the log's events,
+/// the projection's applications.
+fn outbox_table(h: &mut String, o: &firedrill_ledger::outbox::OutboxFigures) {
+    let rows: [(&str, String); 10] = [
+        ("consumer", o.consumer.replace('_', "-")),
+        ("orders acknowledged", o.orders_acked.to_string()),
+        ("orders lost", o.orders_lost.to_string()),
+        ("orders without their event", o.events_lost.to_string()),
+        (
+            "events without their order",
+            o.events_without_order.to_string(),
+        ),
+        ("events in the log twice", o.log_duplicates.to_string()),
+        ("events delivered twice", o.delivered_twice.to_string()),
+        ("orders applied twice", o.applied_twice.to_string()),
+        ("events never applied", o.not_applied.to_string()),
+        (
+            "caught up after the workload",
+            o.caught_up_s.map_or("never".into(), secs),
+        ),
+    ];
+    h.push_str("<table class=\"outbox\"><tr><th colspan=\"2\">outbox</th></tr>\n");
+    for (k, v) in rows {
+        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    h.push_str("</table>\n");
 }
 
 fn lane(h: &mut String, r: &Lane, y: f64, x: &Scale) {

@@ -313,13 +313,19 @@ fn connector_config(o: &KafkaLab, pg: &NodeState) -> String {
          database.user=postgres\n\
          database.dbname=postgres\n\
          topic.prefix=firedrill\n\
-         table.include.list=public.{OUTBOX_TABLE}\n\
+         table.include.list=public.{OUTBOX_TABLE},public.firedrill_cdc_heartbeat\n\
          slot.name={SLOT}\n\
          publication.name={SLOT}\n\
          publication.autocreate.mode=filtered\n\
          tombstones.on.delete=false\n\
+         heartbeat.interval.ms=1000\n\
+         heartbeat.action.query=INSERT INTO firedrill_cdc_heartbeat (id, ts) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET ts = EXCLUDED.ts\n\
          transforms=outbox\n\
          transforms.outbox.type=io.debezium.transforms.outbox.EventRouter\n\
+         transforms.outbox.predicate=outboxTable\n\
+         predicates=outboxTable\n\
+         predicates.outboxTable.type=org.apache.kafka.connect.transforms.predicates.TopicNameMatches\n\
+         predicates.outboxTable.pattern=firedrill\\.public\\.{OUTBOX_TABLE}\n\
          transforms.outbox.route.topic.replacement=outbox.${{routedByValue}}\n\
          topic.creation.default.replication.factor={rf}\n\
          topic.creation.default.partitions=1\n",

@@ -11,6 +11,7 @@
 //! primary still gets a fresh row each interval, unlike
 //! `now() - pg_last_xact_replay_timestamp()`.
 
+mod cdc;
 mod node;
 
 use super::pgbackrest;
@@ -45,10 +46,11 @@ impl WatchKind for PgWatch {
             Source::ReplicationLag,
             Source::Archive,
             Source::Backup,
+            Source::Cdc,
         ]
     }
     fn store_keys(&self) -> &'static [&'static str] {
-        &["user", "pgbackrest"]
+        &["user", "pgbackrest", "cdc_slot"]
     }
     fn node_keys(&self) -> &'static [&'static str] {
         &["conninfo", "addr"]
@@ -78,6 +80,9 @@ struct PgStoreView {
     nodes: Vec<PgNodeView>,
     user: Option<String>,
     pgbackrest: Option<PgbackrestView>,
+    /// The logical slot the `cdc` source measures (default
+    /// `firedrill_outbox`, the Kafka lab's Debezium slot).
+    cdc_slot: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -133,11 +138,19 @@ impl PgStoreView {
                 ));
             }
         }
+        if let Some(s) = &self.cdc_slot {
+            if !valid_name(s.get_ref()) {
+                out.push(l.at(s.span(), "cdc_slot must be letters, digits, '-' or '_'"));
+            }
+        }
         if self.user.as_ref().is_some_and(|u| u.is_empty()) {
             out.push(l.at(self.kind.span(), "user must not be empty"));
         }
         PgStore {
             nodes,
+            cdc_slot: self
+                .cdc_slot
+                .map_or_else(|| "firedrill_outbox".into(), Spanned::into_inner),
             user: self.user,
             pgbackrest: self.pgbackrest.map(|p| PgbackrestPlan {
                 stanza: p.stanza.into_inner(),
@@ -152,6 +165,8 @@ impl PgStoreView {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub nodes: Vec<PgNodePlan>,
+    /// The logical slot of the `cdc` source.
+    pub cdc_slot: String,
     pub user: Option<String>,
     pub pgbackrest: Option<PgbackrestPlan>,
 }
@@ -189,6 +204,8 @@ pub struct PgProber {
     timeout: Duration,
     backup: Option<PgbackrestPlan>,
     last_backup: Option<Instant>,
+    cdc_slot: String,
+    wal: cdc::WalClock,
 }
 
 impl PgProber {
@@ -221,6 +238,8 @@ impl PgProber {
             timeout: settings.timeout,
             backup: s.pgbackrest.clone(),
             last_backup: None,
+            cdc_slot: s.cdc_slot.clone(),
+            wal: cdc::WalClock::default(),
         }
     }
 }
@@ -275,7 +294,25 @@ impl Probe for PgProber {
         self.primary_results(dom, primary, &mut results, &mut extras)
             .await;
 
-        // 4. Backups, at their own slower pace.
+        // 4. The CDC slot's lag, on the primary.
+        if dom.wants(Source::Cdc) {
+            results.push(match primary {
+                Some(p) => {
+                    cdc::cdc_result(
+                        &mut self.nodes[p],
+                        &mut self.wal,
+                        &self.cdc_slot,
+                        limit,
+                        dom,
+                        &mut extras,
+                    )
+                    .await
+                }
+                None => SourceResult::failed(Source::Cdc, "no primary answered".into()),
+            });
+        }
+
+        // 5. Backups, at their own slower pace.
         let mut extra_updates = Extras::new();
         if let Some(r) = self.backup_result(dom, &mut extra_updates).await {
             results.push(r);

@@ -36,7 +36,7 @@ const ARCHIVER: &str =
      FROM pg_stat_archiver";
 
 pub(super) struct Conn {
-    client: Client,
+    pub(super) client: Client,
     node: Option<Statement>,
     beat: Option<Statement>,
     repl: Option<Statement>,
@@ -68,6 +68,11 @@ pub(super) fn unix_now() -> f64 {
 
 fn msg(e: &tokio_postgres::Error) -> String {
     e.message()
+}
+
+/// The probe's connection to `n`, for the other probes of this folder.
+pub(super) async fn connect_pub(n: &mut Node, limit: Duration) -> Result<&mut Conn, String> {
+    connect(n, limit).await
 }
 
 async fn connect(n: &mut Node, limit: Duration) -> Result<&mut Conn, String> {
