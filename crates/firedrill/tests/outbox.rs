@@ -231,7 +231,7 @@ sources = ["cdc", "heartbeat"]
     // The slot was confirmed up to one flush before the stop, and is read
     // one interval late at most.
     assert!(
-        crossed >= RPO - FLUSH - INTERVAL && crossed <= RPO + INTERVAL + 2.0,
+        (RPO - FLUSH - INTERVAL..=RPO + INTERVAL + 2.0).contains(&crossed),
         "crossed {RPO} s at {crossed:.2} s after the stop"
     );
     assert!(
