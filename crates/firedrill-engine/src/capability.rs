@@ -414,7 +414,9 @@ fn judge(
         .iter()
         .filter_map(|a| a.predicted_s)
         .reduce(f64::max);
-    if let (Some(c), Some(o)) = (analysis.capability.as_mut(), &outbox) {
+    if let (Some(c), Some(o), Some(p)) = (analysis.capability.as_mut(), &outbox, &cap.outbox) {
+        c.orphans
+            .extend(o.orphans(&plans[p.source].0, &plans[p.log].0, &plans[p.projection].0));
         c.outbox = Some(o.clone());
     }
     let (mut chk, mut verdict) = check(&analysis, &cap.objectives);

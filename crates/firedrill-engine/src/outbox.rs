@@ -16,9 +16,11 @@ use tokio::time::Instant;
 /// What a capability's outbox needs at run time.
 #[derive(Clone)]
 pub struct OutboxPlan {
-    /// The index of the source domain (the PostgreSQL one) in the
-    /// capability's domains.
+    /// The indices in the capability's domains of the source (the
+    /// PostgreSQL one), the log and the projection.
     pub source: usize,
+    pub log: usize,
+    pub projection: usize,
     pub pipeline: Arc<dyn OutboxPipeline>,
     /// `idempotent` or `non_idempotent`.
     pub consumer: String,

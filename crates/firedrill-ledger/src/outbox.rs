@@ -87,6 +87,34 @@ impl OutboxFigures {
     }
 }
 
+impl OutboxFigures {
+    /// The outbox's inconsistencies as the capability's orphans, by kind
+    /// (DESIGN.md: "an order without its event"): orders without their
+    /// event, events without their order, events never applied. Their
+    /// times are not known per event, so they have no span.
+    pub fn orphans(
+        &self,
+        source: &str,
+        log: &str,
+        projection: &str,
+    ) -> Vec<crate::capability::Orphans> {
+        [
+            (source, log, self.events_lost),
+            (log, source, self.events_without_order),
+            (log, projection, self.not_applied),
+        ]
+        .into_iter()
+        .filter(|(_, _, n)| *n > 0)
+        .map(|(p, m, count)| crate::capability::Orphans {
+            present_in: vec![p.to_string()],
+            missing_in: vec![m.to_string()],
+            count,
+            span_s: None,
+        })
+        .collect()
+    }
+}
+
 /// The three-way audit. `acked`: the operations acknowledged on the
 /// source; `present`: the entries the source holds after the trial.
 pub fn outbox_figures(
@@ -165,6 +193,19 @@ mod tests {
         assert_eq!(f.not_applied, 1, "3 never applied");
         assert_eq!(f.log_records, 5);
         assert_eq!(f.reasons().len(), 3);
+        let kinds: Vec<(String, String, u64)> = f
+            .orphans("orders", "events", "session")
+            .into_iter()
+            .map(|o| (o.present_in[0].clone(), o.missing_in[0].clone(), o.count))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("orders".into(), "events".into(), 1),
+                ("events".into(), "orders".into(), 1),
+                ("events".into(), "session".into(), 1)
+            ]
+        );
     }
 
     #[test]

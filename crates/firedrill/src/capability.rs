@@ -205,6 +205,8 @@ fn outbox_plan(
     };
     Ok(Some(firedrill_engine::OutboxPlan {
         source,
+        log,
+        projection: proj,
         pipeline: std::sync::Arc::new(firedrill_stores::kafka::outbox::KafkaRedisOutbox::new(
             ends,
             o.idempotent(),
