@@ -110,7 +110,7 @@ fn failover_without_regions() {
     let text = good + "\n[drill.recovery]\nfailover = \"B\"\npromote = \"n2\"\n";
     check_bad_drill(
         &text,
-        "give one of promote, failover, command, automatic or restore",
+        "give one of promote, failover, command, automatic, restart or restore",
         &[],
     );
     assert!(!tmp.path().join("lab").exists(), "nothing may be started");
