@@ -55,6 +55,8 @@ kafka_pom="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crates/firedrill-sto
 KAFKA_VERSION="${KAFKA_VERSION:-4.3.1}"
 KAFKA_LIBS="${FIREDRILL_KAFKA_LIBS:-$HOME/.cache/firedrill/kafka-$KAFKA_VERSION/libs}"
 kafka_want="$KAFKA_VERSION $(sha256sum "$kafka_pom" | cut -d' ' -f1)"
+# A stamp over an emptied jar (one truncated in place) is no stamp.
+if [ -n "$(find "$KAFKA_LIBS" -name '*.jar' -size 0 2>/dev/null | head -1)" ]; then rm -f "$KAFKA_LIBS/.firedrill-complete"; fi
 if [ ! -f "$KAFKA_LIBS/.firedrill-complete" ] || [ "$(cat "$KAFKA_LIBS/.firedrill-complete")" != "$kafka_want" ]; then
   if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
     echo "install-deps: installing Java 17 and Maven for the Kafka labs" >&2
@@ -86,6 +88,7 @@ DEBEZIUM_VERSION="${DEBEZIUM_VERSION:-3.6.1.Final}"
 DEBEZIUM_DIR="${FIREDRILL_DEBEZIUM_DIR:-$HOME/.cache/firedrill/debezium-$DEBEZIUM_VERSION}"
 dbz_want="$DEBEZIUM_VERSION $(sha256sum "$dbz_pom" | cut -d' ' -f1)"
 dbz_plugin="$DEBEZIUM_DIR/debezium-connector-postgres"
+if [ -n "$(find "$dbz_plugin" -name '*.jar' -size 0 2>/dev/null | head -1)" ]; then rm -f "$dbz_plugin/.firedrill-complete"; fi
 if [ ! -f "$dbz_plugin/.firedrill-complete" ] || [ "$(cat "$dbz_plugin/.firedrill-complete")" != "$dbz_want" ]; then
   mkdir -p "$DEBEZIUM_DIR"
   dtmp="$(mktemp -d "$DEBEZIUM_DIR/.plugin.tmp.XXXXXX")"

@@ -60,6 +60,9 @@ pub fn render_junit(run: &RunRecord) -> Result<String, ReportError> {
         {
             suite.add_test_case(verify_case(run, t.trial, c));
         }
+        if let Some(o) = t.capability.as_ref().and_then(|c| c.outbox.as_ref()) {
+            suite.add_test_case(outbox_case(run, t.trial, o));
+        }
     }
     // A run that ended before any trial finished still has to show up red.
     if run.trials.is_empty() {
@@ -79,6 +82,36 @@ pub fn render_junit(run: &RunRecord) -> Result<String, ReportError> {
     report
         .to_string()
         .map_err(|e| ReportError::Junit(e.to_string()))
+}
+
+/// An outbox capability's three-way audit as its own test: a trial whose
+/// RPO and RTO held fails here on an order without its event or an event
+/// applied twice.
+fn outbox_case(
+    run: &RunRecord,
+    trial: u32,
+    o: &firedrill_ledger::outbox::OutboxFigures,
+) -> TestCase {
+    let reasons = o.reasons();
+    let status = if reasons.is_empty() {
+        TestCaseStatus::success()
+    } else {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_type("outbox inconsistent")
+            .set_message(reasons.join("; "));
+        s
+    };
+    let mut case = TestCase::new(format!("{}/trial-{trial}/outbox", run.drill), status);
+    case.set_classname(run.drill.as_str());
+    for (k, v) in [
+        ("orders_acked", o.orders_acked),
+        ("events_lost", o.events_lost),
+        ("delivered_twice", o.delivered_twice),
+        ("applied_twice", o.applied_twice),
+    ] {
+        case.add_property(Property::new(k, v.to_string()));
+    }
+    case
 }
 
 /// The recovery's verify_command as its own test: CI shows why a trial
