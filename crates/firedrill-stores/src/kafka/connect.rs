@@ -264,11 +264,12 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), LabError> {
     Ok(())
 }
 
-fn bootstrap(state: &LabState) -> String {
+/// The lab's brokers (not its separate controllers), as a bootstrap list.
+pub(crate) fn bootstrap(state: &LabState) -> String {
     state
         .nodes
         .iter()
-        .filter(|n| !n.name.starts_with('c'))
+        .filter(|n| !klab::is_controller_only(&n.name))
         .map(|n| n.conninfo.clone())
         .collect::<Vec<_>>()
         .join(",")

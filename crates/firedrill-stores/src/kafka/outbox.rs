@@ -57,13 +57,7 @@ impl OutboxEnds {
                 let k = LabState::load(log).map_err(|e| format!("{}: {e}", log.display()))?;
                 let r = LabState::load(projection)
                     .map_err(|e| format!("{}: {e}", projection.display()))?;
-                let boot = k
-                    .nodes
-                    .iter()
-                    .filter(|n| !n.name.starts_with('c'))
-                    .map(|n| n.conninfo.clone())
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let boot = super::connect::bootstrap(&k);
                 let master = r
                     .nodes
                     .iter()
