@@ -252,10 +252,10 @@ mod tests {
             .collect();
         // 99 acknowledged, latencies 1..=99 ms.
         let w = crate::WriteLatency::of(&ops, 0, u64::MAX).expect("some");
-        assert_eq!((w.n, w.p50_ms, w.p99_ms), (99, 50.0, 99.0));
+        assert_eq!((w.n, w.min_ms, w.p50_ms, w.p99_ms), (99, 1.0, 50.0, 99.0));
         // The window is by invocation: [from, to).
         let w = crate::WriteLatency::of(&ops, 100_000, 200_000).expect("some");
-        assert_eq!((w.n, w.p50_ms, w.p99_ms), (10, 14.0, 19.0));
+        assert_eq!((w.n, w.min_ms, w.p50_ms, w.p99_ms), (10, 10.0, 14.0, 19.0));
         assert_eq!(crate::WriteLatency::of(&ops, 5_000_000, 6_000_000), None);
     }
 

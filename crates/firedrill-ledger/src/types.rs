@@ -290,6 +290,11 @@ pub struct Analysis {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct WriteLatency {
     pub n: u64,
+    /// The fastest acknowledged write: the floor a topology puts under
+    /// every write (a cross-zone round trip), which queueing on a loaded
+    /// machine can raise but never lower, unlike the median.
+    #[serde(default)]
+    pub min_ms: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
 }
@@ -310,6 +315,7 @@ impl WriteLatency {
         let rank = |q: f64| l[((q * l.len() as f64).ceil() as usize).clamp(1, l.len()) - 1];
         Some(WriteLatency {
             n: l.len() as u64,
+            min_ms: l[0] as f64 / 1e3,
             p50_ms: rank(0.50) as f64 / 1e3,
             p99_ms: rank(0.99) as f64 / 1e3,
         })

@@ -21,8 +21,8 @@ pub(crate) fn latency_line(out: &mut String, t: &TrialRecord, indent: &str) {
     if let Some(w) = &t.latency_before {
         let _ = writeln!(
             out,
-            "{indent}write latency before the disaster: p50 {:.1} ms, p99 {:.1} ms ({} writes)",
-            w.p50_ms, w.p99_ms, w.n
+            "{indent}write latency before the disaster: min {:.1} ms, p50 {:.1} ms, p99 {:.1} ms ({} writes)",
+            w.min_ms, w.p50_ms, w.p99_ms, w.n
         );
     }
 }

@@ -297,6 +297,7 @@ fn a_record_with_stream_figures_validates() {
     }];
     t.latency_before = Some(firedrill_ledger::WriteLatency {
         n: 994,
+        min_ms: 21.4,
         p50_ms: 47.1,
         p99_ms: 75.8,
     });
@@ -343,7 +344,7 @@ fn a_record_with_stream_figures_validates() {
     for want in [
         "consumer RTO 2.13 s; delivered 3000, redelivered 216, skipped 0",
         "home B  its producers: 1805 ok, lost 0, RPO 0.00 s, RTO 0.00 s",
-        "write latency before the disaster: p50 47.1 ms, p99 75.8 ms (994 writes)",
+        "write latency before the disaster: min 21.4 ms, p50 47.1 ms, p99 75.8 ms (994 writes)",
         "4.35 s reported by MM2's heartbeats",
         "capability  write order orders → session: 52473 operations acknowledged end to end, 4524 not whole",
         "orphans in session not in orders: 3099, acknowledged -0.99 s to -0.30 s from the disaster",

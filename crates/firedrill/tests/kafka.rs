@@ -220,8 +220,10 @@ fn zone_loss() {
 /// the inter-broker links delayed 10 ms each way (a 20 ms cross-zone round
 /// trip), zone z2 lost: lost 0. The control is the same cluster with the
 /// latency set to 0 ms: acks=all writes wait for a follower in another
-/// zone, so the p50 write latency before the disaster rises by at least
-/// the round trip.
+/// zone, so no write before the disaster is acknowledged sooner than the
+/// round trip. The floor (the fastest write), not the median: on a loaded
+/// 2-core machine queueing raised the control's median to 75 ms and hid
+/// the round trip in it (CI, stop 25), but queueing never lowers a floor.
 #[test]
 fn stretch_cluster_pays_the_round_trip() {
     if !kafka_available() {
@@ -256,20 +258,27 @@ fn stretch_cluster_pays_the_round_trip() {
             "{what}: the workload wrote too little"
         );
     }
-    let p50 = |d: &Drill| {
-        d.f64(0, "latency_before.p50_ms")
-            .expect("p50 write latency")
+    let ms = |d: &Drill, q: &str| {
+        d.f64(0, &format!("latency_before.{q}_ms"))
+            .expect("write latency")
     };
-    let (b, s) = (p50(&base), p50(&d));
+    let (b, s) = (ms(&base, "min"), ms(&d, "min"));
     eprintln!(
-        "FIGURES {ex}: p50 write latency {b:.1} ms without latency, {s:.1} ms at a 20 ms round trip (p99 {} / {} ms)",
-        base.trial(0)["latency_before"]["p99_ms"],
-        d.trial(0)["latency_before"]["p99_ms"]
+        "FIGURES {ex}: fastest write {b:.1} ms without latency, {s:.1} ms at a 20 ms round trip (p50 {:.1} / {:.1} ms, p99 {:.1} / {:.1} ms)",
+        ms(&base, "p50"),
+        ms(&d, "p50"),
+        ms(&base, "p99"),
+        ms(&d, "p99")
     );
     assert!(
-        s - b >= 20.0,
-        "p50 rose {:.1} ms, less than the 20 ms round trip",
-        s - b
+        s >= 20.0,
+        "a write was acknowledged in {s:.1} ms, sooner than the 20 ms round trip"
+    );
+    // The control: without the latency the floor is well under it, so the
+    // bound above is the round trip's and not the machine's.
+    assert!(
+        b < 20.0,
+        "without latency the fastest write took {b:.1} ms: the bound proves nothing"
     );
 }
 
