@@ -17,12 +17,16 @@ mkdir -p target
 set +e
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2 2>&1 | tee target/test.log
 status=${PIPESTATUS[0]}
+# Five minutes of watch and proxy under traffic and toxics: no leak. It
+# measures growth, not time, so the clients' test runs beside it.
+FD=target/debug/firedrill ./scripts/soak.sh 5 >target/soak.log 2>&1 &
+soak_pid=$!
 # Toxiproxy clients nobody here wrote (PyPI, npm) against `firedrill proxy`.
 FIREDRILL_PROXY_CMD='target/debug/firedrill proxy --api 127.0.0.1:PORT' ./scripts/proxy-clients-test.sh
 clients=$?
-# Five minutes of watch and proxy under traffic and toxics: no leak.
-FD=target/debug/firedrill ./scripts/soak.sh 5
+wait "$soak_pid"
 soak=$?
+cat target/soak.log
 set -e
 extra_p=0 extra_f=0
 for r in "$clients" "$soak"; do

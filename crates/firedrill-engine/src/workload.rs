@@ -273,14 +273,19 @@ pub(crate) fn spawn_failover_watch(
         let sh = task_sh;
         while let Some(sig) = fw.next().await {
             let t = sh.now();
-            let first = {
+            let (first, disaster) = {
                 let mut tl = lock(&sh.timeline);
-                let after = tl.faults.iter().any(|f| f.disaster && f.t_start <= t);
-                let first = after && tl.detected.is_none();
+                let disaster = tl
+                    .faults
+                    .iter()
+                    .filter(|f| f.disaster)
+                    .map(|f| f.t_start)
+                    .min();
+                let first = disaster.is_some_and(|d| d <= t) && tl.detected.is_none();
                 if first {
                     tl.detected = Some(t);
                 }
-                first
+                (first, disaster)
             };
             if first {
                 sh.emit(DrillEvent::Detected {
@@ -289,11 +294,13 @@ pub(crate) fn spawn_failover_watch(
                     how: sig.how,
                 });
             } else {
-                sh.warn(format!(
-                    "failover signal at {:.2} s: {}",
-                    t as f64 / 1e6,
-                    sig.how
-                ));
+                // On the report's axis (from the disaster) when there was
+                // one: the detection it did not set is already on it.
+                let at = match disaster {
+                    Some(d) => format!("{:+.2} s from the disaster", (t as f64 - d as f64) / 1e6),
+                    None => format!("{:.2} s into the trial", t as f64 / 1e6),
+                };
+                sh.warn(format!("failover signal at {at}: {}", sig.how));
             }
         }
     })

@@ -22,7 +22,7 @@ mod util;
 
 pub use error::LabError;
 pub use status::{render_status, NodeStatus};
-pub use util::{log_tail, poll};
+pub use util::{log_tail, poll, wait_started};
 
 use firedrill_proc::{ProcHandle, RunAs};
 use firedrill_spec::LabSpec;

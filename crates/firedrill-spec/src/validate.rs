@@ -125,6 +125,14 @@ pub fn validate_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
         ));
     }
     check_unknown_keys(spec, &["lab"], &lab.options, store, stores, &mut out);
+    if lab.options.contains_key("cdc") {
+        // Debezium reads another lab's PostgreSQL: refused here, before
+        // lab up would start brokers and then fail on the missing source.
+        out.push(spec.at(
+            spec.key_span("lab", "cdc"),
+            "`cdc` reads a PostgreSQL domain of the same lab of labs: give it to a kind = \"kafka\" [[lab.member]], with the source as another member",
+        ));
+    }
     store.check_lab(spec, lab, &mut out);
     out
 }

@@ -267,26 +267,6 @@ sources = ["cdc", "heartbeat"]
     );
 }
 
-/// SIGSTOPs a recorded pid and SIGCONTs it when dropped, whatever happens.
-struct Stopped(i64);
-impl Stopped {
-    fn new(pid: i64) -> Stopped {
-        let ok = std::process::Command::new("kill")
-            .args(["-STOP", &pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -STOP {pid}");
-        Stopped(pid)
-    }
-}
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
-    }
-}
-
 /// An outbox on a domain that is not PostgreSQL, and a `cdc` source that
 /// is not: exit 2, the place in the file, nothing started.
 #[test]
@@ -315,4 +295,27 @@ fn outbox_bad_input() {
         "consumer is one of idempotent, non_idempotent",
         &[],
     );
+    // A `cdc` in a lab of one store has no source to read: refused by
+    // `lab up` itself, before any broker starts.
+    let tmp = tempdir();
+    let dir = tmp.path().join("lab");
+    let spec = tmp.path().join("bad.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[lab]\nname = \"k\"\nkind = \"kafka\"\ndir = \"{}\"\n\n[lab.cdc]\nsource = \"orders\"\n",
+            dir.display()
+        ),
+    )
+    .expect("write");
+    let out = firedrill(&["lab", "up", spec.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "FIGURES bad input cdc in a plain lab: exit {:?}: {err}",
+        out.status.code()
+    );
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:6:1"), "no file:line:col in {err}");
+    assert!(err.contains("`cdc` reads a PostgreSQL domain"), "{err}");
+    assert!(!dir.exists(), "lab up created {}", dir.display());
 }

@@ -42,31 +42,6 @@ fn pid(state: &Value, name: &str) -> i32 {
         .unwrap_or_else(|| panic!("no pid recorded for {name}"))
 }
 
-fn signal(pid: i32, sig: &str) {
-    let st = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success(), "kill -{sig} {pid}");
-}
-
-/// SIGCONTs a stopped node when the test ends, whatever happens, so the
-/// lab can be brought down.
-struct Stopped(i32);
-impl Stopped {
-    fn new(pid: i32) -> Stopped {
-        signal(pid, "STOP");
-        Stopped(pid)
-    }
-}
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
-    }
-}
-
 fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let f = dir.join(name);
     std::fs::write(&f, text).expect("write objectives");

@@ -18,7 +18,7 @@ use super::lab::{self as klab, HOST};
 use firedrill_lab::{pick_ports, LabError, LabState, NodeState, Role};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The worker's name in the lab's state (not a broker).
 pub const CONNECT: &str = "connect";
@@ -363,29 +363,13 @@ pub fn is_running(status: &str) -> bool {
 }
 
 fn wait_running(node: &NodeState) -> Result<(), LabError> {
-    let end = Instant::now() + READY_TIMEOUT;
-    loop {
-        if status_json(node).is_some_and(|s| is_running(&s)) {
-            return Ok(());
-        }
-        if !node.proc.is_some_and(|p| p.is_alive()) {
-            return Err(LabError::Exited {
-                node: CONNECT.into(),
-                log: node.log_file.clone(),
-                log_tail: firedrill_lab::log_tail(&node.log_file, 30),
-            });
-        }
-        if Instant::now() > end {
-            return Err(LabError::Timeout {
-                node: CONNECT.into(),
-                what: format!("connector {CONNECTOR} and its task not RUNNING"),
-                secs: READY_TIMEOUT.as_secs(),
-                log: node.log_file.clone(),
-                log_tail: firedrill_lab::log_tail(&node.log_file, 30),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    firedrill_lab::wait_started(
+        node,
+        &format!("connector {CONNECTOR} and its task not RUNNING"),
+        READY_TIMEOUT,
+        Duration::from_millis(250),
+        || status_json(node).is_some_and(|s| is_running(&s)),
+    )
 }
 
 #[cfg(test)]

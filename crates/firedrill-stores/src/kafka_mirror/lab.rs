@@ -25,7 +25,7 @@ use firedrill_proc::RunAs;
 use firedrill_spec::LabSpec;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// The regions, in order: the source first.
 pub const REGIONS: [&str; 2] = ["A", "B"];
@@ -231,30 +231,17 @@ fn spawn_java(
 /// the target waits for the mirrored heartbeat before a drill).
 fn wait_mm2(state: &LabState) -> Result<(), LabError> {
     let mm = &state.sentinels[0];
-    let end = Instant::now() + MM2_TIMEOUT;
-    loop {
-        let text = std::fs::read_to_string(&mm.log_file).unwrap_or_default();
-        if text.contains(MM2_READY) {
-            return Ok(());
-        }
-        if !mm.proc.is_some_and(|p| p.is_alive()) {
-            return Err(LabError::Exited {
-                node: MM2.into(),
-                log: mm.log_file.clone(),
-                log_tail: firedrill_lab::log_tail(&mm.log_file, 30),
-            });
-        }
-        if Instant::now() > end {
-            return Err(LabError::Timeout {
-                node: MM2.into(),
-                what: format!("no \"{MM2_READY}\" in the log"),
-                secs: MM2_TIMEOUT.as_secs(),
-                log: mm.log_file.clone(),
-                log_tail: firedrill_lab::log_tail(&mm.log_file, 30),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    firedrill_lab::wait_started(
+        mm,
+        &format!("no \"{MM2_READY}\" in the log"),
+        MM2_TIMEOUT,
+        Duration::from_millis(100),
+        || {
+            std::fs::read_to_string(&mm.log_file)
+                .unwrap_or_default()
+                .contains(MM2_READY)
+        },
+    )
 }
 
 fn conf_path(state: &LabState, name: &str) -> String {

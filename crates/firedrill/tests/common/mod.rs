@@ -380,3 +380,27 @@ pub fn psql_as(state: &Value, node: &str, sql: &str, password: Option<&str>) -> 
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
     )
 }
+
+/// SIGSTOPs a pid the lab recorded, and SIGCONTs it when dropped, whatever
+/// the test did meanwhile, so the lab can be brought down.
+pub struct Stopped(i64);
+
+impl Stopped {
+    pub fn new(pid: impl Into<i64>) -> Stopped {
+        let pid = pid.into();
+        let ok = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -STOP {pid}");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
