@@ -12,8 +12,7 @@
 
 use crate::types::{DrillSpec, FaultStep, LabSpec, Links, ObjectivesSpec, RecoverySpec, SpecFile};
 use crate::{
-    valid_name, validate_drill, validate_lab, Diagnostic, LoadedSpec, NodeUniverse, Stores,
-    TargetSpec, ALL_NODES,
+    valid_name, validate_drill, Diagnostic, LoadedSpec, NodeUniverse, Stores, TargetSpec, ALL_NODES,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -249,7 +248,7 @@ fn domain_spec(
         }
     };
     if let Some((m, _)) = member {
-        for e in validate_lab(&sub, stores) {
+        for e in crate::validate::validate_one_lab(&sub, stores) {
             out.push(spec.at(m.domain.span(), format!("member {domain}: {}", e.message)));
         }
     }

@@ -82,6 +82,30 @@ pub fn valid_name(s: &str) -> bool {
 /// Checks a lab: the keys every lab has here, the store's own options in
 /// its config module.
 pub fn validate_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
+    let mut out = validate_one_lab(spec, stores);
+    let Some(lab) = spec.file.lab.as_ref().filter(|l| !l.is_multi()) else {
+        return out;
+    };
+    if lab.options.contains_key("cdc") {
+        // Debezium reads another lab's PostgreSQL: refused here, before
+        // lab up would start brokers and then fail on the missing source.
+        // `cdc = { … }` in [lab], or a [lab.cdc] table of its own.
+        let table = spec.key_span("lab.cdc", "");
+        let span = if table == (0..0) {
+            spec.key_span("lab", "cdc")
+        } else {
+            table
+        };
+        out.push(spec.at(
+            span,
+            "`cdc` reads a PostgreSQL domain of the same lab of labs: give it to a kind = \"kafka\" [[lab.member]], with the source as another member",
+        ));
+    }
+    out
+}
+
+/// One lab, a file's own or a member's (whose `cdc` has a source beside it).
+pub(crate) fn validate_one_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let Some(lab) = &spec.file.lab else {
         out.push(spec.at(0..0, "no [lab] table in this file"));
@@ -125,21 +149,6 @@ pub fn validate_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
         ));
     }
     check_unknown_keys(spec, &["lab"], &lab.options, store, stores, &mut out);
-    if lab.options.contains_key("cdc") {
-        // Debezium reads another lab's PostgreSQL: refused here, before
-        // lab up would start brokers and then fail on the missing source.
-        // `cdc = { … }` in [lab], or a [lab.cdc] table of its own.
-        let table = spec.key_span("lab.cdc", "");
-        let span = if table == (0..0) {
-            spec.key_span("lab", "cdc")
-        } else {
-            table
-        };
-        out.push(spec.at(
-            span,
-            "`cdc` reads a PostgreSQL domain of the same lab of labs: give it to a kind = \"kafka\" [[lab.member]], with the source as another member",
-        ));
-    }
     store.check_lab(spec, lab, &mut out);
     out
 }
