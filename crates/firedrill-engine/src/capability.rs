@@ -295,6 +295,11 @@ async fn run_trial(
 ) -> Result<Verdict, EngineError> {
     let trial_no = shs[0].trial;
     let phase = |p: &str| {
+        // Each domain's journal marks carry the phase: a dead run's
+        // report says how far the capability got.
+        for sh in &shs {
+            *lock(&sh.phase_now) = p.to_string();
+        }
         let _ = tx.send(DrillEvent::Phase {
             trial: trial_no,
             t_us: shs[0].now(),

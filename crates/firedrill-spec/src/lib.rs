@@ -24,8 +24,7 @@ pub use fuzz::{fuzz_check, fuzz_located};
 pub use store::{field_names, lab_view, target_view, StoreSpec, Stores};
 pub use types::*;
 pub use validate::{
-    valid_name, validate_drill, validate_file, validate_lab, NodeRole, NodeUniverse, ALL_NODES,
-    ROLES,
+    validate_drill, validate_file, validate_lab, NodeRole, NodeUniverse, ALL_NODES, ROLES,
 };
 
 use std::fmt;
@@ -220,3 +219,11 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
 }
 
 pub use toml::Spanned;
+
+/// 1-63 letters, digits, '-' or '_': names end up in paths and SQL.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

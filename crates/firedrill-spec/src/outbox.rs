@@ -239,3 +239,24 @@ pub(crate) fn check_outbox(
     }
     extra
 }
+
+/// A `cdc` in a lab of one store: Debezium reads another member's
+/// PostgreSQL, so it is refused before `lab up` would start brokers and
+/// then fail on the missing source.
+pub(crate) fn check_plain_lab_cdc(spec: &LoadedSpec, lab: &LabSpec, out: &mut Vec<Diagnostic>) {
+    if lab.options.contains_key("cdc") {
+        // Debezium reads another lab's PostgreSQL: refused here, before
+        // lab up would start brokers and then fail on the missing source.
+        // `cdc = { … }` in [lab], or a [lab.cdc] table of its own.
+        let table = spec.key_span("lab.cdc", "");
+        let span = if table == (0..0) {
+            spec.key_span("lab", "cdc")
+        } else {
+            table
+        };
+        out.push(spec.at(
+            span,
+            "`cdc` reads a PostgreSQL domain of the same lab of labs: give it to a kind = \"kafka\" [[lab.member]], with the source as another member",
+        ));
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::checks::{check_recovery, check_slo, check_workload, conninfo_has_password};
 use crate::store::{check_unknown_keys, Stores};
-use crate::{Diagnostic, DrillSpec, FaultAction, LabSpec, LoadedSpec};
+use crate::{valid_name, Diagnostic, DrillSpec, FaultAction, LabSpec, LoadedSpec};
 use std::collections::HashSet;
 
 /// Roles a fault step may name instead of a node. They are resolved when the
@@ -71,14 +71,6 @@ impl NodeUniverse {
     }
 }
 
-/// 1-63 letters, digits, '-' or '_': names end up in paths and SQL.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Checks a lab: the keys every lab has here, the store's own options in
 /// its config module.
 pub fn validate_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
@@ -86,21 +78,7 @@ pub fn validate_lab(spec: &LoadedSpec, stores: &Stores) -> Vec<Diagnostic> {
     let Some(lab) = spec.file.lab.as_ref().filter(|l| !l.is_multi()) else {
         return out;
     };
-    if lab.options.contains_key("cdc") {
-        // Debezium reads another lab's PostgreSQL: refused here, before
-        // lab up would start brokers and then fail on the missing source.
-        // `cdc = { … }` in [lab], or a [lab.cdc] table of its own.
-        let table = spec.key_span("lab.cdc", "");
-        let span = if table == (0..0) {
-            spec.key_span("lab", "cdc")
-        } else {
-            table
-        };
-        out.push(spec.at(
-            span,
-            "`cdc` reads a PostgreSQL domain of the same lab of labs: give it to a kind = \"kafka\" [[lab.member]], with the source as another member",
-        ));
-    }
+    crate::outbox::check_plain_lab_cdc(spec, lab, &mut out);
     out
 }
 

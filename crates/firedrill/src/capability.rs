@@ -60,7 +60,7 @@ pub async fn run(spec: &LoadedSpec, out: Option<PathBuf>) -> Result<u8, Failure>
         .unwrap_or_default();
     let parent = spec.file.lab.as_ref().map(crate::lab::lab_dir);
     let run_dir = out.unwrap_or_else(|| default_run_dir(d.name.get_ref()));
-    if run_dir.join("run.json").exists() {
+    if run_dir.join("run.json").exists() || run_dir.join(crate::partial::START_FILE).exists() {
         return Err(Failure::input(format!(
             "{} already holds a run; choose another --out",
             run_dir.display()
@@ -144,6 +144,9 @@ pub async fn run(spec: &LoadedSpec, out: Option<PathBuf>) -> Result<u8, Failure>
         server_version: None,
         spec: serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
     };
+    // What `report` needs if this process dies: the domains' journals.
+    let names: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
+    crate::partial::write_start(&run_dir, spec, d, &cap.target, &names)?;
     let (tx, consumer) = start_reporters(&run_dir, meta, None)?;
     let res = firedrill_engine::run_capability(&cap, &mut domains, tx.clone()).await;
     // Only now may the embedded proxies go: every heal has run.

@@ -308,7 +308,7 @@ pub async fn run(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
     } = prepare(target, d).await?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Failure::aborted(format!("{}: {e}", run_dir.display())))?;
-    crate::partial::write_start(&run_dir, &spec, d, &desc)?;
+    crate::partial::write_start(&run_dir, &spec, d, &desc, &[])?;
     let mut plan = Plan::build(d, desc, pw, run_dir.clone(), cleanup, opener);
     plan.restorer = restorer.map(firedrill_engine::RestorerHandle);
 

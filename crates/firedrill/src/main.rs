@@ -7,6 +7,7 @@ mod embedded;
 mod heal;
 mod lab;
 mod partial;
+mod partial_cap;
 mod runs;
 mod watch;
 

@@ -41,6 +41,9 @@ pub struct RunStart {
     pub cwd: PathBuf,
     pub target: String,
     pub trials: u32,
+    /// A capability run: its domains, each journaled in `<run>/<domain>/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> Failure {
@@ -53,6 +56,7 @@ pub fn write_start(
     spec: &LoadedSpec,
     d: &DrillSpec,
     target: &str,
+    domains: &[String],
 ) -> Result<(), Failure> {
     let cwd = std::env::current_dir().map_err(|e| io(Path::new("."), e))?;
     let me = firedrill_proc::ProcHandle::of_child(std::process::id() as i32, false)
@@ -67,6 +71,7 @@ pub fn write_start(
         cwd,
         target: target.to_string(),
         trials: *d.trials.get_ref(),
+        domains: domains.to_vec(),
     };
     let copy = run_dir.join(SPEC_COPY);
     std::fs::write(&copy, &spec.source).map_err(|e| io(&copy, e))?;
@@ -78,21 +83,30 @@ pub fn write_start(
 }
 
 /// One trial as its journal left it.
-struct TrialState {
-    trial: u32,
-    partial: Partial,
+pub(crate) struct TrialState {
+    pub(crate) trial: u32,
+    pub(crate) partial: Partial,
     /// The trial reached its audit and saved its files.
     finished: bool,
 }
 
-fn load(run_dir: &Path) -> Result<(RunStart, Vec<TrialState>), Failure> {
+pub(crate) fn load_start(run_dir: &Path) -> Result<RunStart, Failure> {
     let path = run_dir.join(START_FILE);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
-    let start: RunStart = serde_json::from_str(&text)
-        .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
+}
+
+fn load(run_dir: &Path) -> Result<(RunStart, Vec<TrialState>), Failure> {
+    let start = load_start(run_dir)?;
+    let trials = load_trials(run_dir, start.trials)?;
+    Ok((start, trials))
+}
+
+/// The trials' journals under `run_dir` (a drill's, or one domain's).
+pub(crate) fn load_trials(run_dir: &Path, n: u32) -> Result<Vec<TrialState>, Failure> {
     let mut trials = Vec::new();
-    for trial in 1..=start.trials.max(1) {
+    for trial in 1..=n.max(1) {
         let dir = TrialFiles::dir(run_dir, trial);
         let Ok(bytes) = std::fs::read(dir.join(JOURNAL_FILE)) else {
             continue;
@@ -105,7 +119,7 @@ fn load(run_dir: &Path) -> Result<(RunStart, Vec<TrialState>), Failure> {
             partial,
         });
     }
-    Ok((start, trials))
+    Ok(trials)
 }
 
 fn rfc3339_ms(unix_ms: u64) -> String {
@@ -125,7 +139,7 @@ fn counts(ops: &[Op]) -> (u64, u64, u64) {
 }
 
 /// The reason a dead run is inconclusive, in words.
-fn death_reason(start: &RunStart, trials: &[TrialState]) -> String {
+pub(crate) fn death_reason(start: &RunStart, trials: &[TrialState]) -> String {
     let alive = firedrill_proc::ProcHandle {
         pid: start.pid,
         start_time: start.pid_start_time,
@@ -167,7 +181,7 @@ fn rel(tl: &Timeline, t: u64) -> f64 {
     (t as f64 - origin as f64) / 1e6
 }
 
-fn trial_json(t: &TrialState) -> serde_json::Value {
+pub(crate) fn trial_json(t: &TrialState) -> serde_json::Value {
     let p = &t.partial;
     let (ok, fail, unknown) = counts(&p.ops);
     let issued = p.last_mark.as_ref().map(|m| m.issued).unwrap_or(0);
@@ -203,7 +217,7 @@ fn trial_json(t: &TrialState) -> serde_json::Value {
 }
 
 /// Heals the drill left to its watchdogs: still pending, and carried out.
-fn heals(run_dir: &Path) -> (usize, usize) {
+pub(crate) fn heals(run_dir: &Path) -> (usize, usize) {
     let pending = std::fs::read_dir(run_dir.join("heal"))
         .map(|d| {
             d.filter_map(Result::ok)
@@ -219,7 +233,11 @@ fn heals(run_dir: &Path) -> (usize, usize) {
 
 /// `firedrill report RUN_DIR` on a run without run.json.
 pub fn report(run_dir: &Path, json: bool) -> Result<u8, Failure> {
-    let (start, trials) = load(run_dir)?;
+    let start = load_start(run_dir)?;
+    if !start.domains.is_empty() {
+        return crate::partial_cap::report(run_dir, &start, json);
+    }
+    let trials = load_trials(run_dir, start.trials)?;
     let reason = death_reason(&start, &trials);
     let (pending, watchdog) = heals(run_dir);
     if json {
@@ -244,45 +262,7 @@ pub fn report(run_dir: &Path, json: bool) -> Result<u8, Failure> {
     println!("  target: {}", start.target);
     println!("  {reason}");
     for t in &trials {
-        let p = &t.partial;
-        let (ok, fail, unknown) = counts(&p.ops);
-        let issued = p.last_mark.as_ref().map(|m| m.issued).unwrap_or(0);
-        println!(
-            "\ntrial {}{}: ops journaled {} (ok {ok}, fail {fail}, unknown {unknown}); {} issued, {} never recorded",
-            t.trial,
-            if t.finished { " (audited before the end)" } else { "" },
-            p.ops.len(),
-            issued,
-            issued.saturating_sub(p.ops.len() as u64)
-        );
-        for f in &p.timeline.faults {
-            let healed = match f.heal_done {
-                Some(h) => format!("healed at {:+.2} s", rel(&p.timeline, h)),
-                None => "not healed by the drill".into(),
-            };
-            println!(
-                "  fault step {} {} {}: injected at {:+.2} s, {}{}",
-                f.step,
-                f.action,
-                f.node,
-                rel(&p.timeline, f.t_start),
-                if f.t_done.is_some() {
-                    "in effect, "
-                } else {
-                    ""
-                },
-                healed
-            );
-        }
-        if let Some(s) = p
-            .stop
-            .filter(|s| *s != firedrill_ledger::journal::Stop::Clean)
-        {
-            println!(
-                "  journal: {} complete frames, then {s:?} (dropped)",
-                p.frames
-            );
-        }
+        print_trial(t, "");
     }
     println!(
         "\nheals left to the watchdogs: {pending} still pending, {watchdog} command heal(s) run by them"
@@ -292,6 +272,48 @@ pub fn report(run_dir: &Path, json: bool) -> Result<u8, Failure> {
         run_dir.display()
     );
     Ok(3)
+}
+
+/// One trial's journaled figures and faults, as text.
+pub(crate) fn print_trial(t: &TrialState, indent: &str) {
+    let p = &t.partial;
+    let (ok, fail, unknown) = counts(&p.ops);
+    let issued = p.last_mark.as_ref().map(|m| m.issued).unwrap_or(0);
+    println!(
+        "\n{indent}trial {}{}: ops journaled {} (ok {ok}, fail {fail}, unknown {unknown}); {} issued, {} never recorded",
+        t.trial,
+        if t.finished { " (audited before the end)" } else { "" },
+        p.ops.len(),
+        issued,
+        issued.saturating_sub(p.ops.len() as u64)
+    );
+    for f in &p.timeline.faults {
+        let healed = match f.heal_done {
+            Some(h) => format!("healed at {:+.2} s", rel(&p.timeline, h)),
+            None => "not healed by the drill".into(),
+        };
+        let effect = if f.t_done.is_some() {
+            "in effect, "
+        } else {
+            ""
+        };
+        println!(
+            "{indent}  fault step {} {} {}: injected at {:+.2} s, {effect}{healed}",
+            f.step,
+            f.action,
+            f.node,
+            rel(&p.timeline, f.t_start),
+        );
+    }
+    if let Some(s) = p
+        .stop
+        .filter(|s| *s != firedrill_ledger::journal::Stop::Clean)
+    {
+        println!(
+            "{indent}  journal: {} complete frames, then {s:?} (dropped)",
+            p.frames
+        );
+    }
 }
 
 /// The died trial's ledger, completed with the store's ids.
@@ -487,6 +509,13 @@ async fn reaudit_trial(
 pub async fn reaudit(run_dir: &Path) -> Result<u8, Failure> {
     let run_dir = std::fs::canonicalize(run_dir).map_err(|e| io(run_dir, e))?;
     let (start, trials) = load(&run_dir)?;
+    if !start.domains.is_empty() {
+        return Err(Failure::aborted(format!(
+            "{}: a capability run (domains {}) cannot be re-audited yet: `firedrill report` gives what each domain journaled; run the drill again for the figures",
+            run_dir.display(),
+            start.domains.join(", ")
+        )));
+    }
     let reason = death_reason(&start, &trials);
     if reason.contains("still running") {
         return Err(Failure::aborted(format!(

@@ -227,6 +227,36 @@ fn dual_write_region_loss_orphans_each_kind() {
     };
     eprintln!("FIGURES ctrl-c mid-trial: exit {code:?}");
     assert_eq!(code, Some(3));
+    assert_healed(&lab);
+    killed_run_is_inconclusive_per_domain(&lab);
+    let member = |d: &str| -> Value {
+        let t = std::fs::read_to_string(lab.lab_dir().join(d).join("state.json")).expect("state");
+        serde_json::from_str(&t).expect("json")
+    };
+
+    // The same stores as explicit endpoints (your own servers: no lab
+    // member, each node with its zone), and no fault: the negative control
+    // of the orphan count. Every checkout survives whole.
+    let d3 = endpoints_baseline(&lab, &member("orders"), &member("session"));
+    figures("endpoints, no fault", &d3);
+    assert_eq!(d3.code, 0, "{}\n{}", d3.stdout, d3.stderr);
+    assert!(
+        d3.run["target"]
+            .as_str()
+            .unwrap_or("")
+            .contains("endpoints"),
+        "{}",
+        d3.run["target"]
+    );
+    assert!(cap(&d3)["ok"].as_u64().unwrap_or(0) > 1000, "{}", cap(&d3));
+    assert_eq!(cap(&d3)["not_whole"], 0);
+    assert_eq!(cap(&d3)["orphans"], serde_json::json!([]));
+}
+
+/// A capability drill of the lab's servers given as endpoints, no fault.
+/// Every domain's faults healed, checked on the servers: orders' standby
+/// streams again, no toxic is left on the session lab's proxies.
+fn assert_healed(lab: &Lab) {
     let member = |d: &str| -> Value {
         let t = std::fs::read_to_string(lab.lab_dir().join(d).join("state.json")).expect("state");
         serde_json::from_str(&t).expect("json")
@@ -270,27 +300,95 @@ fn dual_write_region_loss_orphans_each_kind() {
         toxics, 0,
         "toxics left on the session lab's proxies: {proxies}"
     );
-
-    // The same stores as explicit endpoints (your own servers: no lab
-    // member, each node with its zone), and no fault: the negative control
-    // of the orphan count. Every checkout survives whole.
-    let d3 = endpoints_baseline(&lab, &member("orders"), &member("session"));
-    figures("endpoints, no fault", &d3);
-    assert_eq!(d3.code, 0, "{}\n{}", d3.stdout, d3.stderr);
-    assert!(
-        d3.run["target"]
-            .as_str()
-            .unwrap_or("")
-            .contains("endpoints"),
-        "{}",
-        d3.run["target"]
-    );
-    assert!(cap(&d3)["ok"].as_u64().unwrap_or(0) > 1000, "{}", cap(&d3));
-    assert_eq!(cap(&d3)["not_whole"], 0);
-    assert_eq!(cap(&d3)["orphans"], serde_json::json!([]));
 }
 
-/// A capability drill of the lab's servers given as endpoints, no fault.
+/// kill -9 of a capability drill while PostgreSQL's replication is cut and
+/// Redis's link is slowed: the watchdogs heal both (at their TTL, for +
+/// 5 s), and `report` on the run directory is inconclusive, exit 3, with
+/// what each domain journaled; a re-audit says it is not built.
+fn killed_run_is_inconclusive_per_domain(lab: &Lab) {
+    let text = std::fs::read_to_string(&lab.spec).expect("spec");
+    let spec = lab.tmp.path().join("killed.toml");
+    let held = text
+        .replacen(
+            "latency = \"300ms\"\n",
+            "latency = \"300ms\"\nfor = \"6s\"\n",
+            1,
+        )
+        .replacen(
+            "action = \"cut_replication\"\ndomain = \"orders\"\nnode = \"n2\"\n",
+            "action = \"cut_replication\"\ndomain = \"orders\"\nnode = \"n2\"\nfor = \"2s\"\n",
+            1,
+        );
+    assert_eq!(
+        held.matches("\nfor = ").count(),
+        text.matches("\nfor = ").count() + 2,
+        "the example's steps moved"
+    );
+    std::fs::write(&spec, held).expect("write");
+    let run = lab.run_dir("killed");
+    let mut child = std::process::Command::new(BIN)
+        .args(["drill", spec.to_str().expect("utf-8"), "--out"])
+        .arg(&run)
+        .env("FIREDRILL_STATE_DIR", state_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn drill");
+    wait_injected(&run, 2);
+    child.kill().expect("SIGKILL"); // our own child: its pid is ours to signal
+    child.wait().expect("wait");
+    assert!(
+        !run.join("run.json").exists(),
+        "a killed drill wrote run.json"
+    );
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pending = || {
+        ["orders", "session"].iter().any(|d| {
+            std::fs::read_dir(run.join(d).join("heal")).is_ok_and(|mut e| e.next().is_some())
+        })
+    };
+    while pending() {
+        assert!(
+            std::time::Instant::now() < end,
+            "heals still pending 30 s after the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_healed(lab);
+    let rep = firedrill(&["report", run.to_str().expect("utf-8"), "--json"]);
+    let out = String::from_utf8_lossy(&rep.stdout).into_owned();
+    assert_eq!(rep.status.code(), Some(3), "{out}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["verdict"], "inconclusive");
+    let reason = v["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("the firedrill process died at"), "{reason}");
+    assert!(
+        reason.contains("phase steady") || reason.contains("phase fault"),
+        "killed mid-trial, journaled as {reason}"
+    );
+    let ok = |d: &str| {
+        v["domains"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["domain"] == d))
+            .map(|x| x["trials"][0]["ops"]["ok"].as_u64().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let (o, s) = (ok("orders"), ok("session"));
+    eprintln!("FIGURES capability kill -9: exit 3, journaled ok orders {o}, session {s}; {reason}");
+    assert!(o > 100 && s > 100 && o >= s, "orders {o}, session {s}");
+    let text = firedrill(&["report", run.to_str().expect("utf-8")]);
+    let t = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        t.contains("domain orders:") && t.contains("domain session:") && t.contains("INCONCLUSIVE"),
+        "{t}"
+    );
+    let re = firedrill(&["report", run.to_str().expect("utf-8"), "--reaudit"]);
+    let err = String::from_utf8_lossy(&re.stderr);
+    assert_eq!(re.status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot be re-audited yet"), "{err}");
+}
+
 /// examples/checkout-region-partition.toml on the same lab: region A cut
 /// off from B while PostgreSQL's primary in A crashes and Redis's master
 /// in A goes on as a zombie. Both kinds of orphan in one disaster: before

@@ -372,15 +372,9 @@ fn assert_exact(d: &Drill, what: &str) -> u64 {
 /// control: restored to the end of the archive, the garbled rows are
 /// there (psql counts them) but the audit, which compares payloads, counts
 /// every one as still damaged, and the drill fails.
-#[test]
-fn update_rows_is_restored_and_garbled_rows_count_as_damaged() {
-    if !pitr_available() {
-        return;
-    }
-    let _g = serial();
+fn update_rows_is_restored_and_garbled_rows_count_as_damaged(lab: &Lab) {
     let text = example("pg-pitr-update-rows.toml");
-    let lab = Lab::up(&text);
-    let d = drill_text(&lab, &text, "update");
+    let d = drill_text(lab, &text, "update");
     let damaged = assert_exact(&d, "update_rows");
     let (ops, ids, _) = ledger_and_damage(&d);
     assert!(ids.iter().all(|&s| (1..=300).contains(&s)), "{ids:?}");
@@ -394,7 +388,7 @@ fn update_rows_is_restored_and_garbled_rows_count_as_damaged() {
     );
     assert_eq!(
         psql(
-            &lab,
+            lab,
             0,
             "SELECT count(*) FROM firedrill_ledger WHERE seq <= 300"
         ),
@@ -402,7 +396,7 @@ fn update_rows_is_restored_and_garbled_rows_count_as_damaged() {
     );
 
     let latest = drill_text(
-        &lab,
+        lab,
         &text.replace("target = \"before_fault\"", "target = \"latest\""),
         "update-latest",
     );
@@ -417,7 +411,7 @@ fn update_rows_is_restored_and_garbled_rows_count_as_damaged() {
     // The rows are there: only their bytes are wrong.
     assert_eq!(
         psql(
-            &lab,
+            lab,
             0,
             "SELECT count(*) FROM firedrill_ledger WHERE seq <= 300"
         ),
@@ -433,13 +427,34 @@ fn update_rows_is_restored_and_garbled_rows_count_as_damaged() {
 /// TRUNCATE and DROP TABLE, each restored to just before it: every row
 /// of the run written before the fault is back; after the drop no write
 /// could succeed on the old server, so nothing was rolled back.
+///
+/// Then, on the same lab (the examples' labs are one; each drill resets
+/// it), UPDATE and the user's own SQL file.
 #[test]
-fn truncate_and_drop_table_are_restored() {
+fn truncate_drop_update_and_sql_are_restored() {
     if !pitr_available() {
         return;
     }
     let _g = serial();
     let lab = Lab::up(&example("pg-pitr-truncate.toml"));
+    let lab_of = |t: &str| {
+        let l = &t[t.find("[lab]").expect("[lab]")..t.find("[drill]").expect("[drill]")];
+        l.lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for f in [
+        "pg-pitr-drop-table.toml",
+        "pg-pitr-update-rows.toml",
+        "pg-pitr-sql.toml",
+    ] {
+        assert_eq!(
+            lab_of(&example(f)),
+            lab_of(&example("pg-pitr-truncate.toml")),
+            "{f} no longer shares the truncate example's lab"
+        );
+    }
     for (file, what) in [
         ("pg-pitr-truncate.toml", "truncate"),
         ("pg-pitr-drop-table.toml", "drop_table"),
@@ -465,24 +480,20 @@ fn truncate_and_drop_table_are_restored() {
             assert_eq!(r["rolled_back"], 0, "{r}");
         }
     }
+    update_rows_is_restored_and_garbled_rows_count_as_damaged(&lab);
+    sql_from_a_file_is_restored(&lab);
 }
 
 /// The user's own statement from a file beside the spec: a bad migration
 /// that blanks every fourth row's payload and deletes the next. firedrill
 /// reads the damage inside the transaction (intact before, intact after):
 /// exactly the acknowledged rows with seq % 4 in {0, 1}, nothing else.
-#[test]
-fn sql_from_a_file_is_restored() {
-    if !pitr_available() {
-        return;
-    }
-    let _g = serial();
+fn sql_from_a_file_is_restored(lab: &Lab) {
     let text = example("pg-pitr-sql.toml");
-    let lab = Lab::up(&text);
     let sql = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/pg-pitr-bad-migration.sql");
     std::fs::copy(&sql, lab.tmp.path().join("pg-pitr-bad-migration.sql")).expect("copy sql");
-    let d = drill_text(&lab, &text, "sql");
+    let d = drill_text(lab, &text, "sql");
     assert_exact(&d, "sql");
     let detail = d.trial(0)["faults"][0]["detail"].as_str().unwrap_or("");
     assert!(detail.contains("pg-pitr-bad-migration.sql"), "{detail}");
