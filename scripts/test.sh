@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+# CI builds a clean clone once: incremental state would only be written,
+# never reused.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
